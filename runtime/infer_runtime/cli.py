@@ -1,0 +1,139 @@
+"""The ``infer-runtime`` command line.
+
+Kept import-light: ``validate``, ``schema`` and ``config`` never import numpy, pydantic's
+models, onnxruntime or the native engine, so the pre-commit hook starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infer-runtime", description="Embedded model-serving runtime: validate, inspect and serve spec files.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check spec files (exit 0 valid, 1 invalid, 2 usage)", description="Check spec files against the schema and the semantic rules; every problem is reported as FILE:LINE:COL: error: KEY.PATH: message.")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="spec files (.toml, .yaml, .yml)")
+    validate.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    validate.add_argument("--check-files", action="store_true", help="also check that referenced files (model paths, plugin sources) exist")
+    validate.add_argument("--env", action="store_true", help="apply INFER_RUNTIME_* overrides from the environment (off by default: hooks run on developer machines)")
+    validate.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="override one key (repeatable)")
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the spec language")
+    schema.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+
+    config = sub.add_parser("config", help="print the effective spec after defaults and overrides")
+    config.add_argument("spec", metavar="SPEC")
+    config.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="override one key (repeatable; beats the environment)")
+    config.add_argument("--sources", action="store_true", help="show where every leaf came from: default, FILE:LINE, variable or flag")
+    config.add_argument("--format", choices=("toml", "json"), default="toml", help="output format (default: toml)")
+    config.add_argument("--no-env", action="store_true", help="ignore INFER_RUNTIME_* variables")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``infer-runtime`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from infer_runtime import __version__
+
+        print(f"infer-runtime {__version__}")
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    handler = {"validate": _validate, "schema": _schema, "config": _config}[args.command]
+    try:
+        return handler(args)
+    except BrokenPipeError:  # e.g. piped into head
+        return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from infer_runtime.spec import check_spec
+
+    results = [check_spec(f, use_env=args.env, sets=args.set, check_files=args.check_files) for f in args.files]
+    if args.format == "json":
+        payload = {
+            "valid": all(r.ok for r in results),
+            "files": [{"file": r.file, "valid": r.ok, "issues": [i.as_dict() for i in r.issues]} for r in results],
+        }
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        for result in results:
+            for issue in result.issues:
+                print(issue.format())
+        bad = [r for r in results if not r.ok]
+        if bad:
+            problems = sum(len(r.issues) for r in bad)
+            print(f"{len(bad)} of {len(results)} spec file(s) invalid, {problems} problem(s)", file=sys.stderr)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_INVALID
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from infer_runtime.spec.schema import generate_schema, render_schema
+
+    text = render_schema(generate_schema())
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _config(args: argparse.Namespace) -> int:
+    from infer_runtime.spec import check_spec, format_path
+
+    result = check_spec(args.spec, use_env=not args.no_env, sets=args.set)
+    if not result.ok or result.effective is None:
+        for issue in result.issues:
+            print(issue.format(), file=sys.stderr)
+        return EXIT_INVALID
+    if args.sources:
+        sources = result.sources()
+        leaves = {path: _get(result.effective, path) for path in sources}
+        if args.format == "json":
+            print(json.dumps({format_path(p): {"value": leaves[p], "source": s} for p, s in sources.items()}, indent=2, ensure_ascii=False))
+        else:
+            width = max((len(f"{format_path(p)} = {_toml_value(leaves[p])}") for p in sources), default=0)
+            for path, source in sources.items():
+                line = f"{format_path(path)} = {_toml_value(leaves[path])}"
+                print(f"{line.ljust(width)}  # {source}")
+        return EXIT_OK
+    if args.format == "json":
+        print(json.dumps(result.effective, indent=2, ensure_ascii=False))
+    else:
+        import tomli_w
+
+        sys.stdout.write(tomli_w.dumps(result.effective))
+    return EXIT_OK
+
+
+def _get(data: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        data = data[key]
+    return data
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict) and not value:
+        return "{}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

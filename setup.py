@@ -1,0 +1,4 @@
+# Only job: hand the cffi builder to setuptools (pyproject has no key for cffi_modules).
+from setuptools import setup
+
+setup(cffi_modules=["build.py:ffibuilder"])
