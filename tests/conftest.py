@@ -12,6 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 CORPUS = Path(__file__).resolve().parent / "specs"
+sys.path.insert(0, str(ROOT / "examples"))  # build_models, the FastAPI app
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo and benchmark models built once per session (no downloads)."""
+    from build_models import ensure_demo_models
+
+    out = tmp_path_factory.mktemp("models")
+    ensure_demo_models(out)
+    return out
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

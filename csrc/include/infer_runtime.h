@@ -38,7 +38,7 @@ extern "C" {
 /* IR_CDEF_BEGIN */
 
 #define IR_ABI_VERSION_MAJOR 0
-#define IR_ABI_VERSION_MINOR 1
+#define IR_ABI_VERSION_MINOR 2
 
 /* ---- Versions --------------------------------------------------------------------
  * Threading: safe from any thread.
@@ -104,6 +104,225 @@ typedef enum ir_selftest_mode {
  * proving exceptions stay inside the engine. An unknown mode is INVALID_ARGUMENT.
  * Threading: safe from any thread. */
 ir_error* ir_selftest_fail(int mode, int code, const char* message);
+
+/* ---- Tensors ---------------------------------------------------------------------- */
+
+typedef enum ir_dtype {
+    IR_DTYPE_BOOL = 1,
+    IR_DTYPE_UINT8 = 2,
+    IR_DTYPE_UINT16 = 3,
+    IR_DTYPE_UINT32 = 4,
+    IR_DTYPE_UINT64 = 5,
+    IR_DTYPE_INT8 = 6,
+    IR_DTYPE_INT16 = 7,
+    IR_DTYPE_INT32 = 8,
+    IR_DTYPE_INT64 = 9,
+    IR_DTYPE_FLOAT16 = 10,
+    IR_DTYPE_FLOAT32 = 11,
+    IR_DTYPE_FLOAT64 = 12
+} ir_dtype;
+
+/* A tensor descriptor: a small plain struct, never owned by itself. Who owns `name`,
+ * `shape` and `data` is stated by each function that takes or fills one. In a model's
+ * signature, -1 in `shape` means "any size". */
+typedef struct ir_tensor {
+    const char* name;
+    int32_t dtype;          /* one of ir_dtype */
+    int32_t ndim;
+    const int64_t* shape;
+    const void* data;
+    uint64_t byte_size;
+} ir_tensor;
+
+/* ---- Engine ------------------------------------------------------------------------
+ * An engine owns models, their worker threads and one completion queue.
+ * Ownership: caller owns the engine; free with ir_engine_destroy.
+ * Threading: ir_submit, ir_engine_drain, ir_engine_wait, stats and ir_engine_stop are safe
+ * from any thread. Completions are delivered to one consumer: either the eventfd +
+ * ir_engine_drain pair (asyncio) or ir_engine_wait (a blocking thread), not both.
+ */
+
+typedef struct ir_engine ir_engine;
+typedef struct ir_model ir_model;
+typedef struct ir_response ir_response;
+typedef struct ir_batch ir_batch;
+
+ir_error* ir_engine_create(ir_engine** out);
+
+/* Stops the engine if still running (ir_engine_stop with timeout 0), joins its native
+ * threads and frees every model, queued request and undrained completion. Call it only
+ * after the threads serving external backends (ir_model_next_batch) have returned.
+ * NULL is a harmless no-op. */
+void ir_engine_destroy(ir_engine* engine);
+
+/* A non-blocking eventfd that becomes readable when completions are waiting; read it
+ * (8 bytes) to re-arm, then call ir_engine_drain until it returns fewer than `capacity`.
+ * Ownership: borrowed; valid until the engine is destroyed. */
+int ir_engine_event_fd(const ir_engine* engine);
+
+typedef enum ir_backend_kind {
+    IR_BACKEND_IDENTITY = 1,   /* native: outputs are the inputs, run by engine threads */
+    IR_BACKEND_EXTERNAL = 2    /* batches are pulled by the host with ir_model_next_batch */
+} ir_backend_kind;
+
+typedef struct ir_model_config {
+    uint32_t struct_size;              /* sizeof(ir_model_config) */
+    const char* name;
+    int32_t backend;                   /* one of ir_backend_kind */
+    int32_t instances;                 /* >= 1 */
+    int32_t batching;                  /* 0: one request at a time per instance */
+    int64_t max_batch_size;            /* rows, when batching */
+    int64_t max_queue_delay_us;
+    const int64_t* preferred_batch_sizes;
+    int32_t n_preferred;
+    int64_t max_queue_size;            /* >= 1 */
+    int64_t default_timeout_us;        /* 0: none */
+    int32_t priority_levels;           /* >= 1 */
+    const ir_tensor* inputs;           /* the signature (data unused); NULL with n_inputs -1: any */
+    int32_t n_inputs;
+    int64_t idle_spin_us;              /* an idle worker polls for new work this long before
+                                          sleeping: lower latency, some CPU; 0 = never */
+} ir_model_config;
+
+/* Adds a model and starts its native workers. `config` and everything it points to are
+ * borrowed for the duration of the call (copied).
+ * Ownership: the model belongs to the engine; `*out` is borrowed until the engine is
+ * destroyed. Errors: INVALID_ARGUMENT for a bad config or a duplicate name. */
+ir_error* ir_engine_add_model(ir_engine* engine, const ir_model_config* config, ir_model** out);
+
+/* Stops admission (new submissions fail with UNAVAILABLE), waits up to `timeout_us` for
+ * queued and running work to finish, then fails what is still queued with CANCELLED and
+ * wakes every ir_model_next_batch caller with UNAVAILABLE. Idempotent. */
+void ir_engine_stop(ir_engine* engine, int64_t timeout_us);
+
+/* ---- Submission --------------------------------------------------------------------
+ * Submits one request. `inputs` follow the model's signature order (`name` is read only
+ * for models without a fixed signature); the descriptors are borrowed for the call, and
+ * the `data` they point to is borrowed until this request's completion is delivered.
+ * `priority` is in [0, priority_levels), larger is more urgent. `timeout_us` > 0 may only
+ * shorten the model's default timeout; 0 keeps it.
+ * Errors, at once and without enqueuing: INVALID_ARGUMENT (shape/dtype/rows), UNAVAILABLE
+ * (stopping), RESOURCE_EXHAUSTED (queue full).
+ * Threading: safe from any thread; never blocks on the model's work. */
+ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us);
+
+/* ---- Completions ------------------------------------------------------------------- */
+
+typedef struct ir_completion {
+    uint64_t cookie;
+    ir_response* response;  /* on success: caller owns; release with ir_response_release */
+    ir_error* error;        /* on failure: caller owns; free with ir_error_free */
+} ir_completion;
+
+/* Moves up to `capacity` completions into `out`; returns how many. Never blocks. */
+size_t ir_engine_drain(ir_engine* engine, ir_completion* out, size_t capacity);
+
+/* Like ir_engine_drain, but blocks up to `timeout_us` (-1: forever) until at least one
+ * completion is available or the engine stops. Returns how many were written. */
+size_t ir_engine_wait(ir_engine* engine, int64_t timeout_us, ir_completion* out, size_t capacity);
+
+/* Outputs of a successful request. Each output's rows belong to this request only. */
+int32_t ir_response_output_count(const ir_response* response);
+
+/* Fills `out` for output `index`; every pointer in it is borrowed until the response is
+ * released. */
+void ir_response_output(const ir_response* response, int32_t index, ir_tensor* out);
+
+/* Fills `out[0 .. min(count, capacity))` like ir_response_output, in one call; returns
+ * the number of outputs (which may exceed `capacity`). */
+int32_t ir_response_describe(const ir_response* response, ir_tensor* out, int32_t capacity);
+
+/* Releases the response and its hold on the output memory. NULL is a no-op. */
+void ir_response_release(ir_response* response);
+
+/* ---- External backends (the pull side) ----------------------------------------------
+ * A host thread per instance calls ir_model_next_batch in a loop, runs the batch and calls
+ * ir_batch_finish. Batching decisions, timeouts, gather and scatter stay in the engine.
+ */
+
+/* Blocks until a batch is formed for `instance` (or `timeout_us` passes; -1: forever).
+ * On success `*out` is a batch owned by the caller until ir_batch_finish, or NULL on
+ * timeout. Errors: UNAVAILABLE once the engine stops; INVALID_ARGUMENT for a native model
+ * or an instance out of range.
+ * Threading: one caller per instance. Blocks without needing the caller's locks. */
+ir_error* ir_model_next_batch(ir_model* model, int32_t instance, int64_t timeout_us, ir_batch** out);
+
+/* The gathered inputs of the batch (leading dimension = the batch's rows when batching).
+ * Pointers are borrowed until ir_batch_finish. */
+int32_t ir_batch_input_count(const ir_batch* batch);
+void ir_batch_input(const ir_batch* batch, int32_t index, ir_tensor* out);
+
+/* Copies one output of the whole batch into engine memory. `output` is borrowed for the
+ * call. When batching, its leading dimension must equal the batch's rows.
+ * Errors: INVALID_ARGUMENT (dtype, shape, size). */
+ir_error* ir_batch_set_output(ir_batch* batch, const ir_tensor* output);
+
+/* Completes every request of the batch: with the outputs set so far when `error` is NULL,
+ * else with `error` (ownership moves to the engine). The batch is freed. */
+void ir_batch_finish(ir_batch* batch, ir_error* error);
+
+/* ---- Statistics -------------------------------------------------------------------- */
+
+#define IR_DURATION_BUCKETS 25   /* upper bounds 1us * 2^i, i = 0..23, then +Inf */
+#define IR_BATCH_BUCKETS 18      /* upper bounds 2^i rows, i = 0..16, then +Inf */
+
+typedef struct ir_model_stats {
+    uint32_t struct_size;
+    uint64_t submitted;
+    uint64_t succeeded;
+    uint64_t failed_invalid;
+    uint64_t rejected_queue_full;
+    uint64_t timed_out;
+    uint64_t failed_backend;
+    uint64_t cancelled;
+    uint64_t batches;
+    uint64_t batches_full;
+    uint64_t batches_preferred;
+    uint64_t batches_delay;
+    uint64_t batched_rows;
+    int64_t queue_depth;
+    int64_t in_flight;                  /* admitted and not yet completed */
+    uint64_t queue_ns_sum;              /* over requests that ran */
+    uint64_t compute_ns_sum;            /* over batches */
+    uint64_t queue_ns_buckets[25];      /* IR_DURATION_BUCKETS */
+    uint64_t compute_ns_buckets[25];
+    uint64_t request_ns_buckets[25];  /* submit to completion, successes */
+    uint64_t request_ns_sum;
+    uint64_t batch_rows_buckets[18];    /* IR_BATCH_BUCKETS */
+} ir_model_stats;
+
+/* A consistent-enough snapshot (each counter is atomic). `out->struct_size` must be set. */
+ir_error* ir_model_stats_get(const ir_model* model, ir_model_stats* out);
+
+/* ---- Test hooks: the batcher on a virtual clock ------------------------------------ */
+
+typedef struct ir_sim_request {
+    uint64_t id;
+    int64_t arrival_ns;
+    int64_t rows;
+    int32_t priority;
+    int64_t deadline_ns;     /* absolute; -1: none */
+    int32_t shape_class;     /* requests batch together only within one class */
+} ir_sim_request;
+
+typedef enum ir_sim_kind { IR_SIM_BATCH = 1, IR_SIM_EXPIRED = 2, IR_SIM_REJECTED = 3 } ir_sim_kind;
+
+typedef struct ir_sim_event {
+    int64_t time_ns;
+    int32_t kind;            /* one of ir_sim_kind */
+    uint64_t request_id;
+    int64_t batch;           /* index of the batch (IR_SIM_BATCH), else -1 */
+    int32_t reason;          /* 1 full, 2 preferred, 3 delay (IR_SIM_BATCH), else 0 */
+    int32_t instance;        /* which instance ran it (IR_SIM_BATCH), else -1 */
+} ir_sim_event;
+
+/* Runs the model's batching policy (from `config`; inputs unused) over `requests` on a
+ * virtual clock with `instances` workers, each batch taking exec_base_ns +
+ * exec_per_row_ns * rows. Writes events in time order; `*n_out` gets the number needed
+ * even when larger than `capacity` (then nothing beyond capacity is written). */
+ir_error* ir_batcher_simulate(const ir_model_config* config, const ir_sim_request* requests, size_t n_requests,
+                              int32_t instances, int64_t exec_base_ns, int64_t exec_per_row_ns,
+                              ir_sim_event* out, size_t capacity, size_t* n_out);
 
 /* IR_CDEF_END */
 

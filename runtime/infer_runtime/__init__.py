@@ -1,13 +1,27 @@
 """infer-runtime: an embedded model-serving runtime with a C++ core.
 
-The spec layer (:mod:`infer_runtime.spec`) is pure Python; the engine is imported lazily
-so that ``infer-runtime validate`` stays fast.
+The spec layer (:mod:`infer_runtime.spec`) is pure Python; ``Runtime`` and
+``SyncRuntime`` (which load the engine and numpy) are imported on first use, so that
+``infer-runtime validate`` stays fast.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 from infer_runtime import errors as errors
 
-__all__ = ["__version__", "errors"]
+if TYPE_CHECKING:
+    from infer_runtime.runtime import Runtime, SyncRuntime
+
+__all__ = ["Runtime", "SyncRuntime", "__version__", "errors"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Runtime", "SyncRuntime"):
+        from infer_runtime import runtime
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module 'infer_runtime' has no attribute {name!r}")

@@ -75,6 +75,12 @@ class BackendError(InferRuntimeError):
     code = "BACKEND"
 
 
+class ModelLoadError(InferRuntimeError):
+    """A model could not be loaded or assembled (missing file, signature mismatch, ...)."""
+
+    code = "UNAVAILABLE"
+
+
 class InternalError(InferRuntimeError):
     """An engine invariant broke; this is a bug worth reporting."""
 
@@ -101,6 +107,7 @@ __all__ = [
     "InferRuntimeError",
     "InternalError",
     "InvalidInputError",
+    "ModelLoadError",
     "ModelNotFoundError",
     "QueueFullError",
     "RequestCancelledError",

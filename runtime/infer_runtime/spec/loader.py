@@ -202,7 +202,7 @@ class LoadedSpec:
     def resolve_path(self, relative: str) -> Path:
         """An artifact path from the spec, made absolute against the spec's directory."""
         candidate = Path(relative)
-        return candidate if candidate.is_absolute() else self.base_dir / candidate
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
 
 
 def load_spec(
@@ -212,9 +212,13 @@ def load_spec(
     sets: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     use_env: bool = True,
-    check_files: bool = True,
+    check_files: bool = False,
 ) -> LoadedSpec:
     """Loads, overrides and validates a spec into a typed :class:`Spec`.
+
+    Missing artifact files are not spec errors here (``check_files=False``): the runtime
+    reports them per model when it loads, so ``exit_on_error = false`` can keep the other
+    models serving. ``infer-runtime validate --check-files`` checks them up front.
 
     Raises:
         SpecError: with every problem found (``.issues``).

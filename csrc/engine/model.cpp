@@ -1,0 +1,440 @@
+#include "model.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "clock.hpp"
+#include "dtype.hpp"
+
+namespace ir {
+
+namespace {
+
+std::chrono::steady_clock::time_point to_time_point(int64_t ns) {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+}
+
+std::string shape_text(const int64_t* shape, int32_t ndim) {
+  std::string out = "[";
+  for (int32_t i = 0; i < ndim; ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  return shape_text(shape.data(), static_cast<int32_t>(shape.size()));
+}
+
+}  // namespace
+
+void ModelStats::snapshot(ir_model_stats* out) const {
+  auto get = [](const Counter& c) { return c.load(std::memory_order_relaxed); };
+  out->submitted = get(submitted);
+  out->succeeded = get(succeeded);
+  out->failed_invalid = get(failed_invalid);
+  out->rejected_queue_full = get(rejected_queue_full);
+  out->timed_out = get(timed_out);
+  out->failed_backend = get(failed_backend);
+  out->cancelled = get(cancelled);
+  out->batches = get(batches);
+  out->batches_full = get(batches_full);
+  out->batches_preferred = get(batches_preferred);
+  out->batches_delay = get(batches_delay);
+  out->batched_rows = get(batched_rows);
+  out->queue_depth = queue_depth.load(std::memory_order_relaxed);
+  out->in_flight = in_flight.load(std::memory_order_relaxed);
+  out->queue_ns_sum = get(queue_ns_sum);
+  out->compute_ns_sum = get(compute_ns_sum);
+  out->request_ns_sum = get(request_ns_sum);
+  for (int i = 0; i < kDurationBuckets; ++i) {
+    out->queue_ns_buckets[i] = get(queue_ns_buckets[i]);
+    out->compute_ns_buckets[i] = get(compute_ns_buckets[i]);
+    out->request_ns_buckets[i] = get(request_ns_buckets[i]);
+  }
+  for (int i = 0; i < kBatchBuckets; ++i) out->batch_rows_buckets[i] = get(batch_rows_buckets[i]);
+}
+
+Status Model::Create(ModelConfig config, CompletionQueue* completions, std::unique_ptr<Model>* out) {
+  if (config.name.empty()) return Status(IR_ERROR_INVALID_ARGUMENT, "model name is empty");
+  if (config.backend != IR_BACKEND_IDENTITY && config.backend != IR_BACKEND_EXTERNAL)
+    return Status(IR_ERROR_INVALID_ARGUMENT, "unknown backend kind " + std::to_string(config.backend));
+  if (config.instances < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "instances must be >= 1");
+  const BatchPolicy& p = config.policy;
+  if (p.max_queue_size < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "max_queue_size must be >= 1");
+  if (p.priority_levels < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "priority_levels must be >= 1");
+  if (p.batching) {
+    if (p.max_batch_size < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "max_batch_size must be >= 1");
+    if (p.max_queue_delay_ns < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "max_queue_delay_us must be >= 0");
+    for (size_t i = 0; i < p.preferred.size(); ++i) {
+      if (p.preferred[i] < 1 || p.preferred[i] > p.max_batch_size || (i > 0 && p.preferred[i] <= p.preferred[i - 1]))
+        return Status(IR_ERROR_INVALID_ARGUMENT, "preferred batch sizes must be ascending, unique and <= max_batch_size");
+    }
+  }
+  for (const TensorSig& sig : config.inputs) {
+    if (!dtype_valid(sig.dtype)) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + sig.name + "': unsupported dtype");
+    if (p.batching && (sig.shape.empty() || sig.shape[0] != -1))
+      return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + sig.name + "': with batching the leading dimension must be -1");
+  }
+  std::unique_ptr<Model> model(new Model(std::move(config), completions));
+  if (model->config_.backend == IR_BACKEND_IDENTITY) {
+    for (int32_t i = 0; i < model->config_.instances; ++i) {
+      model->threads_.emplace_back([m = model.get(), i] { m->run_identity(i); });
+    }
+  }
+  *out = std::move(model);
+  return Status::Ok();
+}
+
+Model::Model(ModelConfig config, CompletionQueue* completions)
+    : config_(std::move(config)), completions_(completions), batcher_(config_.policy) {
+  gather_.resize(static_cast<size_t>(config_.instances));
+  for (auto& per_instance : gather_) per_instance.resize(config_.inputs.size());
+  scratch_.reserve(static_cast<size_t>(std::max<int64_t>(config_.policy.max_batch_size, 16)));
+}
+
+Model::~Model() { shut_down(); }
+
+Status Model::check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* rows) const {
+  const bool batching = config_.policy.batching;
+  if (config_.fixed_signature && n_inputs != static_cast<int32_t>(config_.inputs.size()))
+    return Status(IR_ERROR_INVALID_ARGUMENT, "model '" + config_.name + "' takes " + std::to_string(config_.inputs.size()) + " input(s), got " + std::to_string(n_inputs));
+  if (n_inputs < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "a request needs at least one input");
+  *rows = 1;
+  for (int32_t i = 0; i < n_inputs; ++i) {
+    const ir_tensor& t = inputs[i];
+    std::string label = config_.fixed_signature ? config_.inputs[i].name : (t.name ? t.name : "?");
+    size_t item = dtype_size(t.dtype);
+    if (item == 0) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': unsupported dtype " + std::to_string(t.dtype));
+    if (t.ndim < 0 || t.ndim > 32 || (t.ndim > 0 && t.shape == nullptr)) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': bad shape");
+    uint64_t elements = 1;
+    for (int32_t d = 0; d < t.ndim; ++d) {
+      if (t.shape[d] < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': negative dimension");
+      elements *= static_cast<uint64_t>(t.shape[d]);
+    }
+    if (elements * item != t.byte_size) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': byte_size does not match shape and dtype");
+    if (t.byte_size > 0 && t.data == nullptr) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': no data");
+    if (config_.fixed_signature) {
+      const TensorSig& sig = config_.inputs[i];
+      if (t.dtype != sig.dtype) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': dtype does not match the model");
+      bool ok = t.ndim == static_cast<int32_t>(sig.shape.size());
+      for (int32_t d = 0; ok && d < t.ndim; ++d) ok = sig.shape[d] == -1 || sig.shape[d] == t.shape[d];
+      if (!ok) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': shape " + shape_text(t.shape, t.ndim) + " does not match " + shape_text(sig.shape));
+    }
+    if (batching) {
+      if (t.ndim < 1 || t.shape[0] < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': needs a leading batch dimension >= 1");
+      if (i == 0) *rows = t.shape[0];
+      else if (t.shape[0] != *rows) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': batch dimension differs from the other inputs");
+    }
+  }
+  if (batching && *rows > config_.policy.max_batch_size)
+    return Status(IR_ERROR_INVALID_ARGUMENT, "request has " + std::to_string(*rows) + " rows; max_batch_size is " + std::to_string(config_.policy.max_batch_size));
+  return Status::Ok();
+}
+
+Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us) {
+  ModelStats::add(stats_.submitted);
+  int64_t rows = 1;
+  Status status = check_inputs(inputs, n_inputs, &rows);
+  if (status.ok() && (priority < 0 || priority >= config_.policy.priority_levels))
+    status = Status(IR_ERROR_INVALID_ARGUMENT, "priority " + std::to_string(priority) + " is outside [0, " + std::to_string(config_.policy.priority_levels) + ")");
+  if (status.ok() && timeout_us < 0) status = Status(IR_ERROR_INVALID_ARGUMENT, "timeout must be >= 0");
+  if (!status.ok()) {
+    ModelStats::add(stats_.failed_invalid);
+    return status;
+  }
+  auto request = std::make_unique<Request>();
+  request->cookie = cookie;
+  request->priority = priority;
+  request->rows = rows;
+  request->inputs.resize(static_cast<size_t>(n_inputs));
+  for (int32_t i = 0; i < n_inputs; ++i) {
+    InputView& view = request->inputs[static_cast<size_t>(i)];
+    view.dtype = inputs[i].dtype;
+    view.shape.assign(inputs[i].shape, inputs[i].shape + inputs[i].ndim);
+    view.data = inputs[i].data;
+    view.byte_size = inputs[i].byte_size;
+    if (!config_.fixed_signature && inputs[i].name != nullptr) view.name = inputs[i].name;
+  }
+  int64_t timeout_ns = config_.default_timeout_ns;
+  if (timeout_us > 0 && (timeout_ns == 0 || timeout_us * 1000 < timeout_ns)) timeout_ns = timeout_us * 1000;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (admission_closed_) return Status(IR_ERROR_UNAVAILABLE, "model '" + config_.name + "' is shutting down");
+    request->enqueue_ns = now_ns();
+    request->deadline_ns = timeout_ns > 0 ? request->enqueue_ns + timeout_ns : kNever;
+    request->id = next_id_++;
+    if (!batcher_.push(request.get())) {
+      ModelStats::add(stats_.rejected_queue_full);
+      return Status(IR_ERROR_RESOURCE_EXHAUSTED, "model '" + config_.name + "' queue is full (" + std::to_string(config_.policy.max_queue_size) + " requests)");
+    }
+    request.release();  // owned by the queue now
+    arrivals_.fetch_add(1, std::memory_order_release);
+    stats_.queue_depth.store(static_cast<int64_t>(batcher_.size()), std::memory_order_relaxed);
+    stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
+  }
+  work_cv_.notify_one();
+  return Status::Ok();
+}
+
+void Model::fail_locked(std::vector<Request*>& requests, ir_code code, const char* what) {
+  std::vector<Completion> done;
+  done.reserve(requests.size());
+  for (Request* r : requests) {
+    std::string message = "model '" + config_.name + "': " + what;
+    done.push_back(Completion{r->cookie, nullptr, ir_error_new(code, message.c_str())});
+    delete r;
+  }
+  auto n = static_cast<uint64_t>(requests.size());
+  ModelStats::add(code == IR_ERROR_DEADLINE_EXCEEDED ? stats_.timed_out : stats_.cancelled, n);
+  stats_.in_flight.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
+  requests.clear();
+  completions_->push_all(done);
+}
+
+Status Model::next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out) {
+  if (instance < 0 || instance >= config_.instances)
+    return Status(IR_ERROR_INVALID_ARGUMENT, "instance " + std::to_string(instance) + " out of range");
+  *out = nullptr;
+  std::unique_lock<std::mutex> lock(mu_);
+  const int64_t give_up = timeout_ns < 0 ? kNever : now_ns() + timeout_ns;
+  bool spun = false;
+  for (;;) {
+    if (exit_) return Status(IR_ERROR_UNAVAILABLE, "model '" + config_.name + "' stopped");
+    int64_t now = now_ns();
+    scratch_.clear();
+    batcher_.expire(now, scratch_);
+    if (!scratch_.empty()) fail_locked(scratch_, IR_ERROR_DEADLINE_EXCEEDED, "request timed out in the queue");
+    DispatchReason reason = batcher_.form(now, scratch_);
+    if (reason != DispatchReason::kNone) {
+      std::vector<Request*> taken;
+      taken.swap(scratch_);
+      scratch_.reserve(taken.capacity());
+      ++running_batches_;
+      stats_.queue_depth.store(static_cast<int64_t>(batcher_.size()), std::memory_order_relaxed);
+      bool more = !batcher_.empty();
+      lock.unlock();
+      if (more) work_cv_.notify_one();  // another idle instance may take the next batch
+      *out = build_batch(instance, reason, taken, now);
+      return Status::Ok();
+    }
+    stats_.queue_depth.store(static_cast<int64_t>(batcher_.size()), std::memory_order_relaxed);
+    if (now >= give_up) return Status::Ok();
+    if (!spun && batcher_.empty() && config_.idle_spin_ns > 0) {
+      // Traffic often resumes within microseconds of a batch finishing; polling briefly
+      // saves the futex wake-up of a sleeping worker (~10 us here) on that request.
+      spun = true;
+      lock.unlock();
+      spin_for_work();
+      lock.lock();
+      continue;
+    }
+    int64_t wake = std::min(batcher_.next_event(), give_up);
+    if (admission_closed_ && batcher_.empty()) idle_cv_.notify_all();
+    if (wake == kNever) work_cv_.wait(lock);
+    else work_cv_.wait_until(lock, to_time_point(wake));
+  }
+}
+
+ir_batch* Model::build_batch(int32_t instance, DispatchReason reason, std::vector<Request*>& requests, int64_t now) {
+  auto* batch = new ir_batch();
+  batch->model = this;
+  batch->instance = instance;
+  batch->reason = reason;
+  batch->dispatch_ns = now;
+  batch->requests = std::move(requests);
+  for (Request* r : batch->requests) batch->rows += r->rows;
+  const Request& head = *batch->requests.front();
+  batch->inputs.resize(head.inputs.size());
+  for (size_t i = 0; i < head.inputs.size(); ++i) {
+    InputView& view = batch->inputs[i];
+    view.dtype = head.inputs[i].dtype;
+    view.name = config_.fixed_signature ? config_.inputs[i].name : head.inputs[i].name;
+    view.shape = head.inputs[i].shape;
+    if (batch->requests.size() == 1) {  // nothing to gather: hand over the caller's memory
+      view.data = head.inputs[i].data;
+      view.byte_size = head.inputs[i].byte_size;
+      continue;
+    }
+    uint64_t total = 0;
+    for (Request* r : batch->requests) total += r->inputs[i].byte_size;
+    std::vector<uint8_t>& buf = gather_[static_cast<size_t>(instance)][i];
+    if (buf.size() < total) buf.resize(total);
+    uint64_t offset = 0;
+    for (Request* r : batch->requests) {
+      if (r->inputs[i].byte_size > 0) std::memcpy(buf.data() + offset, r->inputs[i].data, r->inputs[i].byte_size);
+      offset += r->inputs[i].byte_size;
+    }
+    view.shape[0] = batch->rows;
+    view.data = buf.data();
+    view.byte_size = total;
+  }
+  int64_t rows = batch->rows;
+  ModelStats::add(stats_.batches);
+  ModelStats::add(reason == DispatchReason::kPreferred ? stats_.batches_preferred : reason == DispatchReason::kDelay ? stats_.batches_delay : stats_.batches_full);
+  ModelStats::add(stats_.batched_rows, static_cast<uint64_t>(rows));
+  ModelStats::add(stats_.batch_rows_buckets[rows_bucket(rows)]);
+  for (Request* r : batch->requests) {
+    int64_t waited = now - r->enqueue_ns;
+    ModelStats::add(stats_.queue_ns_sum, static_cast<uint64_t>(waited));
+    ModelStats::add(stats_.queue_ns_buckets[duration_bucket(waited)]);
+  }
+  return batch;
+}
+
+Status Model::set_output(ir_batch* batch, const ir_tensor& output) {
+  size_t item = dtype_size(output.dtype);
+  std::string label = output.name ? output.name : "?";
+  if (output.name == nullptr || *output.name == '\0') return Status(IR_ERROR_INVALID_ARGUMENT, "output needs a name");
+  if (item == 0) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': unsupported dtype " + std::to_string(output.dtype));
+  if (output.ndim < 0 || output.ndim > 32 || (output.ndim > 0 && output.shape == nullptr)) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': bad shape");
+  uint64_t elements = 1;
+  for (int32_t d = 0; d < output.ndim; ++d) {
+    if (output.shape[d] < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': negative dimension");
+    elements *= static_cast<uint64_t>(output.shape[d]);
+  }
+  if (elements * item != output.byte_size) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': byte_size does not match shape and dtype");
+  if (config_.policy.batching && (output.ndim < 1 || output.shape[0] != batch->rows))
+    return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "' has shape " + shape_text(output.shape, output.ndim) + " but the batch has " + std::to_string(batch->rows) + " rows");
+  for (const BatchOutput& existing : batch->outputs) {
+    if (existing.name == label) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "' set twice");
+  }
+  BatchOutput out;
+  out.name = label;
+  out.dtype = output.dtype;
+  out.shape.assign(output.shape, output.shape + output.ndim);
+  out.buffer = Buffer::Allocate(output.byte_size);
+  if (output.byte_size > 0) std::memcpy(out.buffer->data(), output.data, output.byte_size);
+  batch->outputs.push_back(std::move(out));
+  return Status::Ok();
+}
+
+void Model::finish(ir_batch* batch, ir_error* error) {
+  const int64_t done_ns = now_ns();
+  const int64_t compute = done_ns - batch->dispatch_ns;
+  ModelStats::add(stats_.compute_ns_sum, static_cast<uint64_t>(compute));
+  ModelStats::add(stats_.compute_ns_buckets[duration_bucket(compute)]);
+  std::vector<Completion> done;
+  done.reserve(batch->requests.size());
+  if (error != nullptr) {
+    const char* message = ir_error_message(error);
+    ir_code code = ir_error_code(error);
+    for (Request* r : batch->requests) done.push_back(Completion{r->cookie, nullptr, ir_error_new(code, message)});
+    ModelStats::add(stats_.failed_backend, batch->requests.size());
+    ir_error_free(error);
+  } else {
+    int64_t row = 0;
+    for (Request* r : batch->requests) {
+      auto* response = new ir_response();
+      response->outputs.reserve(batch->outputs.size());
+      for (const BatchOutput& o : batch->outputs) {
+        OutputView view;
+        view.name = o.name;
+        view.dtype = o.dtype;
+        view.shape = o.shape;
+        view.owner = o.buffer;
+        if (config_.policy.batching) {
+          uint64_t row_bytes = o.buffer->size() / static_cast<uint64_t>(batch->rows);
+          view.shape[0] = r->rows;
+          view.data = o.buffer->data() + row_bytes * static_cast<uint64_t>(row);
+          view.byte_size = row_bytes * static_cast<uint64_t>(r->rows);
+        } else {
+          view.data = o.buffer->data();
+          view.byte_size = o.buffer->size();
+        }
+        response->outputs.push_back(std::move(view));
+      }
+      row += r->rows;
+      int64_t total = done_ns - r->enqueue_ns;
+      ModelStats::add(stats_.request_ns_sum, static_cast<uint64_t>(total));
+      ModelStats::add(stats_.request_ns_buckets[duration_bucket(total)]);
+      done.push_back(Completion{r->cookie, response, nullptr});
+    }
+    ModelStats::add(stats_.succeeded, batch->requests.size());
+  }
+  auto n = static_cast<int64_t>(batch->requests.size());
+  for (Request* r : batch->requests) delete r;
+  delete batch;
+  // The counters settle before anyone can see the completions; running_batches_ drops
+  // after them, so wait_idle() returning means every completion was published.
+  stats_.in_flight.fetch_sub(n, std::memory_order_relaxed);
+  completions_->push_all(done);
+  std::lock_guard<std::mutex> lock(mu_);
+  --running_batches_;
+  if (admission_closed_ && running_batches_ == 0 && batcher_.empty()) idle_cv_.notify_all();
+}
+
+void Model::close_admission() {
+  std::lock_guard<std::mutex> lock(mu_);
+  admission_closed_ = true;
+  if (running_batches_ == 0 && batcher_.empty()) idle_cv_.notify_all();
+}
+
+bool Model::wait_idle(int64_t deadline_ns) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto idle = [this] { return running_batches_ == 0 && batcher_.empty(); };
+  if (deadline_ns == kNever) {
+    idle_cv_.wait(lock, idle);
+    return true;
+  }
+  return idle_cv_.wait_until(lock, to_time_point(deadline_ns), idle);
+}
+
+void Model::shut_down() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (exit_ && threads_.empty()) return;
+    admission_closed_ = true;
+    exit_ = true;
+    arrivals_.fetch_add(1, std::memory_order_release);  // ends any spin at once
+    scratch_.clear();
+    batcher_.drain_all(scratch_);
+    if (!scratch_.empty()) fail_locked(scratch_, IR_ERROR_CANCELLED, "request cancelled: the runtime is shutting down");
+    stats_.queue_depth.store(0, std::memory_order_relaxed);
+  }
+  work_cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+bool Model::spin_for_work() {
+  const uint64_t seen = arrivals_.load(std::memory_order_acquire);
+  const int64_t until = now_ns() + config_.idle_spin_ns;
+  do {
+    for (int i = 0; i < 32; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#elif defined(__aarch64__)
+      asm volatile("yield");
+#endif
+    }
+    if (arrivals_.load(std::memory_order_acquire) != seen) return true;
+  } while (now_ns() < until);
+  return false;
+}
+
+void Model::run_identity(int32_t instance) {
+  for (;;) {
+    ir_batch* batch = nullptr;
+    Status status = next_batch(instance, -1, &batch);
+    if (!status.ok()) return;  // stopped
+    if (batch == nullptr) continue;
+    ir_error* error = nullptr;
+    try {
+      for (const InputView& in : batch->inputs) {
+        ir_tensor t{in.name.c_str(), in.dtype, static_cast<int32_t>(in.shape.size()), in.shape.data(), in.data, in.byte_size};
+        Status s = set_output(batch, t);
+        if (!s.ok()) {
+          error = ir_error_new(s.code(), s.message().c_str());
+          break;
+        }
+      }
+    } catch (const std::exception& e) {
+      error = ir_error_new(IR_ERROR_INTERNAL, e.what());
+    }
+    finish(batch, error);
+  }
+}
+
+}  // namespace ir

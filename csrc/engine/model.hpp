@@ -1,0 +1,129 @@
+// Model: one served model inside the engine. Owns the request queue (through a Batcher),
+// the instances that run batches, and the gather/scatter between requests and batches.
+//
+// Threading: submit() may be called from any thread. Instance workers (native threads for
+// IR_BACKEND_IDENTITY, host threads calling next_batch() for external backends) take the
+// model lock only to run the batching policy; gather, execution and scatter run unlocked.
+// Lock order: Model::mu_ before CompletionQueue's lock, never the reverse.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "batcher.hpp"
+#include "buffer.hpp"
+#include "completion_queue.hpp"
+#include "request.hpp"
+#include "stats.hpp"
+#include "status.hpp"
+
+struct ir_batch;
+
+namespace ir {
+
+struct TensorSig {
+  std::string name;
+  int32_t dtype = 0;
+  std::vector<int64_t> shape;  // -1 = any
+};
+
+struct ModelConfig {
+  std::string name;
+  int32_t backend = 0;  // ir_backend_kind
+  int32_t instances = 1;
+  BatchPolicy policy;
+  int64_t default_timeout_ns = 0;
+  bool fixed_signature = true;
+  std::vector<TensorSig> inputs;
+  int64_t idle_spin_ns = 0;  // an idle worker polls this long before sleeping
+};
+
+struct BatchOutput {
+  std::string name;
+  int32_t dtype = 0;
+  std::vector<int64_t> shape;
+  std::shared_ptr<Buffer> buffer;
+};
+
+class Model;
+
+}  // namespace ir
+
+// The batch handed to an instance (the opaque ir_batch of the C ABI).
+struct ir_batch {
+  ir::Model* model = nullptr;
+  int32_t instance = 0;
+  ir::DispatchReason reason = ir::DispatchReason::kNone;
+  int64_t rows = 0;
+  int64_t dispatch_ns = 0;
+  std::vector<ir::Request*> requests;
+  std::vector<ir::InputView> inputs;   // gathered (or the single request's own views)
+  std::vector<ir::BatchOutput> outputs;
+};
+
+namespace ir {
+
+class Model {
+ public:
+  static Status Create(ModelConfig config, CompletionQueue* completions, std::unique_ptr<Model>* out);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  [[nodiscard]] const ModelConfig& config() const { return config_; }
+
+  Status submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us);
+
+  // Blocks until a batch is formed for `instance`; *out = nullptr on timeout.
+  Status next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out);
+
+  Status set_output(ir_batch* batch, const ir_tensor& output);
+
+  // Completes the batch's requests (with its outputs, or with `error`) and frees it.
+  // Takes ownership of `error`.
+  void finish(ir_batch* batch, ir_error* error);
+
+  // Phase 1 of shutdown: refuse new work.
+  void close_admission();
+  // Phase 2: wait until nothing is queued or running, up to the deadline. True if idle.
+  bool wait_idle(int64_t deadline_ns);
+  // Phase 3: cancel what is queued, wake and release every worker, join native threads.
+  void shut_down();
+
+  [[nodiscard]] const ModelStats& stats() const { return stats_; }
+
+ private:
+  Model(ModelConfig config, CompletionQueue* completions);
+  Status check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* rows) const;
+  void fail_locked(std::vector<Request*>& requests, ir_code code, const char* what);
+  ir_batch* build_batch(int32_t instance, DispatchReason reason, std::vector<Request*>& requests, int64_t now);
+  void run_identity(int32_t instance);
+  // Polls for new work for up to idle_spin_ns without the lock; true if some arrived.
+  bool spin_for_work();
+
+  ModelConfig config_;
+  CompletionQueue* completions_;
+  ModelStats stats_;
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // idle workers wait here
+  std::condition_variable idle_cv_;  // wait_idle waits here
+  Batcher batcher_;
+  int64_t running_batches_ = 0;
+  uint64_t next_id_ = 0;
+  std::atomic<uint64_t> arrivals_{0};  // bumped on every admission and on shutdown: spinners watch it
+  bool admission_closed_ = false;
+  bool exit_ = false;
+  std::vector<Request*> scratch_;    // reused under mu_: expired / formed requests
+
+  std::vector<std::vector<std::vector<uint8_t>>> gather_;  // [instance][input]: reused buffers
+  std::vector<std::thread> threads_;  // native workers
+};
+
+}  // namespace ir

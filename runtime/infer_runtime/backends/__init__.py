@@ -1,0 +1,1 @@
+"""Python-hosted backends (onnxruntime, python) and the executor that feeds them batches."""

@@ -1,0 +1,32 @@
+"""What a Python-hosted backend is: one object per instance, called with a batch."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from infer_runtime.engine import ModelSignature
+
+Arrays = dict[str, np.ndarray]
+
+
+class BackendInstance(Protocol):
+    """One instance of a Python-hosted backend. ``run`` is called from that instance's own
+    thread with the batch's inputs, which are read-only views valid only during the call."""
+
+    def run(self, inputs: Arrays) -> Arrays:
+        """Runs one batch; returns outputs whose leading dimension is the batch's rows."""
+        ...
+
+    def close(self) -> None:
+        """Releases what the instance holds."""
+        ...
+
+
+class LoadedBackend(Protocol):
+    """A backend loaded for one model: its signature, a description, and its instances."""
+
+    signature: ModelSignature
+    details: dict[str, object]  # logged at startup (providers chosen, ...)
+    instances: list[BackendInstance]

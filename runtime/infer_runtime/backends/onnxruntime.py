@@ -1,0 +1,122 @@
+"""The ``onnxruntime`` backend: one InferenceSession per instance, providers in order of
+preference, the model's signature read from the file and checked against the spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from infer_runtime.engine import ModelSignature, TensorSignature
+from infer_runtime.errors import ModelLoadError
+
+from .base import Arrays, BackendInstance
+
+log = structlog.get_logger("infer_runtime.backends.onnxruntime")
+
+_ORT_TYPES = {
+    "tensor(bool)": np.bool_, "tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16, "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64, "tensor(int8)": np.int8, "tensor(int16)": np.int16, "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64, "tensor(float16)": np.float16, "tensor(float)": np.float32, "tensor(double)": np.float64,
+}
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+class _Session:
+    def __init__(self, session: Any, output_names: list[str]) -> None:
+        self._session = session
+        self._outputs = output_names
+
+    def run(self, inputs: Arrays) -> Arrays:
+        results = self._session.run(self._outputs, inputs)
+        return dict(zip(self._outputs, results))
+
+    def close(self) -> None:
+        self._session = None
+
+
+@dataclass
+class OnnxRuntimeBackend:
+    """A loaded ONNX model (see :func:`load`)."""
+
+    signature: ModelSignature
+    details: dict[str, object] = field(default_factory=dict)
+    instances: list[BackendInstance] = field(default_factory=list)
+
+
+def _tensor(node: Any, batching: bool) -> TensorSignature:
+    kind = _ORT_TYPES.get(node.type)
+    if kind is None:
+        raise ModelLoadError(f"tensor '{node.name}' has type {node.type}, which the engine does not carry yet")
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in node.shape)
+    return TensorSignature(node.name, np.dtype(kind), shape)
+
+
+def _check_declared(model: str, kind: str, found: tuple[TensorSignature, ...], declared: tuple[TensorSignature, ...] | None) -> tuple[TensorSignature, ...]:
+    """The spec's declared tensors must match the file's; the file's -1 may be narrowed."""
+    if declared is None:
+        return found
+    by_name = {t.name: t for t in found}
+    if {t.name for t in declared} != set(by_name):
+        raise ModelLoadError(f"model '{model}': declared {kind} {sorted(t.name for t in declared)} but the file has {sorted(by_name)}")
+    out = []
+    for want in declared:
+        got = by_name[want.name]
+        if want.dtype != got.dtype:
+            raise ModelLoadError(f"model '{model}': {kind[:-1]} '{want.name}' is declared {want.dtype.name} but the file says {got.dtype.name}")
+        if len(want.shape) != len(got.shape) or any(g != -1 and w != g for w, g in zip(want.shape, got.shape)):
+            raise ModelLoadError(f"model '{model}': {kind[:-1]} '{want.name}' is declared {list(want.shape)} but the file says {list(got.shape)}")
+        out.append(want)
+    order = [t.name for t in found]
+    return tuple(sorted(out, key=lambda t: order.index(t.name)))
+
+
+def load(model: str, path: Path, options: Any, declared: ModelSignature, instances: int) -> OnnxRuntimeBackend:
+    """Opens ``instances`` sessions on ``path``.
+
+    Raises:
+        ModelLoadError: the file cannot be loaded or disagrees with the spec.
+    """
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ModelLoadError(f"model '{model}': file not found: {path}")
+    available = ort.get_available_providers()
+    wanted = list(options.providers)
+    providers = [p for p in wanted if p in available]
+    skipped = [p for p in wanted if p not in available]
+    if skipped:
+        log.warning("providers unavailable, skipped", model=model, skipped=skipped, available=available)
+    if not providers:
+        providers = ["CPUExecutionProvider"]
+        log.warning("no requested provider is available; falling back", model=model, fallback="CPUExecutionProvider")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = options.inter_op_threads
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[options.graph_optimization_level])
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if options.execution_mode == "parallel" else ort.ExecutionMode.ORT_SEQUENTIAL
+    sessions = []
+    try:
+        for _ in range(instances):
+            sessions.append(ort.InferenceSession(str(path), sess_options=so, providers=providers))
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelLoadError(f"model '{model}': onnxruntime cannot load {path}: {exc}") from exc
+    first = sessions[0]
+    batching = declared.batching
+    found_in = tuple(_tensor(n, batching) for n in first.get_inputs())
+    found_out = tuple(_tensor(n, batching) for n in first.get_outputs())
+    inputs = _check_declared(model, "inputs", found_in, declared.inputs)
+    outputs = _check_declared(model, "outputs", found_out, declared.outputs)
+    if batching:
+        for t in inputs:
+            if not t.shape or t.shape[0] != -1:
+                raise ModelLoadError(f"model '{model}': batching needs a variable leading dimension, but input '{t.name}' is {list(t.shape)}")
+    output_names = [t.name for t in found_out]
+    return OnnxRuntimeBackend(
+        signature=ModelSignature(inputs, outputs, declared.max_batch_size),
+        details={"providers": first.get_providers(), "path": str(path)},
+        instances=[_Session(s, output_names) for s in sessions],
+    )

@@ -1,0 +1,367 @@
+"""The embedding API: ``Runtime`` (asyncio) and ``SyncRuntime`` (blocking callers).
+
+    async with Runtime.from_spec("specs/demo.toml") as rt:
+        out = await rt.infer("digits", {"input": x})
+
+Both share one core: the spec is assembled into an engine; a request is checked against
+the model's signature in Python (nothing is enqueued on bad input), submitted with
+borrowed pointers to the arrays (kept alive here until completion), and completed by the
+engine. ``Runtime`` learns of completions from the engine's eventfd in the event loop (one
+wake-up drains everything finished); ``SyncRuntime`` from one thread blocked in
+``ir_engine_wait`` without the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import structlog
+
+from infer_runtime._native import ffi, lib, take_error
+from infer_runtime.assemble import AssembledModel, Assembly, assemble
+from infer_runtime.engine import Engine, ModelSignature, ModelStats, response_outputs
+from infer_runtime.errors import InternalError, ModelLoadError, ModelNotFoundError, RequestCancelledError, UnavailableError
+from infer_runtime.spec import LoadedSpec, load_spec
+
+log = structlog.get_logger("infer_runtime.runtime")
+
+Arrays = dict[str, np.ndarray]
+
+
+class _Core:
+    """Spec → engine → models, plus the bookkeeping of requests in flight."""
+
+    def __init__(self, loaded: LoadedSpec) -> None:
+        self.loaded = loaded
+        self.engine: Engine | None = None
+        self.assembly = Assembly()
+        self.pending: dict[int, tuple[Any, list[Any]]] = {}  # cookie → (waiter, kept alive)
+        self._cookies = itertools.count(1)
+        self.closing = False
+
+    def open(self) -> None:
+        """Creates the engine and assembles every model (blocking: loads files)."""
+        self.engine = Engine()
+        self.assembly = assemble(self.loaded, self.engine)
+        if self.assembly.failures and self.loaded.spec.server.exit_on_error:
+            reasons = "; ".join(str(e) for e in self.assembly.failures.values())
+            self.close(0)
+            raise ModelLoadError(f"{len(self.assembly.failures)} model(s) failed to load: {reasons}")
+
+    def model(self, name: str) -> AssembledModel:
+        """The running model called ``name``."""
+        found = self.assembly.models.get(name)
+        if found is not None:
+            return found
+        if name in self.assembly.failures:
+            raise UnavailableError(f"model '{name}' is not available: {self.assembly.failures[name]}")
+        known = sorted(self.loaded.spec.models)
+        raise ModelNotFoundError(f"no model or pipeline named '{name}' (serving: {', '.join(known)})")
+
+    def submit(self, name: str, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, waiter: Any) -> None:
+        """Checks and submits one request; ``waiter`` is resolved by the front-end."""
+        if self.closing or self.engine is None:
+            raise UnavailableError("the runtime is not running")
+        found = self.assembly.models.get(name)
+        model = (found or self.model(name)).engine_model
+        cookie = next(self._cookies)
+        # Completions are drained on the submitting thread (Runtime) or under the same lock
+        # as submission (SyncRuntime), so registering after ir_submit cannot miss one.
+        self.pending[cookie] = (waiter, model.submit(cookie, inputs, priority, timeout_ms))
+
+    def warmup_inputs(self) -> list[tuple[str, Arrays]]:
+        """One small request per model that asks for warmup and has a known signature."""
+        out = []
+        for name, model in self.assembly.models.items():
+            sig = model.signature
+            if not self.loaded.spec.models[name].warmup or sig.inputs is None:
+                continue
+            out.append((name, {t.name: np.zeros(tuple(1 if d == -1 else d for d in t.shape), dtype=t.dtype) for t in sig.inputs}))
+        return out
+
+    def close(self, timeout_s: float) -> None:
+        """Stops admission, drains up to ``timeout_s``, joins executors (blocking)."""
+        self.closing = True
+        if self.engine is None:
+            return
+        self.engine.stop(timeout_s)
+        for executor in self.assembly.executors():
+            executor.join()
+
+    def destroy(self) -> None:
+        """Frees the engine (after close and the last drain)."""
+        if self.engine is not None:
+            self.engine.destroy()
+            self.engine = None
+
+
+class _Common:
+    """What both front-ends offer besides infer: names, signatures, statistics."""
+
+    _core: _Core
+
+    @property
+    def spec(self) -> LoadedSpec:
+        """The loaded spec this runtime was built from."""
+        return self._core.loaded
+
+    @property
+    def model_names(self) -> list[str]:
+        """Models that are serving, in spec order."""
+        return list(self._core.assembly.models)
+
+    @property
+    def failed_models(self) -> dict[str, str]:
+        """Models that failed to load (with ``exit_on_error = false``) and why."""
+        return {name: str(exc) for name, exc in self._core.assembly.failures.items()}
+
+    def signature(self, name: str) -> ModelSignature:
+        """Inputs and outputs of a serving model."""
+        return self._core.model(name).signature
+
+    def stats(self, name: str) -> ModelStats:
+        """A snapshot of the engine's counters for one model."""
+        return self._core.model(name).engine_model.stats()
+
+
+def _load(spec: str | os.PathLike[str] | LoadedSpec, overrides: Mapping[str, Any] | None, sets: Sequence[str], environ: Mapping[str, str] | None) -> LoadedSpec:
+    if isinstance(spec, LoadedSpec):
+        return spec
+    return load_spec(Path(spec), overrides=overrides, sets=sets, environ=environ)
+
+
+class Runtime(_Common):
+    """An asyncio runtime serving the models of one spec.
+
+    Use ``async with Runtime.from_spec(path) as rt`` (or ``await rt.start()`` and
+    ``await rt.stop()``). All calls must come from the event loop that started it.
+    """
+
+    def __init__(self, loaded: LoadedSpec) -> None:
+        self._core = _Core(loaded)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd = -1
+        self._state = "new"
+        self._completions = ffi.new("ir_completion[]", _DRAIN_BATCH)
+        self._tensor = ffi.new("ir_tensor[]", _MAX_OUTPUTS)
+
+    @classmethod
+    def from_spec(cls, spec: str | os.PathLike[str] | LoadedSpec, *, overrides: Mapping[str, Any] | None = None, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Runtime:
+        """A runtime for ``spec`` (validated now; started by ``start`` or ``async with``).
+
+        Raises:
+            SpecError: the spec or its overrides are invalid.
+        """
+        return cls(_load(spec, overrides, sets, environ))
+
+    async def start(self) -> Runtime:
+        """Assembles the engine, loads and warms up every model. Returns self."""
+        if self._state != "new":
+            raise UnavailableError(f"runtime cannot start: it is {self._state}")
+        self._state = "starting"
+        self._loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(self._core.open)
+        except BaseException:
+            self._state = "stopped"
+            raise
+        assert self._core.engine is not None
+        self._fd = self._core.engine.event_fd()
+        self._loop.add_reader(self._fd, self._on_completions)
+        self._state = "running"
+        try:
+            for name, inputs in self._core.warmup_inputs():
+                await self.infer(name, inputs)
+        except BaseException:
+            await self.stop(0)
+            raise
+        log.info("runtime started", runtime=self._core.loaded.spec.runtime.name, models=self.model_names, failed=sorted(self._core.assembly.failures))
+        return self
+
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Stops admission, lets queued and running requests finish for up to ``timeout_s``
+        (default: the spec's ``server.shutdown_timeout_s``), cancels the rest, frees all."""
+        if self._state in ("stopped", "stopping", "new"):
+            self._state = "stopped" if self._state == "new" else self._state
+            return
+        self._state = "stopping"
+        timeout = self._core.loaded.spec.server.shutdown_timeout_s if timeout_s is None else timeout_s
+        try:
+            await asyncio.to_thread(self._core.close, timeout)
+        finally:
+            if self._loop is not None and self._fd >= 0:
+                self._on_completions()
+                self._loop.remove_reader(self._fd)
+                self._fd = -1
+            self._core.destroy()
+            for waiter, _ in self._core.pending.values():
+                if not waiter.done():
+                    waiter.set_exception(RequestCancelledError("the runtime stopped"))
+            self._core.pending.clear()
+            self._state = "stopped"
+            log.info("runtime stopped", runtime=self._core.loaded.spec.runtime.name)
+
+    async def __aenter__(self) -> Runtime:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def infer(self, model: str, inputs: Mapping[str, Any], *, priority: int = 0, timeout_ms: float | None = None) -> Arrays:
+        """Runs one request and returns its outputs (numpy arrays over engine memory).
+
+        Args:
+            model: a model name.
+            inputs: tensor name → array (the exact dtypes of the signature; with batching
+                each carries its own leading batch dimension).
+            priority: 0 (default) to ``priority_levels - 1``; larger runs first.
+            timeout_ms: fail with DeadlineExceededError if still queued after this long
+                (may only shorten the model's ``default_timeout_ms``).
+
+        Raises:
+            InvalidInputError, ModelNotFoundError, QueueFullError, DeadlineExceededError,
+            UnavailableError, BackendError, RequestCancelledError.
+        """
+        if self._state != "running":
+            raise UnavailableError(f"the runtime is {self._state}")
+        assert self._loop is not None
+        waiter = self._loop.create_future()
+        self._core.submit(model, inputs, priority, timeout_ms, waiter)
+        return await waiter  # type: ignore[no-any-return]
+
+    def _on_completions(self) -> None:
+        try:
+            os.read(self._fd, 8)
+        except BlockingIOError:
+            pass
+        self._drain()
+
+    def _drain(self) -> None:
+        engine = self._core.engine
+        if engine is None:
+            return
+        pending = self._core.pending
+        buf, tensor = self._completions, self._tensor
+        while True:
+            n = engine.drain_into(buf, _DRAIN_BATCH)
+            for i in range(n):
+                c = buf[i]
+                waiter = pending.pop(c.cookie, _NO_WAITER)[0]
+                _deliver(waiter, c, tensor)
+            if n < _DRAIN_BATCH:
+                return
+
+
+class SyncRuntime(_Common):
+    """A blocking runtime for non-async services; ``infer`` may be called from any thread.
+
+    Use ``with SyncRuntime.from_spec(path) as rt: rt.infer(...)``.
+    """
+
+    def __init__(self, loaded: LoadedSpec) -> None:
+        self._core = _Core(loaded)
+        self._lock = threading.Lock()  # submission: descriptors are reused per model
+        self._dispatcher: threading.Thread | None = None
+        self._running = False
+
+    @classmethod
+    def from_spec(cls, spec: str | os.PathLike[str] | LoadedSpec, *, overrides: Mapping[str, Any] | None = None, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> SyncRuntime:
+        """A runtime for ``spec`` (validated now; started by ``start`` or ``with``)."""
+        return cls(_load(spec, overrides, sets, environ))
+
+    def start(self) -> SyncRuntime:
+        """Assembles, loads and warms up every model. Returns self."""
+        if self._running or self._dispatcher is not None:
+            raise UnavailableError("runtime already started")
+        self._core.open()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="ir-completions", daemon=True)
+        self._dispatcher.start()
+        self._running = True
+        try:
+            for name, inputs in self._core.warmup_inputs():
+                self.infer(name, inputs)
+        except BaseException:
+            self.stop(0)
+            raise
+        return self
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Like :meth:`Runtime.stop`."""
+        if not self._running:
+            return
+        self._running = False
+        timeout = self._core.loaded.spec.server.shutdown_timeout_s if timeout_s is None else timeout_s
+        with self._lock:
+            self._core.closing = True
+        self._core.close(timeout)
+        if self._dispatcher is not None:
+            self._dispatcher.join()
+        self._core.destroy()
+        for waiter, _ in list(self._core.pending.values()):
+            if not waiter.done():
+                waiter.set_exception(RequestCancelledError("the runtime stopped"))
+        self._core.pending.clear()
+
+    def __enter__(self) -> SyncRuntime:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def infer(self, model: str, inputs: Mapping[str, Any], *, priority: int = 0, timeout_ms: float | None = None) -> Arrays:
+        """Like :meth:`Runtime.infer`, blocking the calling thread."""
+        if not self._running:
+            raise UnavailableError("the runtime is not running")
+        waiter: concurrent.futures.Future[Arrays] = concurrent.futures.Future()
+        with self._lock:
+            self._core.submit(model, inputs, priority, timeout_ms, waiter)
+        return waiter.result()
+
+    def _dispatch(self) -> None:
+        engine = self._core.engine
+        assert engine is not None
+        buf = ffi.new("ir_completion[]", _DRAIN_BATCH)
+        tensor = ffi.new("ir_tensor[]", _MAX_OUTPUTS)
+        pending = self._core.pending
+        while True:
+            n = engine.wait(None, buf)
+            if n == 0:  # only when the engine has stopped and nothing is left
+                return
+            for i in range(n):
+                c = buf[i]
+                with self._lock:
+                    waiter = pending.pop(c.cookie, _NO_WAITER)[0]
+                _deliver(waiter, c, tensor)
+
+
+_DRAIN_BATCH = 256
+_MAX_OUTPUTS = 64
+_NO_WAITER: tuple[Any, Any] = (None, None)
+
+
+def _deliver(waiter: Any, completion: Any, tensor: Any) -> None:
+    """Resolves one waiter (an asyncio or concurrent future) with a completion; frees the
+    completion's error or response when nobody waits any more (cancelled meanwhile).
+    Never raises: a failure here must not strand the other completions of the drain."""
+    try:
+        if completion.error != ffi.NULL:
+            error = take_error(completion.error)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
+        elif waiter is None or waiter.done():
+            lib.ir_response_release(completion.response)
+        else:
+            waiter.set_result(response_outputs(completion.response, tensor))
+    except Exception as exc:  # pragma: no cover - a bug; reported to the caller, not lost
+        log.exception("completion delivery failed")
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(InternalError(f"delivering the result failed: {type(exc).__name__}: {exc}"))

@@ -1,0 +1,87 @@
+"""Python backends used by the tests (entrypoints like "ir_test_backends:Affine").
+
+Gates let a test hold a backend mid-batch to fill queues, expire deadlines and observe
+priorities deterministically.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+GATES: dict[str, threading.Event] = {}
+ENTERED: dict[str, threading.Event] = {}
+CALLS: dict[str, list[Any]] = {}
+
+
+def gate(name: str) -> threading.Event:
+    """The event a Gated backend named ``name`` waits on (set = open)."""
+    return GATES.setdefault(name, threading.Event())
+
+
+def entered(name: str) -> threading.Event:
+    """Set when a Gated backend named ``name`` has started a batch."""
+    return ENTERED.setdefault(name, threading.Event())
+
+
+class Affine:
+    """y = x * scale + shift, elementwise; records batch sizes."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.scale = config.get("scale", 2.0)
+        self.shift = config.get("shift", 1.0)
+        self.name = config.get("name", "affine")
+        CALLS.setdefault(self.name, [])
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
+        CALLS[self.name].append(x.shape[0] if x.ndim else 1)
+        return {"y": (x * self.scale + self.shift).astype(x.dtype)}
+
+
+class Gated:
+    """Identity that waits for its gate before returning; records the first value of each
+    request row it saw, in order."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.name = config["name"]
+        CALLS.setdefault(self.name, [])
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        entered(self.name).set()
+        gate(self.name).wait(30)
+        x = inputs["x"]
+        CALLS[self.name].extend(float(v) for v in x.reshape(x.shape[0], -1)[:, 0])
+        return {"x": x.copy()}
+
+
+class Failing:
+    """Raises for rows whose first value is negative."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        pass
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
+        if (x.reshape(x.shape[0], -1)[:, 0] < 0).any():
+            raise ValueError("negative input is not allowed")
+        return {"x": x.copy()}
+
+
+class BadOutput:
+    """Returns something that is not a dict of arrays, or arrays of the wrong row count."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.mode = config.get("mode", "list")
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> Any:
+        if self.mode == "list":
+            return [inputs["x"]]
+        return {"x": np.zeros((inputs["x"].shape[0] + 1, 1), np.float32)}
+
+
+class BrokenInit:
+    def __init__(self, config: dict[str, Any]) -> None:
+        raise RuntimeError("cannot initialise")

@@ -1,0 +1,128 @@
+"""Cross-language: the C++ batcher (on a virtual clock) and the Python reference agree
+exactly on which batches form, when, why, and which requests expire or are rejected."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infer_runtime._native import check, ffi, lib
+from reference.batching import BATCH, DELAY, EXPIRED, FULL, PREFERRED, REJECTED, Policy, SimRequest, simulate
+
+
+def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns: int, per_row_ns: int) -> list[tuple[int, int, int, int, int, int]]:
+    cfg = ffi.new("ir_model_config*")
+    cfg.struct_size = ffi.sizeof("ir_model_config")
+    cfg.batching = int(policy.batching)
+    cfg.max_batch_size = policy.max_batch_size
+    cfg.max_queue_delay_us = policy.max_queue_delay_ns // 1000
+    preferred = ffi.new("int64_t[]", list(policy.preferred) or [0])
+    cfg.preferred_batch_sizes = preferred
+    cfg.n_preferred = len(policy.preferred)
+    cfg.max_queue_size = policy.max_queue_size
+    cfg.priority_levels = policy.priority_levels
+    reqs = ffi.new("ir_sim_request[]", max(len(requests), 1))
+    for i, r in enumerate(requests):
+        reqs[i] = {"id": r.id, "arrival_ns": r.arrival_ns, "rows": r.rows, "priority": r.priority, "deadline_ns": r.deadline_ns, "shape_class": r.shape_class}
+    capacity = 4 * len(requests) + 4
+    out = ffi.new("ir_sim_event[]", capacity)
+    n_out = ffi.new("size_t*")
+    check(lib.ir_batcher_simulate(cfg, reqs, len(requests), instances, base_ns, per_row_ns, out, capacity, n_out))
+    assert n_out[0] <= capacity
+    return [(e.time_ns, e.kind, e.request_id, e.batch, e.reason, e.instance) for e in (out[i] for i in range(n_out[0]))]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int]:
+    batching = draw(st.booleans())
+    max_batch = draw(st.integers(1, 16))
+    preferred = tuple(sorted(draw(st.sets(st.integers(1, max_batch), max_size=3)))) if batching else ()
+    policy = Policy(
+        batching=batching,
+        max_batch_size=max_batch if batching else 1,
+        max_queue_delay_ns=draw(st.sampled_from([0, 1_000, 50_000, 200_000])),
+        preferred=preferred,
+        max_queue_size=draw(st.integers(1, 40)),
+        priority_levels=draw(st.integers(1, 3)),
+    )
+    n = draw(st.integers(0, 40))
+    requests = []
+    for i in range(n):
+        arrival = draw(st.integers(0, 400_000))
+        deadline = draw(st.one_of(st.just(-1), st.integers(arrival, arrival + 300_000)))
+        requests.append(SimRequest(
+            id=i,
+            arrival_ns=arrival,
+            rows=draw(st.integers(1, max_batch if batching else 3)),
+            priority=draw(st.integers(0, policy.priority_levels - 1)),
+            deadline_ns=deadline,
+            shape_class=draw(st.integers(0, 2)),
+        ))
+    instances = draw(st.integers(1, 3))
+    base = draw(st.sampled_from([1, 10_000, 100_000]))
+    per_row = draw(st.sampled_from([0, 1_000, 20_000]))
+    return policy, requests, instances, base, per_row
+
+
+@settings(max_examples=400, deadline=None)
+@given(scenario=scenarios())
+def test_cpp_batcher_agrees_with_python_reference(scenario) -> None:  # type: ignore[no-untyped-def]
+    policy, requests, instances, base, per_row = scenario
+    assert c_simulate(policy, requests, instances, base, per_row) == simulate(policy, requests, instances, base, per_row)
+
+
+def _policy(**kw) -> Policy:  # type: ignore[no-untyped-def]
+    base = {"batching": True, "max_batch_size": 8, "max_queue_delay_ns": 100_000, "preferred": (), "max_queue_size": 100, "priority_levels": 1}
+    base.update(kw)
+    return Policy(**base)
+
+
+def _req(i: int, t: int, rows: int = 1, prio: int = 0, deadline: int = -1, cls: int = 0) -> SimRequest:
+    return SimRequest(i, t, rows, prio, deadline, cls)
+
+
+def test_full_batch_dispatches_at_once() -> None:
+    events = c_simulate(_policy(max_batch_size=4), [_req(i, 0) for i in range(4)], 1, 1000, 0)
+    assert {(e[0], e[1], e[3], e[4]) for e in events} == {(0, BATCH, 0, FULL)}
+
+
+def test_partial_batch_waits_for_the_delay() -> None:
+    events = c_simulate(_policy(), [_req(0, 0), _req(1, 30_000)], 1, 1000, 0)
+    assert [(e[0], e[2], e[4]) for e in events] == [(100_000, 0, DELAY), (100_000, 1, DELAY)]
+
+
+def test_a_preferred_size_dispatches_at_once() -> None:
+    # Request 0 arrives alone: no preferred size (2 or 3) can form, so it waits; at t=10
+    # two are queued (a preferred size) and go at once, without waiting for the delay.
+    events = c_simulate(_policy(preferred=(2, 3)), [_req(0, 0), _req(1, 10), _req(2, 200_000)], 1, 1000, 0)
+    assert [(e[0], e[2], e[4]) for e in events] == [(10, 0, PREFERRED), (10, 1, PREFERRED), (300_000, 2, DELAY)]
+
+
+def test_the_longest_preferred_prefix_goes_and_the_rest_waits() -> None:
+    events = c_simulate(_policy(preferred=(2, 4)), [_req(i, 0) for i in range(5)], 2, 1000, 0)
+    batches = [(e[0], e[2], e[3], e[4]) for e in events]
+    assert batches[:4] == [(0, i, 0, PREFERRED) for i in range(4)]
+    assert batches[4] == (100_000, 4, 1, DELAY)
+
+
+def test_incompatible_shapes_never_share_a_batch() -> None:
+    events = c_simulate(_policy(), [_req(0, 0, cls=1), _req(1, 0, cls=2)], 1, 1000, 0)
+    batches = {e[2]: e[3] for e in events}
+    assert batches[0] != batches[1]
+    assert events[0][4] == FULL  # blocked by the next request: waiting cannot grow it
+
+
+def test_higher_priority_runs_first() -> None:
+    events = c_simulate(_policy(max_batch_size=1, priority_levels=2), [_req(0, 0), _req(1, 0, prio=1), _req(2, 5)], 1, 100, 0)
+    assert [e[2] for e in events if e[1] == BATCH] == [1, 0, 2]
+
+
+def test_expired_requests_never_run_and_overload_is_rejected() -> None:
+    # All four arrive at t=0 and are admitted before anything runs: a queue of 2 rejects two.
+    requests = [_req(0, 0), _req(1, 0, deadline=50), _req(2, 0), _req(3, 0), _req(4, 500)]
+    events = c_simulate(_policy(max_batch_size=1, max_queue_size=2), requests, 1, 1000, 0)
+    assert [(e[0], e[1], e[2]) for e in events] == [
+        (0, REJECTED, 2), (0, REJECTED, 3), (0, BATCH, 0),
+        (1000, EXPIRED, 1),  # its deadline passed while the only instance was busy
+        (1000, BATCH, 4),
+    ]

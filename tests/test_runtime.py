@@ -1,0 +1,348 @@
+"""The embedding API and the engine behind it: results, errors, overload, timeouts,
+priorities, backend failures, shutdown, and resource hygiene."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ir_test_backends as tb
+from infer_runtime import Runtime, SyncRuntime
+from infer_runtime.errors import (
+    BackendError,
+    DeadlineExceededError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    QueueFullError,
+    RequestCancelledError,
+    SpecError,
+    UnavailableError,
+)
+
+ECHO = """
+[models.echo]
+backend = "identity"
+inputs = [{ name = "x", dtype = "float32", shape = [-1, 4] }]
+[models.echo.batching]
+max_batch_size = 8
+max_queue_delay_us = 2000
+"""
+
+
+@pytest.fixture
+def spec(tmp_path: Path):  # type: ignore[no-untyped-def]
+    def write(text: str) -> Path:
+        path = tmp_path / "spec.toml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def gated(name: str, *, batching: str = "", extra: str = "") -> str:
+    tb.GATES.pop(name, None)
+    tb.ENTERED.pop(name, None)
+    tb.CALLS.pop(name, None)
+    return f"""
+[models.{name}]
+backend = "python"
+warmup = false
+inputs = [{{ name = "x", dtype = "float32", shape = [-1, 1] }}]
+python = {{ entrypoint = "ir_test_backends:Gated", config = {{ name = "{name}" }} }}
+{extra}
+{batching}
+"""
+
+
+async def test_identity_returns_each_caller_its_own_rows(spec) -> None:  # type: ignore[no-untyped-def]
+    async with Runtime.from_spec(spec(ECHO), environ={}) as rt:
+        xs = [np.full((k, 4), i, np.float32) + np.arange(4, dtype=np.float32) for i, k in enumerate([1, 3, 2, 1, 1])]
+        outs = await asyncio.gather(*(rt.infer("echo", {"x": x}) for x in xs))
+        for x, out in zip(xs, outs):
+            assert out["x"].dtype == np.float32 and out["x"].shape == x.shape
+            np.testing.assert_array_equal(out["x"], x)
+        stats = rt.stats("echo")
+        assert stats.succeeded == 5 + 1  # + warmup
+        assert stats.batches < 6  # requests were batched together
+        assert rt.model_names == ["echo"]
+        sig = rt.signature("echo")
+        assert sig.max_batch_size == 8 and [t.describe() for t in sig.inputs or ()] == ["x: float32[-1, 4]"]
+
+
+async def test_outputs_survive_the_runtime_and_are_freed_with_the_arrays(spec) -> None:  # type: ignore[no-untyped-def]
+    async with Runtime.from_spec(spec(ECHO), environ={}) as rt:
+        out = await rt.infer("echo", {"x": np.ones((2, 4), np.float32)})
+    gc.collect()
+    np.testing.assert_array_equal(out["x"], np.ones((2, 4), np.float32))  # engine memory still held
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({}, "missing input(s) 'x'"),
+        ({"x": np.ones((1, 4), np.float32), "y": np.ones(1)}, "unknown input(s) 'y'"),
+        ({"y": np.ones((1, 4), np.float32)}, "missing input(s) 'x'; unknown input(s) 'y'"),
+        ({"x": np.ones((1, 4), np.float64)}, "input 'x' must be float32, got float64"),
+        ({"x": np.ones((1, 5), np.float32)}, "input 'x' must have shape [-1, 4], got [1, 5]"),
+        ({"x": np.ones(4, np.float32)}, "input 'x' must have shape [-1, 4], got [4]"),
+        ({"x": np.ones((9, 4), np.float32)}, "input 'x' has 9 rows; each request needs 1 to 8 (max_batch_size)"),
+        ({"x": np.ones((0, 4), np.float32)}, "input 'x' has 0 rows"),
+    ],
+)
+async def test_bad_inputs_are_refused_before_enqueueing(spec, inputs, message) -> None:  # type: ignore[no-untyped-def]
+    async with Runtime.from_spec(spec(ECHO), environ={}) as rt:
+        before = rt.stats("echo").submitted
+        with pytest.raises(InvalidInputError) as info:
+            await rt.infer("echo", inputs)
+        assert message in str(info.value)
+        assert isinstance(info.value, ValueError)
+        assert rt.stats("echo").submitted == before
+
+
+async def test_bad_priority_timeout_and_model(spec) -> None:  # type: ignore[no-untyped-def]
+    async with Runtime.from_spec(spec(ECHO), environ={}) as rt:
+        x = {"x": np.ones((1, 4), np.float32)}
+        with pytest.raises(InvalidInputError, match=r"priority 1 is outside \[0, 1\)"):
+            await rt.infer("echo", x, priority=1)
+        with pytest.raises(InvalidInputError, match="timeout_ms must be > 0"):
+            await rt.infer("echo", x, timeout_ms=0)
+        with pytest.raises(ModelNotFoundError, match="no model or pipeline named 'ech'"):
+            await rt.infer("ech", x)
+        with pytest.raises(LookupError):
+            rt.stats("nope")
+
+
+async def test_non_contiguous_and_list_inputs_are_accepted(spec) -> None:  # type: ignore[no-untyped-def]
+    async with Runtime.from_spec(spec(ECHO), environ={}) as rt:
+        base = np.arange(32, dtype=np.float32).reshape(4, 8)
+        view = base[:, ::2]
+        out = await rt.infer("echo", {"x": view})
+        np.testing.assert_array_equal(out["x"], view)
+
+
+async def test_overload_is_rejected_at_once(spec) -> None:  # type: ignore[no-untyped-def]
+    text = gated("held", batching="[models.held.batching]\nmax_batch_size = 1\nmax_queue_size = 2\n")
+    async with Runtime.from_spec(spec(text), environ={}) as rt:
+        x = {"x": np.ones((1, 1), np.float32)}
+        running = asyncio.ensure_future(rt.infer("held", x))  # taken by the only instance
+        await asyncio.to_thread(tb.entered("held").wait, 10)
+        queued = [asyncio.ensure_future(rt.infer("held", x)) for _ in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFullError, match="queue is full"):
+            await rt.infer("held", x)
+        assert rt.stats("held").rejected_queue_full == 1
+        tb.gate("held").set()
+        for fut in [running, *queued]:
+            np.testing.assert_array_equal((await fut)["x"], x["x"])
+
+
+async def test_queued_requests_time_out_and_never_run(spec) -> None:  # type: ignore[no-untyped-def]
+    text = gated("slow", batching="[models.slow.batching]\nmax_batch_size = 1\ndefault_timeout_ms = 60000\n")
+    async with Runtime.from_spec(spec(text), environ={}) as rt:
+        first = asyncio.ensure_future(rt.infer("slow", {"x": np.full((1, 1), 1, np.float32)}))
+        await asyncio.to_thread(tb.entered("slow").wait, 10)
+        late = asyncio.ensure_future(rt.infer("slow", {"x": np.full((1, 1), 2, np.float32)}, timeout_ms=20))
+        await asyncio.sleep(0.1)
+        tb.gate("slow").set()
+        await first
+        with pytest.raises(DeadlineExceededError, match="timed out in the queue") as info:
+            await late
+        assert isinstance(info.value, TimeoutError)
+        assert tb.CALLS["slow"] == [1.0]  # the expired request never reached the backend
+        assert rt.stats("slow").timed_out == 1
+
+
+async def test_higher_priority_is_served_first(spec) -> None:  # type: ignore[no-untyped-def]
+    text = gated("prio", batching="[models.prio.batching]\nmax_batch_size = 1\npriority_levels = 3\n")
+    async with Runtime.from_spec(spec(text), environ={}) as rt:
+        def req(v: float, p: int):  # type: ignore[no-untyped-def]
+            return asyncio.ensure_future(rt.infer("prio", {"x": np.full((1, 1), v, np.float32)}, priority=p))
+
+        first = req(0, 0)
+        await asyncio.to_thread(tb.entered("prio").wait, 10)
+        rest = [req(1, 0), req(2, 2), req(3, 1), req(4, 2)]
+        await asyncio.sleep(0.05)
+        tb.gate("prio").set()
+        await asyncio.gather(first, *rest)
+        assert tb.CALLS["prio"] == [0.0, 2.0, 4.0, 3.0, 1.0]
+
+
+async def test_backend_exception_fails_that_batch_only(spec) -> None:  # type: ignore[no-untyped-def]
+    text = """
+[models.picky]
+backend = "python"
+inputs = [{ name = "x", dtype = "float32", shape = [-1, 2] }]
+python = { entrypoint = "ir_test_backends:Failing" }
+"""
+    async with Runtime.from_spec(spec(text), environ={}) as rt:
+        with pytest.raises(BackendError, match="ValueError: negative input is not allowed"):
+            await rt.infer("picky", {"x": -np.ones((1, 2), np.float32)})
+        out = await rt.infer("picky", {"x": np.ones((1, 2), np.float32)})  # still serving
+        np.testing.assert_array_equal(out["x"], np.ones((1, 2), np.float32))
+        assert rt.stats("picky").failed_backend == 1
+
+
+@pytest.mark.parametrize(("mode", "message"), [("list", "backend returned list, expected a dict of arrays"), ("rows", "output 'x' has shape [3, 1] but the batch has 2 rows")])
+async def test_backend_returning_garbage_is_a_backend_error(spec, mode, message) -> None:  # type: ignore[no-untyped-def]
+    text = f"""
+[models.bad]
+backend = "python"
+warmup = false
+python = {{ entrypoint = "ir_test_backends:BadOutput", config = {{ mode = "{mode}" }} }}
+[models.bad.batching]
+max_batch_size = 4
+"""
+    async with Runtime.from_spec(spec(text), environ={}) as rt:
+        with pytest.raises(BackendError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            await rt.infer("bad", {"x": np.ones((2, 1), np.float32)})
+
+
+async def test_stop_drains_in_flight_work(spec) -> None:  # type: ignore[no-untyped-def]
+    text = gated("drain", batching="[models.drain.batching]\nmax_batch_size = 1\n")
+    rt = await Runtime.from_spec(spec(text), environ={}).start()
+    futures = [asyncio.ensure_future(rt.infer("drain", {"x": np.full((1, 1), i, np.float32)})) for i in range(5)]
+    await asyncio.to_thread(tb.entered("drain").wait, 10)
+    threading.Timer(0.1, tb.gate("drain").set).start()
+    await rt.stop(timeout_s=10)
+    results = await asyncio.gather(*futures)
+    assert [float(r["x"][0, 0]) for r in results] == [0, 1, 2, 3, 4]
+    with pytest.raises(UnavailableError):
+        await rt.infer("drain", {"x": np.ones((1, 1), np.float32)})
+
+
+async def test_stop_timeout_cancels_what_is_still_queued(spec) -> None:  # type: ignore[no-untyped-def]
+    text = gated("stuck", batching="[models.stuck.batching]\nmax_batch_size = 1\n")
+    rt = await Runtime.from_spec(spec(text), environ={}).start()
+    running = asyncio.ensure_future(rt.infer("stuck", {"x": np.zeros((1, 1), np.float32)}))
+    await asyncio.to_thread(tb.entered("stuck").wait, 10)
+    queued = [asyncio.ensure_future(rt.infer("stuck", {"x": np.ones((1, 1), np.float32)})) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    threading.Timer(0.3, tb.gate("stuck").set).start()  # the running batch finishes later
+    await rt.stop(timeout_s=0.05)
+    for fut in queued:
+        with pytest.raises(RequestCancelledError, match="shutting down"):
+            await fut
+    np.testing.assert_array_equal((await running)["x"], np.zeros((1, 1), np.float32))  # never lost
+
+
+def _threads_and_fds() -> tuple[int, int]:
+    return threading.active_count(), len(os.listdir("/proc/self/fd"))
+
+
+async def test_no_thread_or_fd_leaks_across_100_start_stop_cycles(spec) -> None:  # type: ignore[no-untyped-def]
+    text = ECHO + """
+[models.affine]
+backend = "python"
+instances = 2
+inputs = [{ name = "x", dtype = "float32", shape = [-1, 4] }]
+python = { entrypoint = "ir_test_backends:Affine", config = { name = "cycles" } }
+"""
+    path = spec(text)
+    async def cycle() -> None:
+        async with Runtime.from_spec(path, environ={}) as rt:
+            await rt.infer("echo", {"x": np.ones((1, 4), np.float32)})
+            await rt.infer("affine", {"x": np.ones((1, 4), np.float32)})
+
+    await cycle()
+    gc.collect()
+    before = _threads_and_fds()
+    for _ in range(100):
+        await cycle()
+    gc.collect()
+    assert _threads_and_fds() == before
+
+
+async def test_exit_on_error_false_serves_the_others(spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = ECHO + """
+[server]
+exit_on_error = false
+[models.broken]
+backend = "python"
+python = { entrypoint = "ir_test_backends:BrokenInit" }
+[models.missing]
+backend = "onnxruntime"
+path = "nope.onnx"
+"""
+    async with Runtime.from_spec(spec(text), environ={}, overrides=None) as rt:
+        assert rt.model_names == ["echo"]
+        assert "RuntimeError: cannot initialise" in rt.failed_models["broken"]
+        assert "file not found" in rt.failed_models["missing"]
+        with pytest.raises(UnavailableError, match="model 'broken' is not available"):
+            await rt.infer("broken", {"x": np.ones((1, 4), np.float32)})
+        await rt.infer("echo", {"x": np.ones((1, 4), np.float32)})
+
+
+async def test_missing_artifact_fails_that_model_at_load(spec) -> None:  # type: ignore[no-untyped-def]
+    text = ECHO + '[models.missing]\nbackend = "onnxruntime"\npath = "nope.onnx"\n'
+    with pytest.raises(ModelLoadError, match="model 'missing': file not found: .*nope.onnx"):
+        await Runtime.from_spec(spec(text), environ={}).start()
+
+
+def test_invalid_spec_raises_spec_error_with_every_issue(spec) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SpecError) as info:
+        Runtime.from_spec(spec(ECHO + "[models.echo.onnxruntime]\n[runtime]\nworker_threads = 0\n"), environ={})
+    assert [i.format().split(": error: ")[1] for i in info.value.issues] == [
+        "models.echo.onnxruntime: options for backend 'onnxruntime', but this model's backend is 'identity' (remove the table or set backend = 'onnxruntime')",
+        "runtime.worker_threads: must be ≥ 1 (got 0)",
+    ]
+
+
+async def test_exit_on_error_true_fails_startup(spec) -> None:  # type: ignore[no-untyped-def]
+    text = ECHO + '[models.broken]\nbackend = "python"\npython = { entrypoint = "ir_test_backends:BrokenInit" }\n'
+    with pytest.raises(ModelLoadError, match="1 model\\(s\\) failed to load: model 'broken'"):
+        async with Runtime.from_spec(spec(text), environ={}):
+            pass
+
+
+async def test_unimplemented_backends_fail_clearly(spec) -> None:  # type: ignore[no-untyped-def]
+    text = ECHO + '[server]\nexit_on_error = false\n[models.rt]\nbackend = "tensorrt"\npath = "spec.toml"\n'
+    async with Runtime.from_spec(spec(text), environ={}) as rt:
+        assert "needs a CUDA GPU" in rt.failed_models["rt"]
+
+
+def test_sync_runtime_from_many_threads(spec) -> None:  # type: ignore[no-untyped-def]
+    with SyncRuntime.from_spec(spec(ECHO), environ={}) as rt:
+        results: dict[int, np.ndarray] = {}
+
+        def work(i: int) -> None:
+            for j in range(20):
+                x = np.full((1, 4), i * 100 + j, np.float32)
+                results[i * 100 + j] = rt.infer("echo", {"x": x})["x"]
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(results) == 160
+        assert all(float(v[0, 0]) == k for k, v in results.items())
+        with pytest.raises(InvalidInputError):
+            rt.infer("echo", {"x": np.ones((1, 3), np.float32)})
+    with pytest.raises(UnavailableError):
+        rt.infer("echo", {"x": np.ones((1, 4), np.float32)})
+
+
+async def test_warmup_runs_before_the_runtime_is_ready(spec) -> None:  # type: ignore[no-untyped-def]
+    tb.CALLS.pop("warm", None)
+    text = """
+[models.warm]
+backend = "python"
+inputs = [{ name = "x", dtype = "float32", shape = [-1, 3] }]
+python = { entrypoint = "ir_test_backends:Affine", config = { name = "warm" } }
+"""
+    async with Runtime.from_spec(spec(text), environ={}):
+        assert tb.CALLS["warm"] == [1]
+
+
+async def test_overrides_reach_the_engine(spec) -> None:  # type: ignore[no-untyped-def]
+    async with Runtime.from_spec(spec(ECHO), environ={}, overrides={"models.echo.batching.max_batch_size": 2}) as rt:
+        assert rt.signature("echo").max_batch_size == 2
+        with pytest.raises(InvalidInputError, match="needs 1 to 2"):
+            await rt.infer("echo", {"x": np.ones((3, 4), np.float32)})
