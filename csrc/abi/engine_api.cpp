@@ -100,11 +100,15 @@ IR_API void ir_engine_stop(ir_engine* engine, int64_t timeout_us) {
   }
 }
 
-IR_API ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us) {
+IR_API ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags) {
   return ir::abi::guard([&]() -> ir::Status {
     if (model == nullptr || (n_inputs > 0 && inputs == nullptr)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "model or inputs is NULL");
-    return reinterpret_cast<ir::Model*>(model)->submit(cookie, inputs, n_inputs, priority, timeout_us);
+    return reinterpret_cast<ir::Model*>(model)->submit(cookie, inputs, n_inputs, priority, timeout_us, (flags & IR_SUBMIT_NO_WAKE) == 0);
   });
+}
+
+IR_API void ir_model_wake(ir_model* model) {
+  if (model != nullptr) reinterpret_cast<ir::Model*>(model)->wake();
 }
 
 IR_API size_t ir_engine_drain(ir_engine* engine, ir_completion* out, size_t capacity) {
@@ -115,30 +119,71 @@ IR_API size_t ir_engine_wait(ir_engine* engine, int64_t timeout_us, ir_completio
   return engine->completions.wait(to_ns(timeout_us), out, capacity);
 }
 
-IR_API int32_t ir_response_output_count(const ir_response* response) { return static_cast<int32_t>(response->outputs.size()); }
+IR_API int32_t ir_response_output_count(const ir_response* response) { return static_cast<int32_t>(response->result->outputs.size()); }
+
+namespace {
+
+// The request's own view of output `index`: its rows of the batch buffer.
+void describe_one(const ir_response* response, size_t index, ir_tensor* out) {
+  const ir::BatchResult& result = *response->result;
+  const ir::BatchOutput& o = result.outputs[index];
+  if (!result.sliced) {
+    fill_tensor(o.name, o.dtype, o.shape, o.buffer->data(), o.buffer->size(), out);
+    return;
+  }
+  auto* mutable_response = const_cast<ir_response*>(response);  // lazily built cache
+  if (mutable_response->shapes.empty()) {
+    for (const ir::BatchOutput& each : result.outputs) {
+      mutable_response->shapes.push_back(each.shape);
+      mutable_response->shapes.back()[0] = response->rows;
+    }
+  }
+  uint64_t row_bytes = o.buffer->size() / static_cast<uint64_t>(result.rows);
+  fill_tensor(o.name, o.dtype, mutable_response->shapes[index], o.buffer->data() + row_bytes * static_cast<uint64_t>(response->row_offset),
+              row_bytes * static_cast<uint64_t>(response->rows), out);
+}
+
+}  // namespace
 
 IR_API void ir_response_output(const ir_response* response, int32_t index, ir_tensor* out) {
-  const ir::OutputView& o = response->outputs[static_cast<size_t>(index)];
-  fill_tensor(o.name, o.dtype, o.shape, o.data, o.byte_size, out);
+  describe_one(response, static_cast<size_t>(index), out);
 }
 
 IR_API int32_t ir_response_describe(const ir_response* response, ir_tensor* out, int32_t capacity) {
-  auto n = static_cast<int32_t>(response->outputs.size());
+  auto n = static_cast<int32_t>(response->result->outputs.size());
+  for (int32_t i = 0; i < n && i < capacity; ++i) describe_one(response, static_cast<size_t>(i), &out[i]);
+  return n;
+}
+
+IR_API int32_t ir_response_describe_batch(const ir_response* response, ir_tensor* out, int32_t capacity) {
+  const auto& outputs = response->result->outputs;
+  auto n = static_cast<int32_t>(outputs.size());
   for (int32_t i = 0; i < n && i < capacity; ++i) {
-    const ir::OutputView& o = response->outputs[static_cast<size_t>(i)];
-    fill_tensor(o.name, o.dtype, o.shape, o.data, o.byte_size, &out[i]);
+    const ir::BatchOutput& o = outputs[static_cast<size_t>(i)];
+    fill_tensor(o.name, o.dtype, o.shape, o.buffer->data(), o.buffer->size(), &out[i]);
   }
   return n;
 }
 
 IR_API void ir_response_release(ir_response* response) { delete response; }
 
-IR_API ir_error* ir_model_next_batch(ir_model* model, int32_t instance, int64_t timeout_us, ir_batch** out) {
+IR_API ir_error* ir_model_next_batch(ir_model* model, int32_t instance, int64_t timeout_us, ir_batch** out,
+                                     ir_tensor* inputs, int32_t capacity, int32_t* n_inputs) {
   return ir::abi::guard([&]() -> ir::Status {
     if (model == nullptr || out == nullptr) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "model or out is NULL");
     auto* m = reinterpret_cast<ir::Model*>(model);
     if (m->config().backend != IR_BACKEND_EXTERNAL) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "model '" + m->config().name + "' runs natively; it has no batches to pull");
-    return m->next_batch(instance, to_ns(timeout_us), out);
+    IR_RETURN_IF_ERROR(m->next_batch(instance, to_ns(timeout_us), out));
+    ir_batch* batch = *out;
+    if (batch != nullptr && inputs != nullptr) {
+      auto n = static_cast<int32_t>(batch->inputs.size());
+      for (int32_t i = 0; i < n && i < capacity; ++i) {
+        const ir::InputView& v = batch->inputs[static_cast<size_t>(i)];
+        fill_tensor(v.name, v.dtype, v.shape, v.data, v.byte_size, &inputs[i]);
+      }
+      if (n_inputs != nullptr) *n_inputs = n;
+    }
+    return ir::Status::Ok();
   });
 }
 
@@ -162,6 +207,19 @@ IR_API void ir_batch_finish(ir_batch* batch, ir_error* error) {
     return;
   }
   batch->model->finish(batch, error);
+}
+
+IR_API void ir_batch_complete(ir_batch* batch, const ir_tensor* outputs, int32_t n_outputs) {
+  if (batch == nullptr) return;
+  ir_error* failure = ir::abi::guard([&]() -> ir::Status {
+    if (n_outputs > 0 && outputs == nullptr) return ir::Status(IR_ERROR_BACKEND, "outputs is NULL");
+    for (int32_t i = 0; i < n_outputs; ++i) {
+      ir::Status s = batch->model->set_output(batch, outputs[i]);
+      if (!s.ok()) return ir::Status(IR_ERROR_BACKEND, "backend output rejected: " + s.message());
+    }
+    return ir::Status::Ok();
+  });
+  batch->model->finish(batch, failure);
 }
 
 IR_API ir_error* ir_model_stats_get(const ir_model* model, ir_model_stats* out) {

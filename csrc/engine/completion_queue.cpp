@@ -84,7 +84,7 @@ void CompletionQueue::close() {
 void CompletionQueue::discard_all() {
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = head_; i < items_.size(); ++i) {
-    delete items_[i].response;
+    ir_response_release(items_[i].response);
     ir_error_free(items_[i].error);
   }
   items_.clear();

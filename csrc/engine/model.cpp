@@ -133,7 +133,7 @@ Status Model::check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* r
   return Status::Ok();
 }
 
-Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us) {
+Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake) {
   ModelStats::add(stats_.submitted);
   int64_t rows = 1;
   Status status = check_inputs(inputs, n_inputs, &rows);
@@ -165,17 +165,34 @@ Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs,
     request->enqueue_ns = now_ns();
     request->deadline_ns = timeout_ns > 0 ? request->enqueue_ns + timeout_ns : kNever;
     request->id = next_id_++;
-    if (!batcher_.push(request.get())) {
+    if (static_cast<int64_t>(batcher_.size() + staged_.size()) >= config_.policy.max_queue_size) {
       ModelStats::add(stats_.rejected_queue_full);
       return Status(IR_ERROR_RESOURCE_EXHAUSTED, "model '" + config_.name + "' queue is full (" + std::to_string(config_.policy.max_queue_size) + " requests)");
     }
+    if (wake) {
+      batcher_.push(request.get());  // cannot fail: the size was checked above
+    } else {
+      staged_.push_back(request.get());
+    }
     request.release();  // owned by the queue now
-    arrivals_.fetch_add(1, std::memory_order_release);
-    stats_.queue_depth.store(static_cast<int64_t>(batcher_.size()), std::memory_order_relaxed);
+    stats_.queue_depth.store(static_cast<int64_t>(batcher_.size() + staged_.size()), std::memory_order_relaxed);
     stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
   }
-  work_cv_.notify_one();
+  if (wake) {
+    arrivals_.fetch_add(1, std::memory_order_release);  // ends a spinning worker's poll
+    work_cv_.notify_one();
+  }
   return Status::Ok();
+}
+
+void Model::wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Request* r : staged_) batcher_.push(r);  // admitted already: fits
+    staged_.clear();
+  }
+  arrivals_.fetch_add(1, std::memory_order_release);
+  work_cv_.notify_one();
 }
 
 void Model::fail_locked(std::vector<Request*>& requests, ir_code code, const char* what) {
@@ -183,7 +200,7 @@ void Model::fail_locked(std::vector<Request*>& requests, ir_code code, const cha
   done.reserve(requests.size());
   for (Request* r : requests) {
     std::string message = "model '" + config_.name + "': " + what;
-    done.push_back(Completion{r->cookie, nullptr, ir_error_new(code, message.c_str())});
+    done.push_back(Completion{r->cookie, nullptr, ir_error_new(code, message.c_str()), nullptr, 0, r->rows, r->rows});
     delete r;
   }
   auto n = static_cast<uint64_t>(requests.size());
@@ -231,7 +248,7 @@ Status Model::next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out) {
       continue;
     }
     int64_t wake = std::min(batcher_.next_event(), give_up);
-    if (admission_closed_ && batcher_.empty()) idle_cv_.notify_all();
+    if (admission_closed_ && batcher_.empty() && staged_.empty()) idle_cv_.notify_all();
     if (wake == kNever) work_cv_.wait(lock);
     else work_cv_.wait_until(lock, to_time_point(wake));
   }
@@ -320,36 +337,26 @@ void Model::finish(ir_batch* batch, ir_error* error) {
   if (error != nullptr) {
     const char* message = ir_error_message(error);
     ir_code code = ir_error_code(error);
-    for (Request* r : batch->requests) done.push_back(Completion{r->cookie, nullptr, ir_error_new(code, message)});
+    for (Request* r : batch->requests) done.push_back(Completion{r->cookie, nullptr, ir_error_new(code, message), nullptr, 0, r->rows, batch->rows});
     ModelStats::add(stats_.failed_backend, batch->requests.size());
     ir_error_free(error);
   } else {
+    auto result = std::make_shared<BatchResult>();
+    result->outputs = std::move(batch->outputs);
+    result->rows = batch->rows;
+    result->sliced = config_.policy.batching;
+    const void* key = result->sliced ? result.get() : nullptr;
     int64_t row = 0;
     for (Request* r : batch->requests) {
       auto* response = new ir_response();
-      response->outputs.reserve(batch->outputs.size());
-      for (const BatchOutput& o : batch->outputs) {
-        OutputView view;
-        view.name = o.name;
-        view.dtype = o.dtype;
-        view.shape = o.shape;
-        view.owner = o.buffer;
-        if (config_.policy.batching) {
-          uint64_t row_bytes = o.buffer->size() / static_cast<uint64_t>(batch->rows);
-          view.shape[0] = r->rows;
-          view.data = o.buffer->data() + row_bytes * static_cast<uint64_t>(row);
-          view.byte_size = row_bytes * static_cast<uint64_t>(r->rows);
-        } else {
-          view.data = o.buffer->data();
-          view.byte_size = o.buffer->size();
-        }
-        response->outputs.push_back(std::move(view));
-      }
-      row += r->rows;
+      response->result = result;
+      response->row_offset = row;
+      response->rows = r->rows;
       int64_t total = done_ns - r->enqueue_ns;
       ModelStats::add(stats_.request_ns_sum, static_cast<uint64_t>(total));
       ModelStats::add(stats_.request_ns_buckets[duration_bucket(total)]);
-      done.push_back(Completion{r->cookie, response, nullptr});
+      done.push_back(Completion{r->cookie, response, nullptr, key, row, r->rows, batch->rows});
+      row += r->rows;
     }
     ModelStats::add(stats_.succeeded, batch->requests.size());
   }
@@ -362,18 +369,23 @@ void Model::finish(ir_batch* batch, ir_error* error) {
   completions_->push_all(done);
   std::lock_guard<std::mutex> lock(mu_);
   --running_batches_;
-  if (admission_closed_ && running_batches_ == 0 && batcher_.empty()) idle_cv_.notify_all();
+  if (admission_closed_ && running_batches_ == 0 && batcher_.empty() && staged_.empty()) idle_cv_.notify_all();
 }
 
 void Model::close_admission() {
-  std::lock_guard<std::mutex> lock(mu_);
-  admission_closed_ = true;
-  if (running_batches_ == 0 && batcher_.empty()) idle_cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    admission_closed_ = true;
+    for (Request* r : staged_) batcher_.push(r);  // nothing admitted may wait for a doorbell
+    staged_.clear();
+    if (running_batches_ == 0 && batcher_.empty()) idle_cv_.notify_all();
+  }
+  work_cv_.notify_all();
 }
 
 bool Model::wait_idle(int64_t deadline_ns) {
   std::unique_lock<std::mutex> lock(mu_);
-  auto idle = [this] { return running_batches_ == 0 && batcher_.empty(); };
+  auto idle = [this] { return running_batches_ == 0 && batcher_.empty() && staged_.empty(); };
   if (deadline_ns == kNever) {
     idle_cv_.wait(lock, idle);
     return true;
@@ -390,6 +402,8 @@ void Model::shut_down() {
     arrivals_.fetch_add(1, std::memory_order_release);  // ends any spin at once
     scratch_.clear();
     batcher_.drain_all(scratch_);
+    scratch_.insert(scratch_.end(), staged_.begin(), staged_.end());
+    staged_.clear();
     if (!scratch_.empty()) fail_locked(scratch_, IR_ERROR_CANCELLED, "request cancelled: the runtime is shutting down");
     stats_.queue_depth.store(0, std::memory_order_relaxed);
   }

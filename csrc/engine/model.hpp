@@ -20,6 +20,7 @@
 #include "buffer.hpp"
 #include "completion_queue.hpp"
 #include "request.hpp"
+#include "response.hpp"
 #include "stats.hpp"
 #include "status.hpp"
 
@@ -42,13 +43,6 @@ struct ModelConfig {
   bool fixed_signature = true;
   std::vector<TensorSig> inputs;
   int64_t idle_spin_ns = 0;  // an idle worker polls this long before sleeping
-};
-
-struct BatchOutput {
-  std::string name;
-  int32_t dtype = 0;
-  std::vector<int64_t> shape;
-  std::shared_ptr<Buffer> buffer;
 };
 
 class Model;
@@ -78,7 +72,12 @@ class Model {
 
   [[nodiscard]] const ModelConfig& config() const { return config_; }
 
-  Status submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us);
+  Status submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake);
+
+  // Hands requests admitted with wake = false to the batcher, as one burst, and wakes
+  // idle workers. Until then they are admitted (they count against max_queue_size) but
+  // invisible to the batcher, so a busy worker cannot pick a burst apart.
+  void wake();
 
   // Blocks until a batch is formed for `instance`; *out = nullptr on timeout.
   Status next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out);
@@ -115,6 +114,7 @@ class Model {
   std::condition_variable work_cv_;  // idle workers wait here
   std::condition_variable idle_cv_;  // wait_idle waits here
   Batcher batcher_;
+  std::vector<Request*> staged_;  // admitted with wake = false; handed to the batcher by wake()
   int64_t running_batches_ = 0;
   uint64_t next_id_ = 0;
   std::atomic<uint64_t> arrivals_{0};  // bumped on every admission and on shutdown: spinners watch it

@@ -1,4 +1,4 @@
-// Response: the outputs of one request, as views of reference-counted batch buffers.
+// Responses: the outputs of requests, as row ranges of reference-counted batch buffers.
 #pragma once
 
 #include <cstdint>
@@ -11,13 +11,18 @@
 
 namespace ir {
 
-struct OutputView {
+struct BatchOutput {
   std::string name;
   int32_t dtype = 0;
   std::vector<int64_t> shape;
-  const uint8_t* data = nullptr;
-  uint64_t byte_size = 0;
-  std::shared_ptr<Buffer> owner;  // keeps `data` alive
+  std::shared_ptr<Buffer> buffer;
+};
+
+// The outputs of one executed batch, shared by the responses of its requests.
+struct BatchResult {
+  std::vector<BatchOutput> outputs;
+  int64_t rows = 0;
+  bool sliced = false;  // batching model: each response owns a range of rows
 };
 
 // One finished request: exactly one of response/error is set (the C ABI's struct).
@@ -25,7 +30,11 @@ using Completion = ir_completion;
 
 }  // namespace ir
 
-// The outputs of one request (the opaque ir_response of the C ABI).
+// One request's outputs (the opaque ir_response of the C ABI): a range of rows of a
+// shared batch result. One small allocation per request; no copy of output data.
 struct ir_response {
-  std::vector<ir::OutputView> outputs;
+  std::shared_ptr<const ir::BatchResult> result;
+  int64_t row_offset = 0;
+  int64_t rows = 0;
+  std::vector<std::vector<int64_t>> shapes;  // per-request shapes, built on first describe
 };

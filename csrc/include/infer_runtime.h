@@ -18,6 +18,8 @@
  *     freed", "borrowed for the duration of the call".
  *   - Versioning: MAJOR changes on any incompatible change, MINOR on additions. A client
  *     built against MAJOR.MINOR works with a library of the same MAJOR and MINOR >= its own.
+ *     While MAJOR is 0 the ABI is not stable: any MINOR change may be incompatible, and the
+ *     Python package requires an exact match.
  */
 #ifndef INFER_RUNTIME_H
 #define INFER_RUNTIME_H
@@ -38,7 +40,7 @@ extern "C" {
 /* IR_CDEF_BEGIN */
 
 #define IR_ABI_VERSION_MAJOR 0
-#define IR_ABI_VERSION_MINOR 2
+#define IR_ABI_VERSION_MINOR 5
 
 /* ---- Versions --------------------------------------------------------------------
  * Threading: safe from any thread.
@@ -204,7 +206,18 @@ void ir_engine_stop(ir_engine* engine, int64_t timeout_us);
  * Errors, at once and without enqueuing: INVALID_ARGUMENT (shape/dtype/rows), UNAVAILABLE
  * (stopping), RESOURCE_EXHAUSTED (queue full).
  * Threading: safe from any thread; never blocks on the model's work. */
-ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us);
+ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags);
+
+/* ir_submit flags. IR_SUBMIT_NO_WAKE admits the request without waking the model's idle
+ * workers: a host submitting a burst (an event loop resuming many callers at once) sets it
+ * on all but the first request and calls ir_model_wake once at the end, so the burst is
+ * batched instead of being picked up one request at a time. Workers that are busy still
+ * see the requests when they finish; nothing waits for the wake longer than the host. */
+#define IR_SUBMIT_NO_WAKE 1
+
+/* Wakes the model's idle workers to look at the queue (see IR_SUBMIT_NO_WAKE).
+ * Threading: safe from any thread. */
+void ir_model_wake(ir_model* model);
 
 /* ---- Completions ------------------------------------------------------------------- */
 
@@ -212,6 +225,15 @@ typedef struct ir_completion {
     uint64_t cookie;
     ir_response* response;  /* on success: caller owns; release with ir_response_release */
     ir_error* error;        /* on failure: caller owns; free with ir_error_free */
+    /* For requests of a batching model: the outputs of all requests of one batch live in
+     * shared buffers, and this request owns rows [row_offset, row_offset + rows) of the
+     * batch's batch_rows. `batch` identifies the batch (NULL for models that do not batch);
+     * the completions of one batch are delivered consecutively, in row order, so a host can
+     * wrap the batch's buffers once (ir_response_describe_batch) and hand out row views. */
+    const void* batch;
+    int64_t row_offset;
+    int64_t rows;
+    int64_t batch_rows;
 } ir_completion;
 
 /* Moves up to `capacity` completions into `out`; returns how many. Never blocks. */
@@ -232,6 +254,11 @@ void ir_response_output(const ir_response* response, int32_t index, ir_tensor* o
  * the number of outputs (which may exceed `capacity`). */
 int32_t ir_response_describe(const ir_response* response, ir_tensor* out, int32_t capacity);
 
+/* Like ir_response_describe, but describes the whole batch this response belongs to (the
+ * leading dimension is the batch's rows). Pointers are borrowed until this response is
+ * released; the memory is shared with the other responses of the batch. */
+int32_t ir_response_describe_batch(const ir_response* response, ir_tensor* out, int32_t capacity);
+
 /* Releases the response and its hold on the output memory. NULL is a no-op. */
 void ir_response_release(ir_response* response);
 
@@ -241,11 +268,14 @@ void ir_response_release(ir_response* response);
  */
 
 /* Blocks until a batch is formed for `instance` (or `timeout_us` passes; -1: forever).
- * On success `*out` is a batch owned by the caller until ir_batch_finish, or NULL on
- * timeout. Errors: UNAVAILABLE once the engine stops; INVALID_ARGUMENT for a native model
- * or an instance out of range.
+ * On success `*out` is a batch owned by the caller until ir_batch_finish/_complete, or
+ * NULL on timeout; when `inputs` is not NULL, its first min(count, capacity) entries
+ * describe the gathered inputs (as ir_batch_input) and `*n_inputs` gets the count, saving
+ * the host one call per batch. Errors: UNAVAILABLE once the engine stops;
+ * INVALID_ARGUMENT for a native model or an instance out of range.
  * Threading: one caller per instance. Blocks without needing the caller's locks. */
-ir_error* ir_model_next_batch(ir_model* model, int32_t instance, int64_t timeout_us, ir_batch** out);
+ir_error* ir_model_next_batch(ir_model* model, int32_t instance, int64_t timeout_us, ir_batch** out,
+                              ir_tensor* inputs, int32_t capacity, int32_t* n_inputs);
 
 /* The gathered inputs of the batch (leading dimension = the batch's rows when batching).
  * Pointers are borrowed until ir_batch_finish. */
@@ -260,6 +290,11 @@ ir_error* ir_batch_set_output(ir_batch* batch, const ir_tensor* output);
 /* Completes every request of the batch: with the outputs set so far when `error` is NULL,
  * else with `error` (ownership moves to the engine). The batch is freed. */
 void ir_batch_finish(ir_batch* batch, ir_error* error);
+
+/* ir_batch_set_output for each of `outputs[0 .. n)` (borrowed for the call), then
+ * ir_batch_finish, in one call. If an output is rejected, the batch fails with a BACKEND
+ * error naming it. The batch is freed. */
+void ir_batch_complete(ir_batch* batch, const ir_tensor* outputs, int32_t n_outputs);
 
 /* ---- Statistics -------------------------------------------------------------------- */
 

@@ -28,7 +28,7 @@ import structlog
 
 from infer_runtime._native import ffi, lib, take_error
 from infer_runtime.assemble import AssembledModel, Assembly, assemble
-from infer_runtime.engine import Engine, ModelSignature, ModelStats, response_outputs
+from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats
 from infer_runtime.errors import InternalError, ModelLoadError, ModelNotFoundError, RequestCancelledError, UnavailableError
 from infer_runtime.spec import LoadedSpec, load_spec
 
@@ -45,7 +45,7 @@ class _Core:
         self.engine: Engine | None = None
         self.assembly = Assembly()
         self.pending: dict[int, tuple[Any, list[Any]]] = {}  # cookie → (waiter, kept alive)
-        self._cookies = itertools.count(1)
+        self.cookies = itertools.count(1)
         self.closing = False
 
     def open(self) -> None:
@@ -67,16 +67,18 @@ class _Core:
         known = sorted(self.loaded.spec.models)
         raise ModelNotFoundError(f"no model or pipeline named '{name}' (serving: {', '.join(known)})")
 
-    def submit(self, name: str, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, waiter: Any) -> None:
-        """Checks and submits one request; ``waiter`` is resolved by the front-end."""
+    def submit(self, name: str, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, waiter: Any, wake: bool = True) -> Any:
+        """Checks and submits one request; ``waiter`` is resolved by the front-end.
+        Returns the engine model (for a later wake when ``wake`` is false)."""
         if self.closing or self.engine is None:
             raise UnavailableError("the runtime is not running")
         found = self.assembly.models.get(name)
         model = (found or self.model(name)).engine_model
-        cookie = next(self._cookies)
+        cookie = next(self.cookies)
         # Completions are drained on the submitting thread (Runtime) or under the same lock
         # as submission (SyncRuntime), so registering after ir_submit cannot miss one.
-        self.pending[cookie] = (waiter, model.submit(cookie, inputs, priority, timeout_ms))
+        self.pending[cookie] = (waiter, model.submit(cookie, inputs, priority, timeout_ms, wake))
+        return model
 
     def warmup_inputs(self) -> list[tuple[str, Arrays]]:
         """One small request per model that asks for warmup and has a known signature."""
@@ -152,7 +154,9 @@ class Runtime(_Common):
         self._fd = -1
         self._state = "new"
         self._completions = ffi.new("ir_completion[]", _DRAIN_BATCH)
-        self._tensor = ffi.new("ir_tensor[]", _MAX_OUTPUTS)
+        self._delivery = Delivery(_MAX_OUTPUTS)
+        self._quiet: set[Any] = set()  # models with requests admitted without a wake
+        self._doorbell_scheduled = False
 
     @classmethod
     def from_spec(cls, spec: str | os.PathLike[str] | LoadedSpec, *, overrides: Mapping[str, Any] | None = None, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Runtime:
@@ -233,10 +237,32 @@ class Runtime(_Common):
         """
         if self._state != "running":
             raise UnavailableError(f"the runtime is {self._state}")
-        assert self._loop is not None
-        waiter = self._loop.create_future()
-        self._core.submit(model, inputs, priority, timeout_ms, waiter)
+        core = self._core
+        found = core.assembly.models.get(model)
+        engine_model = (found or core.model(model)).engine_model
+        waiter = self._loop.create_future()  # type: ignore[union-attr]
+        cookie = next(core.cookies)
+        pending = core.pending
+        if not pending:
+            # A lone request wakes the engine at once: no added latency.
+            pending[cookie] = (waiter, engine_model.submit(cookie, inputs, priority, timeout_ms))
+        else:
+            # Other requests are in flight, so the loop is resuming callers in bursts:
+            # admit quietly and ring the doorbell once after this loop iteration, so the
+            # engine sees the burst as one batch instead of picking requests off singly.
+            pending[cookie] = (waiter, engine_model.submit(cookie, inputs, priority, timeout_ms, False))
+            self._quiet.add(engine_model)
+            if not self._doorbell_scheduled:
+                self._doorbell_scheduled = True
+                self._loop.call_soon(self._ring_doorbell)  # type: ignore[union-attr]
         return await waiter  # type: ignore[no-any-return]
+
+    def _ring_doorbell(self) -> None:
+        self._doorbell_scheduled = False
+        quiet, self._quiet = self._quiet, set()
+        if self._core.engine is not None:
+            for engine_model in quiet:
+                engine_model.wake()
 
     def _on_completions(self) -> None:
         try:
@@ -246,17 +272,38 @@ class Runtime(_Common):
         self._drain()
 
     def _drain(self) -> None:
+        # The per-request hot path of delivery: kept flat on purpose (see Delivery.outputs
+        # for the same logic with comments; tests cover both front-ends).
         engine = self._core.engine
         if engine is None:
             return
         pending = self._core.pending
-        buf, tensor = self._completions, self._tensor
+        buf, delivery = self._completions, self._delivery
+        batches = delivery.batches
+        release = lib.ir_response_release
         while True:
             n = engine.drain_into(buf, _DRAIN_BATCH)
             for i in range(n):
                 c = buf[i]
                 waiter = pending.pop(c.cookie, _NO_WAITER)[0]
-                _deliver(waiter, c, tensor)
+                if c.error or waiter is None or waiter.done():
+                    _deliver(waiter, c, delivery)
+                    continue
+                key = c.batch
+                rows, total = c.rows, c.batch_rows
+                if not key or rows == total:
+                    _deliver(waiter, c, delivery)
+                    continue
+                arrays = batches.get(key)
+                if arrays is None:
+                    arrays = batches[key] = delivery.wrap_batch(c.response)
+                else:
+                    release(c.response)
+                start = c.row_offset
+                stop = start + rows
+                if stop == total:
+                    del batches[key]
+                waiter.set_result({name: array[start:stop] for name, array in arrays.items()})
             if n < _DRAIN_BATCH:
                 return
 
@@ -330,7 +377,7 @@ class SyncRuntime(_Common):
         engine = self._core.engine
         assert engine is not None
         buf = ffi.new("ir_completion[]", _DRAIN_BATCH)
-        tensor = ffi.new("ir_tensor[]", _MAX_OUTPUTS)
+        delivery = Delivery(_MAX_OUTPUTS)
         pending = self._core.pending
         while True:
             n = engine.wait(None, buf)
@@ -340,7 +387,7 @@ class SyncRuntime(_Common):
                 c = buf[i]
                 with self._lock:
                     waiter = pending.pop(c.cookie, _NO_WAITER)[0]
-                _deliver(waiter, c, tensor)
+                _deliver(waiter, c, delivery)
 
 
 _DRAIN_BATCH = 256
@@ -348,7 +395,7 @@ _MAX_OUTPUTS = 64
 _NO_WAITER: tuple[Any, Any] = (None, None)
 
 
-def _deliver(waiter: Any, completion: Any, tensor: Any) -> None:
+def _deliver(waiter: Any, completion: Any, delivery: Delivery) -> None:
     """Resolves one waiter (an asyncio or concurrent future) with a completion; frees the
     completion's error or response when nobody waits any more (cancelled meanwhile).
     Never raises: a failure here must not strand the other completions of the drain."""
@@ -357,10 +404,11 @@ def _deliver(waiter: Any, completion: Any, tensor: Any) -> None:
             error = take_error(completion.error)
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)
-        elif waiter is None or waiter.done():
-            lib.ir_response_release(completion.response)
-        else:
-            waiter.set_result(response_outputs(completion.response, tensor))
+            return
+        wanted = waiter is not None and not waiter.done()
+        outputs = delivery.outputs(completion, wanted)
+        if wanted:
+            waiter.set_result(outputs)
     except Exception as exc:  # pragma: no cover - a bug; reported to the caller, not lost
         log.exception("completion delivery failed")
         if waiter is not None and not waiter.done():

@@ -78,7 +78,7 @@ void identity_under_concurrency() {
         int id = t * kPerThread + i;
         data[id][0] = static_cast<float>(id);
         ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-        ir_error* err = ir_submit(model, static_cast<uint64_t>(id), &in, 1, id % 2, 0);
+        ir_error* err = ir_submit(model, static_cast<uint64_t>(id), &in, 1, id % 2, 0, 0);
         CHECK(err == nullptr);
         ir_error_free(err);
       }
@@ -109,7 +109,9 @@ void external_backend_with_errors_and_shutdown() {
     workers.emplace_back([&, instance] {
       for (;;) {
         ir_batch* batch = nullptr;
-        ir_error* err = ir_model_next_batch(model, instance, -1, &batch);
+        ir_tensor described[2];
+        int32_t n_described = 0;
+        ir_error* err = ir_model_next_batch(model, instance, -1, &batch, described, 2, &n_described);
         if (err != nullptr) {  // UNAVAILABLE after stop
           CHECK(ir_error_code(err) == IR_ERROR_UNAVAILABLE);
           ir_error_free(err);
@@ -118,6 +120,7 @@ void external_backend_with_errors_and_shutdown() {
         if (batch == nullptr) continue;
         ir_tensor in;
         ir_batch_input(batch, 0, &in);
+        CHECK(n_described == 1 && described[0].data == in.data && described[0].byte_size == in.byte_size);
         const float* v = static_cast<const float*>(in.data);
         bool negative = false;
         for (int64_t row = 0; row < in.shape[0]; ++row) negative = negative || v[row * 3] < 0;
@@ -126,9 +129,13 @@ void external_backend_with_errors_and_shutdown() {
           continue;
         }
         ir_tensor out{"y", IR_DTYPE_FLOAT32, in.ndim, in.shape, in.data, in.byte_size};
-        ir_error* set = ir_batch_set_output(batch, &out);
-        CHECK(set == nullptr);
-        ir_batch_finish(batch, set);
+        if (instance == 0) {
+          ir_error* set = ir_batch_set_output(batch, &out);
+          CHECK(set == nullptr);
+          ir_batch_finish(batch, set);
+        } else {
+          ir_batch_complete(batch, &out, 1);
+        }
       }
     });
   }
@@ -137,10 +144,11 @@ void external_backend_with_errors_and_shutdown() {
   for (int id = 0; id < 300; ++id) {
     data[id][0] = id == 7 ? -1.0f : static_cast<float>(id);
     ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-    ir_error* err = ir_submit(model, static_cast<uint64_t>(id == 7 ? 7 : id), &in, 1, 0, 0);
+    ir_error* err = ir_submit(model, static_cast<uint64_t>(id == 7 ? 7 : id), &in, 1, 0, 0, id % 3 ? IR_SUBMIT_NO_WAKE : 0);
     CHECK(err == nullptr);
     ir_error_free(err);
   }
+  ir_model_wake(model);  // the burst used IR_SUBMIT_NO_WAKE: ring the doorbell once
   int errors = 0;
   // Request 7 fails, and so does every request batched with it.
   int seen = collect(engine, 300, &errors);
@@ -150,7 +158,7 @@ void external_backend_with_errors_and_shutdown() {
   data[7][0] = 7.0f;
   for (int id = 0; id < 50; ++id) {
     ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-    ir_error_free(ir_submit(model, static_cast<uint64_t>(id), &in, 1, 0, 0));
+    ir_error_free(ir_submit(model, static_cast<uint64_t>(id), &in, 1, 0, 0, 0));
   }
   ir_engine_stop(engine, 0);
   int late_errors = 0;
@@ -158,7 +166,7 @@ void external_backend_with_errors_and_shutdown() {
   CHECK(late == 50);
   // After stop, submission is refused at once.
   ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[0].data(), 12};
-  ir_error* refused = ir_submit(model, 1, &in, 1, 0, 0);
+  ir_error* refused = ir_submit(model, 1, &in, 1, 0, 0, 0);
   CHECK(refused != nullptr && ir_error_code(refused) == IR_ERROR_UNAVAILABLE);
   ir_error_free(refused);
   for (auto& w : workers) w.join();
@@ -175,7 +183,7 @@ void destroy_with_undrained_completions() {
   int64_t shape[] = {1, 3};
   for (int i = 0; i < 20; ++i) {
     ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, v, 12};
-    ir_error_free(ir_submit(model, 1, &in, 1, 0, 0));
+    ir_error_free(ir_submit(model, 1, &in, 1, 0, 0, 0));
   }
   ir_engine_destroy(engine);  // frees queued requests and undrained responses
 }

@@ -20,8 +20,8 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
 
 ABI_MAJOR = 0
 """The ABI major version this Python package was written for."""
-ABI_MINOR = 2
-"""The lowest ABI minor version this Python package needs."""
+ABI_MINOR = 5
+"""The ABI minor version this Python package needs (exactly, while the major is 0)."""
 
 
 def abi_version() -> tuple[int, int]:
@@ -32,10 +32,10 @@ def abi_version() -> tuple[int, int]:
 
 def _check_abi() -> None:
     major, minor = abi_version()
-    if major != ABI_MAJOR or minor < ABI_MINOR:
+    if major != ABI_MAJOR or minor < ABI_MINOR or (major == 0 and minor != ABI_MINOR):
         raise ImportError(
             f"infer-runtime engine ABI {major}.{minor} does not match the Python package "
-            f"(needs {ABI_MAJOR}.{ABI_MINOR} or a later minor); rebuild with `python build.py`"
+            f"(needs {ABI_MAJOR}.{ABI_MINOR}); rebuild with `python build.py`"
         )
 
 

@@ -2,6 +2,7 @@
 
 from .core import BATCH_BOUNDS as BATCH_BOUNDS
 from .core import DURATION_BOUNDS_S as DURATION_BOUNDS_S
+from .core import Delivery as Delivery
 from .core import Engine as Engine
 from .core import EngineModel as EngineModel
 from .core import ModelStats as ModelStats
@@ -10,4 +11,4 @@ from .core import signature_from_specs as signature_from_specs
 from .signature import ModelSignature as ModelSignature
 from .signature import TensorSignature as TensorSignature
 
-__all__ = ["BATCH_BOUNDS", "DURATION_BOUNDS_S", "Engine", "EngineModel", "ModelSignature", "ModelStats", "TensorSignature", "response_outputs", "signature_from_specs"]
+__all__ = ["BATCH_BOUNDS", "DURATION_BOUNDS_S", "Delivery", "Engine", "EngineModel", "ModelSignature", "ModelStats", "TensorSignature", "response_outputs", "signature_from_specs"]

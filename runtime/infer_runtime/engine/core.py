@@ -64,6 +64,14 @@ def _release_response(owner: Any, _data: Any) -> None:
     del owner
 
 
+def _static_tail(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The dims after the first when all of them are fixed and the first is variable (the
+    common batched signature): checked with one tuple comparison."""
+    if shape and shape[0] == -1 and all(d != -1 for d in shape[1:]):
+        return tuple(shape[1:])
+    return None
+
+
 def _shape(dims: Any, ndim: int) -> tuple[int, ...]:
     # Direct indexing beats ffi.unpack for the usual 1-3 dimensions.
     if ndim == 2:
@@ -98,15 +106,17 @@ class EngineModel:
             desc.dtype = NUMPY_TO_CODE[tensor.dtype]
             desc.ndim = len(tensor.shape)
             desc.shape = self._shapes[i]
-        # Per input: (name, dtype, ndim, [(dim, required size)], descriptor, shape buffer).
+        # Per input: (name, dtype, ndim, required tail (dims 1..) or None, [(dim, size)]
+        # checks when the tail has variable dims, descriptor, shape buffer).
         self._checks = [
-            (t.name, t.dtype, len(t.shape), [(d, v) for d, v in enumerate(t.shape) if v != -1], self._descs[i], self._shapes[i])
+            (t.name, t.dtype, len(t.shape), _static_tail(t.shape), [(d, v) for d, v in enumerate(t.shape) if v != -1], self._descs[i], self._shapes[i])
             for i, t in enumerate(signature.inputs or ())
         ]
 
-    def submit(self, cookie: int, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None) -> list[Any]:
+    def submit(self, cookie: int, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, wake: bool = True) -> list[Any]:
         """Checks ``inputs`` and submits them; returns what must stay alive until the
-        request completes. Raises the mapped error when the engine refuses at once."""
+        request completes. Raises the mapped error when the engine refuses at once.
+        ``wake=False`` admits without waking idle workers (call :meth:`wake` later)."""
         if self._fixed:
             keep = self._fill_fixed(inputs)
             descs, n = self._descs, self._n
@@ -117,10 +127,14 @@ class EngineModel:
         timeout_us = 0 if timeout_ms is None else int(timeout_ms * 1000)
         if timeout_ms is not None and timeout_us <= 0:
             raise InvalidInputError(f"model '{self.name}': timeout_ms must be > 0 (got {timeout_ms})")
-        err = lib.ir_submit(self.handle, cookie, descs, n, priority, timeout_us)
+        err = lib.ir_submit(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
         if err != ffi.NULL:
             raise take_error(err)  # type: ignore[misc]
         return keep
+
+    def wake(self) -> None:
+        """Wakes the model's idle workers (after ``submit(..., wake=False)``)."""
+        lib.ir_model_wake(self.handle)
 
     def _fill_fixed(self, inputs: Mapping[str, Any]) -> list[Any]:
         if len(inputs) != self._n:
@@ -128,7 +142,7 @@ class EngineModel:
         keep = []
         rows = -1
         limit = self._rows_limit
-        for name, dtype, ndim, fixed, desc, dims in self._checks:
+        for name, dtype, ndim, tail, fixed, desc, dims in self._checks:
             arr = inputs.get(name)
             if arr is None:
                 self._name_error(inputs)
@@ -137,7 +151,7 @@ class EngineModel:
             if arr.dtype != dtype:
                 raise InvalidInputError(f"model '{self.name}': input '{name}' must be {dtype.name}, got {arr.dtype.name}")
             shape = arr.shape
-            if len(shape) != ndim or any(shape[d] != v for d, v in fixed):
+            if len(shape) != ndim or (shape[1:] != tail if tail is not None else any(shape[d] != v for d, v in fixed)):
                 self._shape_error(name, shape)
             if limit:
                 k = shape[0]
@@ -201,17 +215,60 @@ class EngineModel:
         return ModelStats(*values)
 
 
-def response_outputs(response: Any, tensors: Any) -> dict[str, np.ndarray]:
-    """Numpy arrays over a response's engine-owned outputs (no copy). The response is
-    released when the last of these arrays is garbage collected. ``tensors`` is a scratch
-    ``ir_tensor[]`` owned by the calling thread, with room for every output."""
-    n = lib.ir_response_describe(response, tensors, len(tensors))
+def response_outputs(response: Any, tensors: Any, whole_batch: bool = False) -> dict[str, np.ndarray]:
+    """Numpy arrays over a response's engine-owned outputs (no copy); with ``whole_batch``,
+    over the outputs of the whole batch it belongs to. The response is released when the
+    last of these arrays (or of views of them) is garbage collected. ``tensors`` is a
+    scratch ``ir_tensor[]`` owned by the calling thread, with room for every output."""
+    describe = lib.ir_response_describe_batch if whole_batch else lib.ir_response_describe
+    n = describe(response, tensors, len(tensors))
     if n == 1:  # the common case: the array's data pointer owns the response directly
         t = tensors[0]
         return {ffi.string(t.name).decode(): _array(t, lambda _p, r=response: lib.ir_response_release(r))}
     owner = ffi.gc(response, lib.ir_response_release)
     release = functools.partial(_release_response, owner)
     return {ffi.string(t.name).decode(): _array(t, release) for t in (tensors[i] for i in range(n))}
+
+
+class Delivery:
+    """Turns completions into results for one consumer thread.
+
+    The requests of one batch share its output buffers: the first completion of a batch
+    wraps them in numpy arrays once (owning that response), and every request of the batch
+    gets row views of those arrays, the way a hand-written batcher splits its result. The
+    completions of a batch arrive consecutively, so the cache holds at most a batch or two.
+    """
+
+    def __init__(self, max_outputs: int = 64) -> None:
+        self._tensors = ffi.new("ir_tensor[]", max_outputs)
+        self.batches: dict[Any, dict[str, np.ndarray]] = {}  # batch key → arrays over it
+
+    def wrap_batch(self, response: Any) -> dict[str, np.ndarray]:
+        """Arrays over the whole batch of ``response``, which they now own."""
+        return response_outputs(response, self._tensors, whole_batch=True)
+
+    def outputs(self, c: Any, wanted: bool) -> dict[str, np.ndarray] | None:
+        """The outputs of successful completion ``c`` (None when not ``wanted``); takes
+        care of the response either way."""
+        key = c.batch
+        if key == ffi.NULL or c.rows == c.batch_rows:  # not batched, or alone in its batch
+            if wanted:
+                return response_outputs(c.response, self._tensors)
+            lib.ir_response_release(c.response)
+            return None
+        arrays = self.batches.get(key)
+        owned = arrays is None
+        if owned:
+            arrays = self.batches[key] = self.wrap_batch(c.response)
+        start = c.row_offset
+        stop = start + c.rows
+        if stop == c.batch_rows:  # the batch's last request: nothing else will look it up
+            del self.batches[key]
+        if not owned:
+            lib.ir_response_release(c.response)
+        if not wanted:
+            return None
+        return {name: array[start:stop] for name, array in arrays.items()}
 
 
 def _array(t: Any, release: Any) -> np.ndarray:
