@@ -85,3 +85,23 @@ class BadOutput:
 class BrokenInit:
     def __init__(self, config: dict[str, Any]) -> None:
         raise RuntimeError("cannot initialise")
+
+
+class FileGated:
+    """Identity that, like Gated, holds each batch until its gate opens, but the gate is a
+    file (config ``gate``): usable from a test driving a separate server process. Touches
+    ``<gate>.entered`` when a batch starts."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        from pathlib import Path
+
+        self.gate = Path(config["gate"])
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import time
+
+        self.gate.with_suffix(".entered").touch()
+        deadline = time.monotonic() + 60
+        while not self.gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return {"x": inputs["x"].copy()}

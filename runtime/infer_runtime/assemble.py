@@ -8,6 +8,7 @@ recorded with its reason; the caller decides whether that is fatal (``exit_on_er
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class Assembly:
 
     models: dict[str, AssembledModel] = field(default_factory=dict)
     failures: dict[str, InferRuntimeError] = field(default_factory=dict)
+    load_seconds: dict[str, float] = field(default_factory=dict)  # per model, failed ones too
 
     def executors(self) -> list[PullExecutor]:
         """Every executor, in assembly order."""
@@ -55,13 +57,16 @@ def assemble(loaded: LoadedSpec, engine: Engine) -> Assembly:
     """Builds every model of ``loaded`` into ``engine``; never raises for one model."""
     result = Assembly()
     for name, spec in loaded.spec.models.items():
+        started = time.perf_counter()
         try:
             model = _assemble_model(loaded, engine, name, spec)
         except InferRuntimeError as exc:
+            result.load_seconds[name] = time.perf_counter() - started
             result.failures[name] = exc
             log.error("model failed to load", model=name, backend=spec.backend, error=str(exc))
             continue
         result.models[name] = model
+        result.load_seconds[name] = time.perf_counter() - started
         batching = spec.batching.model_dump() if spec.batching else None
         log.info("model assembled", model=name, backend=spec.backend, instances=spec.instances, batching=batching,
                  inputs=[t.describe() for t in model.signature.inputs or ()], **model.details)

@@ -32,6 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of the spec language")
     schema.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
 
+    run = sub.add_parser("run", help="serve a spec over HTTP and gRPC (KServe v2) until SIGTERM/SIGINT", description="Serve every model of SPEC with the KServe v2 / Open Inference Protocol over HTTP (with Triton's binary tensor extension) and gRPC, with Prometheus metrics at /metrics. SIGTERM drains in-flight work for server.shutdown_timeout_s; a second signal exits at once.")
+    run.add_argument("spec", metavar="SPEC", nargs="?", help="the spec file (default: $INFER_RUNTIME_SPEC)")
+    run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="override one key (repeatable; beats the environment)")
+    run.add_argument("--host", help="shorthand for --set server.host=HOST")
+    run.add_argument("--http-port", type=int, help="shorthand for --set server.http_port=PORT")
+    run.add_argument("--grpc-port", type=int, help="shorthand for --set server.grpc_port=PORT (0 = off)")
+
     config = sub.add_parser("config", help="print the effective spec after defaults and overrides")
     config.add_argument("spec", metavar="SPEC")
     config.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="override one key (repeatable; beats the environment)")
@@ -53,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    handler = {"validate": _validate, "schema": _schema, "config": _config}[args.command]
+    handler = {"validate": _validate, "schema": _schema, "config": _config, "run": _run}[args.command]
     try:
         return handler(args)
     except BrokenPipeError:  # e.g. piped into head
@@ -119,6 +126,31 @@ def _config(args: argparse.Namespace) -> int:
 
         sys.stdout.write(tomli_w.dumps(result.effective))
     return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    import os
+
+    from infer_runtime.errors import SpecError
+    from infer_runtime.spec import load_spec
+
+    spec = args.spec or os.environ.get("INFER_RUNTIME_SPEC")
+    if not spec:
+        print("infer-runtime run: give a SPEC or set INFER_RUNTIME_SPEC", file=sys.stderr)
+        return EXIT_USAGE
+    sets = list(args.set)
+    for flag, key in ((args.host, "server.host"), (args.http_port, "server.http_port"), (args.grpc_port, "server.grpc_port")):
+        if flag is not None:
+            sets.append(f"{key}={flag}")
+    try:
+        loaded = load_spec(spec, sets=sets)
+    except SpecError as exc:
+        for issue in exc.issues:
+            print(issue.format(), file=sys.stderr)
+        return EXIT_USAGE
+    from infer_runtime.server.app import main_serve
+
+    return main_serve(loaded)
 
 
 def _get(data: Any, path: tuple[Any, ...]) -> Any:

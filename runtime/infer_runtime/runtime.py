@@ -99,6 +99,10 @@ class _Core:
         for executor in self.assembly.executors():
             executor.join()
 
+    def cancelled_total(self) -> int:
+        """Requests cancelled by the engine so far, over every model."""
+        return sum(m.engine_model.stats().cancelled for m in self.assembly.models.values()) if self.engine else 0
+
     def destroy(self) -> None:
         """Frees the engine (after close and the last drain)."""
         if self.engine is not None:
@@ -191,16 +195,19 @@ class Runtime(_Common):
         log.info("runtime started", runtime=self._core.loaded.spec.runtime.name, models=self.model_names, failed=sorted(self._core.assembly.failures))
         return self
 
-    async def stop(self, timeout_s: float | None = None) -> None:
+    async def stop(self, timeout_s: float | None = None) -> int:
         """Stops admission, lets queued and running requests finish for up to ``timeout_s``
-        (default: the spec's ``server.shutdown_timeout_s``), cancels the rest, frees all."""
+        (default: the spec's ``server.shutdown_timeout_s``), cancels the rest, frees all.
+        Returns how many admitted requests had to be cancelled (0 = a clean drain)."""
         if self._state in ("stopped", "stopping", "new"):
             self._state = "stopped" if self._state == "new" else self._state
-            return
+            return 0
         self._state = "stopping"
         timeout = self._core.loaded.spec.server.shutdown_timeout_s if timeout_s is None else timeout_s
+        before = self._core.cancelled_total()
         try:
             await asyncio.to_thread(self._core.close, timeout)
+            abandoned = self._core.cancelled_total() - before
         finally:
             if self._loop is not None and self._fd >= 0:
                 self._on_completions()
@@ -213,6 +220,7 @@ class Runtime(_Common):
             self._core.pending.clear()
             self._state = "stopped"
             log.info("runtime stopped", runtime=self._core.loaded.spec.runtime.name)
+        return abandoned
 
     async def __aenter__(self) -> Runtime:
         return await self.start()

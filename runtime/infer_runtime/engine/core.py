@@ -84,7 +84,7 @@ def _shape(dims: Any, ndim: int) -> tuple[int, ...]:
 class EngineModel:
     """One model inside the engine: checks inputs against its signature and submits."""
 
-    __slots__ = ("name", "handle", "signature", "_n", "_descs", "_shapes", "_names", "_rows_limit", "_fixed", "_priority_levels", "_checks")
+    __slots__ = ("name", "handle", "signature", "_n", "_descs", "_shapes", "_names", "_rows_limit", "_fixed", "_priority_levels", "_checks", "rejected_invalid")
 
     def __init__(self, name: str, handle: Any, signature: ModelSignature, priority_levels: int) -> None:
         self.name = name
@@ -108,6 +108,7 @@ class EngineModel:
             desc.shape = self._shapes[i]
         # Per input: (name, dtype, ndim, required tail (dims 1..) or None, [(dim, size)]
         # checks when the tail has variable dims, descriptor, shape buffer).
+        self.rejected_invalid = 0  # refused in Python before reaching the engine
         self._checks = [
             (t.name, t.dtype, len(t.shape), _static_tail(t.shape), [(d, v) for d, v in enumerate(t.shape) if v != -1], self._descs[i], self._shapes[i])
             for i, t in enumerate(signature.inputs or ())
@@ -117,16 +118,20 @@ class EngineModel:
         """Checks ``inputs`` and submits them; returns what must stay alive until the
         request completes. Raises the mapped error when the engine refuses at once.
         ``wake=False`` admits without waking idle workers (call :meth:`wake` later)."""
-        if self._fixed:
-            keep = self._fill_fixed(inputs)
-            descs, n = self._descs, self._n
-        else:
-            keep, descs, n = self._fill_dynamic(inputs)
-        if not 0 <= priority < self._priority_levels:
-            raise InvalidInputError(f"model '{self.name}': priority {priority} is outside [0, {self._priority_levels})")
-        timeout_us = 0 if timeout_ms is None else int(timeout_ms * 1000)
-        if timeout_ms is not None and timeout_us <= 0:
-            raise InvalidInputError(f"model '{self.name}': timeout_ms must be > 0 (got {timeout_ms})")
+        try:
+            if self._fixed:
+                keep = self._fill_fixed(inputs)
+                descs, n = self._descs, self._n
+            else:
+                keep, descs, n = self._fill_dynamic(inputs)
+            if not 0 <= priority < self._priority_levels:
+                raise InvalidInputError(f"model '{self.name}': priority {priority} is outside [0, {self._priority_levels})")
+            timeout_us = 0 if timeout_ms is None else int(timeout_ms * 1000)
+            if timeout_ms is not None and timeout_us <= 0:
+                raise InvalidInputError(f"model '{self.name}': timeout_ms must be > 0 (got {timeout_ms})")
+        except InvalidInputError:
+            self.rejected_invalid += 1  # counted for metrics; costs nothing on success
+            raise
         err = lib.ir_submit(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
         if err != ffi.NULL:
             raise take_error(err)  # type: ignore[misc]

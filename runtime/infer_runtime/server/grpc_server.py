@@ -1,0 +1,175 @@
+"""KServe v2 gRPC (``inference.GRPCInferenceService``) and the standard gRPC health service.
+
+Outputs always go in ``raw_output_contents`` (tritonclient reads only those for numeric
+types). Inputs may be raw or typed contents. Message size limits come from the spec.
+Errors carry the same messages as REST with the matching status codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import numpy as np
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from infer_runtime import __version__
+from infer_runtime.errors import InferRuntimeError, InvalidInputError, ModelNotFoundError
+
+from . import protocol
+from .http import EXTENSIONS, MODEL_VERSION, status_for
+from .proto import inference_pb2 as pb
+from .proto import inference_pb2_grpc as pb_grpc
+from .protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from .app import ServingState
+
+log = structlog.get_logger("infer_runtime.server.grpc")
+
+_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND, 503: grpc.StatusCode.UNAVAILABLE, 500: grpc.StatusCode.INTERNAL}
+_TYPED = {
+    "BOOL": "bool_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
+    "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
+    "FP32": "fp32_contents", "FP64": "fp64_contents",
+}
+
+
+def _param(params: Any, key: str) -> Any:
+    if key not in params:
+        return None
+    p = params[key]
+    which = p.WhichOneof("parameter_choice")
+    return None if which is None else getattr(p, which)
+
+
+def decode_request(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
+    """The request's inputs as arrays (raw contents are viewed, not copied)."""
+    if not request.inputs:
+        raise ProtocolError("the request needs at least one input")
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise ProtocolError(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs")
+    out: dict[str, np.ndarray] = {}
+    for i, t in enumerate(request.inputs):
+        if t.name in out:
+            raise ProtocolError(f"input '{t.name}' appears twice")
+        dtype = protocol.dtype_of(t.name, t.datatype)
+        shape = protocol.check_shape(t.name, list(t.shape))
+        if raw:
+            out[t.name] = protocol.tensor_from_bytes(t.name, dtype, shape, raw[i], 0, len(raw[i]))
+            continue
+        field = _TYPED.get(t.datatype)
+        if field is None:
+            raise ProtocolError(f"input '{t.name}': {t.datatype} must be sent in raw_input_contents")
+        out[t.name] = protocol.tensor_from_json(t.name, dtype, shape, list(getattr(t.contents, field)))
+    return out
+
+
+@dataclass
+class GrpcServer:
+    """A started gRPC server."""
+
+    server: Any
+    port: int
+    health: Any
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        """Stops accepting and ends open calls after ``grace_s``."""
+        self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+
+class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
+    """The six calls of the Open Inference Protocol."""
+
+    def __init__(self, state: ServingState) -> None:
+        self.state = state
+
+    async def _fail(self, context: Any, exc: BaseException) -> None:
+        status = status_for(exc)
+        if status >= 500:
+            log.error("request failed", status=status, error=str(exc))
+        await context.abort(_STATUS.get(status, grpc.StatusCode.INTERNAL), str(exc))
+
+    async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:  # noqa: N802
+        return pb.ServerLiveResponse(live=self.state.live)
+
+    async def ServerReady(self, request: Any, context: Any) -> pb.ServerReadyResponse:  # noqa: N802
+        return pb.ServerReadyResponse(ready=self.state.not_ready_reason() is None)
+
+    async def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:  # noqa: N802
+        try:
+            self._check(request.name, request.version)
+            return pb.ModelReadyResponse(ready=self.state.model_not_ready_reason(request.name) is None)
+        except (ProtocolError, InferRuntimeError) as exc:
+            await self._fail(context, exc)
+            raise
+
+    async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:  # noqa: N802
+        return pb.ServerMetadataResponse(name=self.state.name, version=__version__, extensions=EXTENSIONS)
+
+    async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:  # noqa: N802
+        try:
+            self._check(request.name, request.version)
+            meta = self.state.metadata(request.name)
+        except (ProtocolError, InferRuntimeError) as exc:
+            await self._fail(context, exc)
+            raise
+        tensors = lambda ts: [pb.ModelMetadataResponse.TensorMetadata(name=t["name"], datatype=t["datatype"], shape=t["shape"]) for t in ts]  # noqa: E731
+        return pb.ModelMetadataResponse(name=meta["name"], versions=meta["versions"], platform=meta["platform"], inputs=tensors(meta["inputs"]), outputs=tensors(meta["outputs"]))
+
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802
+        model = request.model_name
+        rid = request.id or None
+        with structlog.contextvars.bound_contextvars(request_id=rid, model=model):
+            try:
+                self._check(model, request.model_version)
+                inputs = decode_request(request)
+                priority = _param(request.parameters, "priority")
+                timeout_us = _param(request.parameters, "timeout")
+                if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+                    raise ProtocolError("parameter 'priority' must be an integer")
+                if timeout_us is not None and (isinstance(timeout_us, bool) or not isinstance(timeout_us, int) or timeout_us < 0):
+                    raise ProtocolError("parameter 'timeout' must be a non-negative integer (microseconds)")
+                results = await self.state.runtime.infer(model, inputs, priority=priority or 0, timeout_ms=(timeout_us / 1000) if timeout_us else None)
+                wanted = [protocol.RequestedOutput(o.name, True) for o in request.outputs] or None
+                selected = protocol.select_outputs(results, wanted, True)
+            except (ProtocolError, InferRuntimeError) as exc:
+                await self._fail(context, exc)
+                raise
+        response = pb.ModelInferResponse(model_name=model, model_version=MODEL_VERSION, id=request.id)
+        for name, array, _ in selected:
+            response.outputs.add(name=name, datatype=protocol.v2_datatype(array.dtype), shape=list(array.shape))
+            response.raw_output_contents.append(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+        return response
+
+    def _check(self, model: str, version: str) -> None:
+        if not model:
+            raise InvalidInputError("a model name is required")
+        self.state.check_model(model)
+        if version and version != MODEL_VERSION:
+            raise ModelNotFoundError(f"model '{model}' has no version '{version}' (versions: {MODEL_VERSION})")
+
+
+async def start(state: ServingState, host: str, port: int, max_message_bytes: int) -> GrpcServer:
+    """Starts the gRPC server; raises StartupError when the port cannot be bound."""
+    from .app import StartupError
+
+    options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes), ("grpc.so_reuseport", 0)]
+    server = grpc.aio.server(options=options)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(state), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as exc:
+        raise StartupError(f"cannot listen on {host}:{port} (gRPC): {exc}") from exc
+    if bound == 0:
+        raise StartupError(f"cannot listen on {host}:{port} (gRPC): the port is in use or not allowed")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("inference.GRPCInferenceService", health_pb2.HealthCheckResponse.SERVING)
+    return GrpcServer(server, bound, health_servicer)

@@ -1,0 +1,98 @@
+"""Prometheus metrics, read from the engine's counters at scrape time.
+
+Nothing is recorded per request in Python: a custom collector turns each model's
+``ir_model_stats`` snapshot into ``infer_runtime_*`` families when /metrics is scraped.
+Base units (seconds), ``_total`` counters, labels model/outcome/reason only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from infer_runtime import __version__
+from infer_runtime.engine import BATCH_BOUNDS, DURATION_BOUNDS_S
+
+if TYPE_CHECKING:
+    from .app import ServingState
+
+
+def _histogram(family: HistogramMetricFamily, labels: list[str], bounds: tuple[float, ...], buckets: tuple[int, ...], total: float) -> None:
+    cumulative = 0
+    points = []
+    for bound, count in zip(bounds, buckets):
+        cumulative += count
+        points.append((repr(float(bound)), cumulative))
+    cumulative += buckets[-1]
+    points.append(("+Inf", cumulative))
+    family.add_metric(labels, points, total)
+
+
+class EngineCollector:
+    """Yields the runtime's metric families from the engine's counters."""
+
+    def __init__(self, state: ServingState) -> None:
+        self.state = state
+
+    def describe(self) -> list[Any]:
+        return []  # families are produced at scrape time only
+
+    def collect(self) -> Iterator[Any]:
+        state = self.state
+        requests = CounterMetricFamily("infer_runtime_requests", "Requests by model and outcome.", labels=["model", "outcome"])
+        batches = CounterMetricFamily("infer_runtime_batches", "Batches executed, by why they were dispatched.", labels=["model", "reason"])
+        rows = CounterMetricFamily("infer_runtime_inferences", "Rows (items) executed in batches.", labels=["model"])
+        request_s = HistogramMetricFamily("infer_runtime_request_duration_seconds", "Admission to completion in the engine, successful requests.", labels=["model"])
+        queue_s = HistogramMetricFamily("infer_runtime_queue_duration_seconds", "Time requests waited in the queue before their batch ran.", labels=["model"])
+        compute_s = HistogramMetricFamily("infer_runtime_compute_duration_seconds", "Batch execution time (gather, backend, scatter).", labels=["model"])
+        batch_size = HistogramMetricFamily("infer_runtime_batch_size", "Rows per executed batch.", labels=["model"])
+        depth = GaugeMetricFamily("infer_runtime_queue_depth", "Requests waiting in the model's queue.", labels=["model"])
+        in_flight = GaugeMetricFamily("infer_runtime_inflight_requests", "Requests admitted and not yet completed.", labels=["model"])
+        ready = GaugeMetricFamily("infer_runtime_model_ready", "1 when the model can serve.", labels=["model"])
+        load = GaugeMetricFamily("infer_runtime_model_load_duration_seconds", "How long loading (and assembling) the model took.", labels=["model"])
+        info = GaugeMetricFamily("infer_runtime_build_info", "Version information (value 1).", labels=["version"])
+        info.add_metric([__version__], 1)
+        for model in state.all_models():
+            ready.add_metric([model], 1.0 if state.model_not_ready_reason(model) is None else 0.0)
+            if model in state.load_seconds:
+                load.add_metric([model], state.load_seconds[model])
+        for model, engine_model in state.engine_models().items():
+            s = engine_model.stats()
+            outcomes = {
+                "success": s.succeeded,
+                "invalid": s.failed_invalid + engine_model.rejected_invalid,
+                "queue_full": s.rejected_queue_full,
+                "timeout": s.timed_out,
+                "error": s.failed_backend,
+                "cancelled": s.cancelled,
+            }
+            for outcome, value in outcomes.items():
+                requests.add_metric([model, outcome], value)
+            for reason, value in (("full", s.batches_full), ("preferred", s.batches_preferred), ("delay", s.batches_delay)):
+                batches.add_metric([model, reason], value)
+            rows.add_metric([model], s.batched_rows)
+            _histogram(request_s, [model], DURATION_BOUNDS_S, s.request_ns_buckets, s.request_ns_sum / 1e9)
+            _histogram(queue_s, [model], DURATION_BOUNDS_S, s.queue_ns_buckets, s.queue_ns_sum / 1e9)
+            _histogram(compute_s, [model], DURATION_BOUNDS_S, s.compute_ns_buckets, s.compute_ns_sum / 1e9)
+            _histogram(batch_size, [model], tuple(float(b) for b in BATCH_BOUNDS), s.batch_rows_buckets, float(s.batched_rows))
+            depth.add_metric([model], s.queue_depth)
+            in_flight.add_metric([model], s.in_flight)
+        yield from (requests, batches, rows, request_s, queue_s, compute_s, batch_size, depth, in_flight, ready, load, info)
+
+
+def make_registry(state: ServingState) -> CollectorRegistry:
+    """A fresh registry with the engine collector and the process/platform collectors."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(state))  # type: ignore[arg-type]
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """The Prometheus text exposition of ``registry``."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,199 @@
+"""KServe v2 tensors: datatypes, JSON tensors and Triton's binary tensor extension.
+
+Pure functions with no I/O, shared by the HTTP and gRPC front-ends. Every malformed input
+raises :class:`ProtocolError` (HTTP 400 / gRPC INVALID_ARGUMENT) with a message naming the
+tensor; nothing here allocates more than the request already holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+V2_TO_NUMPY: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+}
+"""The v2 datatypes the engine carries. BYTES and BF16 are refused with a clear error."""
+NUMPY_TO_V2: dict[np.dtype, str] = {dt: name for name, dt in V2_TO_NUMPY.items()}
+_LITTLE = {name: dt.newbyteorder("<") for name, dt in V2_TO_NUMPY.items()}
+MAX_DIMS = 32
+MAX_ELEMENTS = 1 << 40
+
+
+class ProtocolError(ValueError):
+    """The request does not follow the protocol (HTTP 400, gRPC INVALID_ARGUMENT)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedOutput:
+    """An output the client asked for, and whether it wants it as binary."""
+
+    name: str
+    binary: bool | None  # None: the request-level default
+
+
+def v2_datatype(dtype: np.dtype) -> str:
+    """The v2 name of a numpy dtype."""
+    try:
+        return NUMPY_TO_V2[dtype]
+    except KeyError:
+        raise ProtocolError(f"dtype {dtype} has no v2 datatype") from None
+
+
+def check_shape(name: str, shape: Any) -> tuple[int, ...]:
+    """A validated tensor shape (non-negative ints, bounded rank and size)."""
+    if not isinstance(shape, (list, tuple)) or len(shape) > MAX_DIMS:
+        raise ProtocolError(f"input '{name}': shape must be a list of at most {MAX_DIMS} integers")
+    elements = 1
+    for dim in shape:
+        if type(dim) is not int or dim < 0:
+            raise ProtocolError(f"input '{name}': shape {list(shape)} must hold non-negative integers")
+        elements *= dim
+        if elements > MAX_ELEMENTS:
+            raise ProtocolError(f"input '{name}': shape {list(shape)} is too large")
+    return tuple(shape)
+
+
+def dtype_of(name: str, datatype: Any) -> np.dtype:
+    """The numpy dtype for a v2 datatype name."""
+    dtype = _LITTLE.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        supported = ", ".join(V2_TO_NUMPY)
+        raise ProtocolError(f"input '{name}': datatype {datatype!r} is not supported (supported: {supported})")
+    return dtype
+
+
+def tensor_from_json(name: str, dtype: np.dtype, shape: tuple[int, ...], data: Any) -> np.ndarray:
+    """A tensor from v2 JSON data (nested or flat), checked against the shape."""
+    if data is None:
+        raise ProtocolError(f"input '{name}': no data (and no binary_data_size parameter)")
+    try:
+        array = np.asarray(data, dtype=dtype if dtype.kind != "b" else None)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ProtocolError(f"input '{name}': data cannot be read as {v2_datatype(dtype.newbyteorder('='))}: {exc}") from None
+    if dtype.kind == "b":
+        if array.size and array.dtype != np.bool_:
+            raise ProtocolError(f"input '{name}': BOOL data must be true/false")
+        array = array.astype(np.bool_)
+    expected = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if array.size != expected:
+        raise ProtocolError(f"input '{name}': shape {list(shape)} needs {expected} elements, data has {array.size}")
+    return array.reshape(shape)
+
+
+def tensor_from_bytes(name: str, dtype: np.dtype, shape: tuple[int, ...], buffer: bytes | memoryview, offset: int, size: int) -> np.ndarray:
+    """A tensor viewing ``size`` bytes of ``buffer`` at ``offset`` (no copy)."""
+    expected = (int(np.prod(shape, dtype=np.int64)) if shape else 1) * dtype.itemsize
+    if size != expected:
+        raise ProtocolError(f"input '{name}': shape {list(shape)} of {v2_datatype(dtype.newbyteorder('='))} needs {expected} bytes, binary_data_size is {size}")
+    array = np.frombuffer(buffer, dtype=dtype, count=expected // dtype.itemsize if dtype.itemsize else 0, offset=offset)
+    return array.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def parameter(params: Any, key: str) -> Any:
+    """A parameter value from a v2 ``parameters`` object (None when absent)."""
+    if params is None:
+        return None
+    if not isinstance(params, Mapping):
+        raise ProtocolError("parameters must be an object")
+    return params.get(key)
+
+
+def decode_inputs(header: Mapping[str, Any], binary: memoryview | bytes | None) -> dict[str, np.ndarray]:
+    """The request's inputs as arrays. ``binary`` holds the bytes after the JSON header
+    (Triton's binary extension); binary tensors are views of it, in header order."""
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise ProtocolError("the request needs a non-empty 'inputs' list")
+    out: dict[str, np.ndarray] = {}
+    offset = 0
+    available = len(binary) if binary is not None else 0
+    for entry in inputs:
+        if not isinstance(entry, Mapping):
+            raise ProtocolError("each input must be an object")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise ProtocolError("each input needs a 'name'")
+        if name in out:
+            raise ProtocolError(f"input '{name}' appears twice")
+        dtype = dtype_of(name, entry.get("datatype"))
+        shape = check_shape(name, entry.get("shape"))
+        size = parameter(entry.get("parameters"), "binary_data_size")
+        if size is None:
+            out[name] = tensor_from_json(name, dtype, shape, entry.get("data"))
+            continue
+        if type(size) is not int or size < 0:
+            raise ProtocolError(f"input '{name}': binary_data_size must be a non-negative integer")
+        if offset + size > available:
+            raise ProtocolError(f"input '{name}': binary_data_size {size} runs past the end of the body ({available - offset} bytes left)")
+        assert binary is not None
+        out[name] = tensor_from_bytes(name, dtype, shape, binary, offset, size)
+        offset += size
+    if offset != available:
+        raise ProtocolError(f"the body has {available - offset} bytes of binary data that no input claims")
+    return out
+
+
+def requested_outputs(header: Mapping[str, Any]) -> list[RequestedOutput] | None:
+    """Outputs the client asked for (None: all of them)."""
+    outputs = header.get("outputs")
+    if outputs is None:
+        return None
+    if not isinstance(outputs, list):
+        raise ProtocolError("'outputs' must be a list")
+    out = []
+    seen = set()
+    for entry in outputs:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise ProtocolError("each requested output needs a 'name'")
+        name = entry["name"]
+        if name in seen:
+            raise ProtocolError(f"output '{name}' is requested twice")
+        seen.add(name)
+        binary = parameter(entry.get("parameters"), "binary_data")
+        if binary is not None and not isinstance(binary, bool):
+            raise ProtocolError(f"output '{name}': binary_data must be true or false")
+        out.append(RequestedOutput(name, binary))
+    return out
+
+
+def select_outputs(results: Mapping[str, np.ndarray], requested: list[RequestedOutput] | None, binary_default: bool) -> list[tuple[str, np.ndarray, bool]]:
+    """(name, array, as binary) for each output to send, in the requested order."""
+    if requested is None:
+        return [(name, array, binary_default) for name, array in results.items()]
+    out = []
+    for r in requested:
+        if r.name not in results:
+            raise ProtocolError(f"unknown output '{r.name}' (the model returns: {', '.join(results)})")
+        out.append((r.name, results[r.name], binary_default if r.binary is None else r.binary))
+    return out
+
+
+def encode_outputs(selected: list[tuple[str, np.ndarray, bool]]) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """v2 output objects, plus the binary chunks to append (in the same order)."""
+    entries: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for name, array, binary in selected:
+        entry: dict[str, Any] = {"name": name, "datatype": v2_datatype(array.dtype), "shape": list(array.shape)}
+        if binary:
+            raw = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            entry["data"] = array.ravel().tolist()
+        entries.append(entry)
+    return entries, chunks
