@@ -111,7 +111,6 @@ def median_result(rounds: list[Result]) -> Result:
 
 def identity_onnx(path: Path, width: int = 16) -> Path:
     """An ONNX Identity model: input ``x`` float32 [N, width] → output ``y``."""
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",

@@ -45,7 +45,6 @@ def build_digits(path: Path, seed: int = 0) -> float:
 
 def build_mlp(path: Path, sizes: tuple[int, ...] = (256, 1024, 1024, 10), seed: int = 0) -> None:
     """A Gemm+Relu stack with seeded weights."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -67,6 +66,14 @@ def build_mlp(path: Path, sizes: tuple[int, ...] = (256, 1024, 1024, 10), seed: 
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", sizes[-1]])],
         inits,
     )
+    _save(graph, path)
+
+
+def _save(graph: object, path: Path) -> None:
+    """Wraps a graph in a checked model (opset 17, IR 9: any recent ONNX Runtime) and writes it."""
+    import onnx
+    from onnx import helper
+
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 9
     onnx.checker.check_model(model)
@@ -76,7 +83,6 @@ def build_mlp(path: Path, sizes: tuple[int, ...] = (256, 1024, 1024, 10), seed: 
 
 def build_cnn(path: Path, seed: int = 0) -> None:
     """Conv(1→8, 3x3) → Relu → MaxPool(2) → Flatten → Gemm(8*13*13 → 10)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -98,11 +104,7 @@ def build_cnn(path: Path, seed: int = 0) -> None:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 9
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(model.SerializeToString())
+    _save(graph, path)
 
 
 def ensure_demo_models(out: Path = ROOT / "var", force: bool = False) -> dict[str, Path]:

@@ -105,3 +105,16 @@ class FileGated:
         while not self.gate.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         return {"x": inputs["x"].copy()}
+
+
+class Upper:
+    """BYTES in, BYTES out: upper-cases each element; also returns its length as INT32."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        pass
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        s = inputs["s"]
+        upper = np.vectorize(lambda v: v.upper(), otypes=[object])(s) if s.size else s.copy()
+        lengths = np.vectorize(len, otypes=[np.int32])(s) if s.size else np.zeros(s.shape, np.int32)
+        return {"upper": upper, "length": lengths}

@@ -91,3 +91,24 @@ def test_onnxruntime_matches_the_session_within_tolerance(tmp_path: Path, models
     for req, out in zip(requests, asyncio.run(run_workload(path, "m", requests, w["concurrency"]))):
         (expected,) = session.run(None, req)
         np.testing.assert_allclose(out["logits"], expected, rtol=1e-4, atol=1e-5)
+
+
+@SETTINGS
+@given(w=workloads(), data=st.data())
+def test_bytes_rows_are_exact_through_identity_and_python(tmp_path: Path, w: dict[str, Any], data: st.DataObject) -> None:
+    identity = spec_text("ids", 'backend = "identity"\ninputs = [{ name = "s", dtype = "bytes", shape = [-1, 2] }]', w)
+    python = spec_text("up", 'backend = "python"\ninputs = [{ name = "s", dtype = "bytes", shape = [-1, 2] }]\npython = { entrypoint = "ir_test_backends:Upper" }', w)
+    path = tmp_path / "bytes.toml"
+    path.write_text(identity + python)
+    element = st.binary(max_size=12)
+    requests = []
+    for k in w["sizes"]:
+        array = np.empty((k, 2), dtype=object)
+        for index in np.ndindex(k, 2):
+            array[index] = data.draw(element)
+        requests.append({"s": array})
+    for req, out in zip(requests, asyncio.run(run_workload(path, "ids", requests, w["concurrency"]))):
+        assert out["s"].shape == req["s"].shape and out["s"].tolist() == req["s"].tolist()
+    for req, out in zip(requests, asyncio.run(run_workload(path, "up", requests, w["concurrency"]))):
+        assert out["upper"].tolist() == [[v.upper() for v in row] for row in req["s"].tolist()]
+        np.testing.assert_array_equal(out["length"], np.vectorize(len)(req["s"]).astype(np.int32))

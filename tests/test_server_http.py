@@ -19,9 +19,9 @@ from server_helpers import http_status, running
 
 pytestmark = pytest.mark.slow
 
-DTYPES = [np.bool_, np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64]
+DTYPES = [np.bool_, np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64, np.object_]
 V2 = {np.bool_: "BOOL", np.uint8: "UINT8", np.uint16: "UINT16", np.uint32: "UINT32", np.uint64: "UINT64", np.int8: "INT8", np.int16: "INT16",
-      np.int32: "INT32", np.int64: "INT64", np.float16: "FP16", np.float32: "FP32", np.float64: "FP64"}
+      np.int32: "INT32", np.int64: "INT64", np.float16: "FP16", np.float32: "FP32", np.float64: "FP64", np.object_: "BYTES"}
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,17 @@ python = {{ entrypoint = "ir_test_backends:Failing" }}
         yield s
 
 
-def sample(dtype: type, shape: tuple[int, ...]) -> np.ndarray:
+def sample(dtype: type, shape: tuple[int, ...], text: bool = False) -> np.ndarray:
+    """Deterministic test data; BYTES elements are arbitrary bytes, or UTF-8 ``text``."""
     rng = np.random.default_rng(7)
     if dtype is np.bool_:
         return rng.integers(0, 2, shape).astype(np.bool_)
+    if dtype is np.object_:
+        out = np.empty(shape, dtype=object)
+        for index in np.ndindex(*shape):
+            low = 0x20 if text else 0
+            out[index] = bytes(rng.integers(low, 0x7F if text else 256, int(rng.integers(0, 9)), dtype=np.uint8))
+        return out
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
@@ -92,14 +99,20 @@ def test_every_datatype_round_trips(server, dtype, binary) -> None:  # type: ign
     if dtype is np.float16 and not binary:
         pytest.skip("FP16 has no JSON form (the protocol requires binary)")
     client = httpclient.InferenceServerClient(server.url)
-    x = sample(dtype, (2, 3))
+    x = sample(dtype, (2, 3), text=not binary)  # tritonclient sends only UTF-8 BYTES as JSON
     inp = httpclient.InferInput("t", list(x.shape), V2[dtype])
     inp.set_data_from_numpy(x, binary_data=binary)
     out = httpclient.InferRequestedOutput("t", binary_data=binary)
     result = client.infer("any", [inp], outputs=[out], request_id="req-7")
     got = result.as_numpy("t")
-    assert got.dtype == x.dtype and got.shape == x.shape
-    np.testing.assert_array_equal(got, x)
+    assert got.shape == x.shape
+    if dtype is np.object_:
+        if not binary:  # JSON carries BYTES as (UTF-8) strings
+            x = np.vectorize(lambda v: v.decode("utf-8", "replace"), otypes=[object])(x)
+        assert got.tolist() == x.tolist()
+    else:
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(got, x)
     assert result.get_response()["id"] == "req-7"
 
 
@@ -182,7 +195,8 @@ BAD_CASES = [
     ("B4 element count", req(tensor(data=GOOD[:3])), "shape [1, 4] needs 4 elements, data has 3"),
     ("B7 negative dim", req(tensor(shape=[-1, 4], data=GOOD)), "must hold non-negative integers"),
     ("B7 overflow", req(tensor(shape=[2**40, 2**40], data=GOOD)), "is too large"),
-    ("B8 BYTES", req(tensor(datatype="BYTES", shape=[1], data=["a"])), "datatype 'BYTES' is not supported"),
+    ("BF16 unsupported", req(tensor(datatype="BF16", shape=[1], data=[1.0])), "datatype 'BF16' is not supported"),
+    ("BYTES data not strings", req(tensor(datatype="BYTES", shape=[1], data=[1])), "BYTES data must be strings"),
     ("B9 malformed JSON", '{"inputs": [', "not valid JSON"),
     ("B9 deep nesting", '{"inputs": ' + "[" * 10000 + "]" * 10000 + "}", "not valid JSON"),
     ("B9 not an object", "[1, 2]", "must be a JSON object"),
@@ -232,6 +246,25 @@ def test_body_over_the_limit_is_413_before_parsing(server) -> None:  # type: ign
     pad = " " * (limit - len(req(tensor(data=x.ravel().tolist()))) - 1)
     status, _ = post(server, req(tensor(data=x.ravel().tolist())) + pad)
     assert status == 200  # 1 byte under the limit succeeds
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_bytes_round_trip_with_nul_characters(server, binary) -> None:  # type: ignore[no-untyped-def]
+    x = np.array([[b"alpha", b"nul\x00inside"], [b"", "\u00e9t\u00e9".encode()]], dtype=object)
+    client = httpclient.InferenceServerClient(server.url)
+    inp = httpclient.InferInput("t", [2, 2], "BYTES")
+    inp.set_data_from_numpy(x, binary_data=binary)
+    got = client.infer("any", [inp], outputs=[httpclient.InferRequestedOutput("t", binary_data=binary)]).as_numpy("t")
+    assert got.shape == (2, 2)
+    as_bytes = np.vectorize(lambda v: v if isinstance(v, bytes) else v.encode(), otypes=[object])(got)
+    assert (as_bytes == x).all()
+
+
+def test_bytes_length_prefix_past_the_buffer_is_400(server) -> None:  # B8
+    raw = (100).to_bytes(4, "little") + b"short"
+    header = json.dumps({"inputs": [tensor("t", datatype="BYTES", shape=[1], binary_data_size=len(raw))]}).encode()
+    status, payload = post(server, header + raw, model="any", headers={"Inference-Header-Content-Length": str(len(header))})
+    assert status == 400 and "claims 100 bytes" in payload["error"]
 
 
 def test_nan_and_inf_pass_through(server) -> None:  # type: ignore[no-untyped-def]

@@ -138,9 +138,16 @@ void describe_one(const ir_response* response, size_t index, ir_tensor* out) {
       mutable_response->shapes.back()[0] = response->rows;
     }
   }
-  uint64_t row_bytes = o.buffer->size() / static_cast<uint64_t>(result.rows);
-  fill_tensor(o.name, o.dtype, mutable_response->shapes[index], o.buffer->data() + row_bytes * static_cast<uint64_t>(response->row_offset),
-              row_bytes * static_cast<uint64_t>(response->rows), out);
+  uint64_t begin = 0, end = 0;
+  if (!o.row_starts.empty()) {  // BYTES: variable-length rows
+    begin = o.row_starts[static_cast<size_t>(response->row_offset)];
+    end = o.row_starts[static_cast<size_t>(response->row_offset + response->rows)];
+  } else {
+    uint64_t row_bytes = o.buffer->size() / static_cast<uint64_t>(result.rows);
+    begin = row_bytes * static_cast<uint64_t>(response->row_offset);
+    end = begin + row_bytes * static_cast<uint64_t>(response->rows);
+  }
+  fill_tensor(o.name, o.dtype, mutable_response->shapes[index], o.buffer->data() + begin, end - begin, out);
 }
 
 }  // namespace

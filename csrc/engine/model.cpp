@@ -106,15 +106,20 @@ Status Model::check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* r
     const ir_tensor& t = inputs[i];
     std::string label = config_.fixed_signature ? config_.inputs[i].name : (t.name ? t.name : "?");
     size_t item = dtype_size(t.dtype);
-    if (item == 0) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': unsupported dtype " + std::to_string(t.dtype));
+    if (!dtype_valid(t.dtype)) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': unsupported dtype " + std::to_string(t.dtype));
     if (t.ndim < 0 || t.ndim > 32 || (t.ndim > 0 && t.shape == nullptr)) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': bad shape");
     uint64_t elements = 1;
     for (int32_t d = 0; d < t.ndim; ++d) {
       if (t.shape[d] < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': negative dimension");
       elements *= static_cast<uint64_t>(t.shape[d]);
     }
-    if (elements * item != t.byte_size) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': byte_size does not match shape and dtype");
     if (t.byte_size > 0 && t.data == nullptr) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': no data");
+    if (is_bytes(t.dtype)) {
+      if (!parse_bytes(static_cast<const uint8_t*>(t.data), t.byte_size, elements, 0, nullptr))
+        return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': BYTES data does not hold " + std::to_string(elements) + " length-prefixed elements");
+    } else if (elements * item != t.byte_size) {
+      return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': byte_size does not match shape and dtype");
+    }
     if (config_.fixed_signature) {
       const TensorSig& sig = config_.inputs[i];
       if (t.dtype != sig.dtype) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': dtype does not match the model");
@@ -304,16 +309,25 @@ Status Model::set_output(ir_batch* batch, const ir_tensor& output) {
   size_t item = dtype_size(output.dtype);
   std::string label = output.name ? output.name : "?";
   if (output.name == nullptr || *output.name == '\0') return Status(IR_ERROR_INVALID_ARGUMENT, "output needs a name");
-  if (item == 0) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': unsupported dtype " + std::to_string(output.dtype));
+  if (!dtype_valid(output.dtype)) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': unsupported dtype " + std::to_string(output.dtype));
   if (output.ndim < 0 || output.ndim > 32 || (output.ndim > 0 && output.shape == nullptr)) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': bad shape");
   uint64_t elements = 1;
   for (int32_t d = 0; d < output.ndim; ++d) {
     if (output.shape[d] < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': negative dimension");
     elements *= static_cast<uint64_t>(output.shape[d]);
   }
-  if (elements * item != output.byte_size) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': byte_size does not match shape and dtype");
+  if (!is_bytes(output.dtype) && elements * item != output.byte_size) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': byte_size does not match shape and dtype");
+  if (output.byte_size > 0 && output.data == nullptr) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': no data");
   if (config_.policy.batching && (output.ndim < 1 || output.shape[0] != batch->rows))
     return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "' has shape " + shape_text(output.shape, output.ndim) + " but the batch has " + std::to_string(batch->rows) + " rows");
+  std::vector<uint64_t> row_starts;
+  if (is_bytes(output.dtype)) {
+    // Row boundaries are found once here, so each request's rows are sliced without a scan.
+    uint64_t per_row = config_.policy.batching && batch->rows > 0 ? elements / static_cast<uint64_t>(batch->rows) : 0;
+    bool ok = parse_bytes(static_cast<const uint8_t*>(output.data), output.byte_size, elements, per_row, config_.policy.batching ? &row_starts : nullptr);
+    if (config_.policy.batching && per_row == 0) row_starts.assign(static_cast<size_t>(batch->rows) + 1, 0);
+    if (!ok) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': BYTES data does not hold " + std::to_string(elements) + " length-prefixed elements");
+  }
   for (const BatchOutput& existing : batch->outputs) {
     if (existing.name == label) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "' set twice");
   }
@@ -322,6 +336,7 @@ Status Model::set_output(ir_batch* batch, const ir_tensor& output) {
   out.dtype = output.dtype;
   out.shape.assign(output.shape, output.shape + output.ndim);
   out.buffer = Buffer::Allocate(output.byte_size);
+  out.row_starts = std::move(row_starts);
   if (output.byte_size > 0) std::memcpy(out.buffer->data(), output.data, output.byte_size);
   batch->outputs.push_back(std::move(out));
   return Status::Ok();

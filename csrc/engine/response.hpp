@@ -16,6 +16,7 @@ struct BatchOutput {
   int32_t dtype = 0;
   std::vector<int64_t> shape;
   std::shared_ptr<Buffer> buffer;
+  std::vector<uint64_t> row_starts;  // BYTES outputs of batching models: byte offset of each row, then the end
 };
 
 // The outputs of one executed batch, shared by the responses of its requests.

@@ -40,7 +40,7 @@ extern "C" {
 /* IR_CDEF_BEGIN */
 
 #define IR_ABI_VERSION_MAJOR 0
-#define IR_ABI_VERSION_MINOR 5
+#define IR_ABI_VERSION_MINOR 6
 
 /* ---- Versions --------------------------------------------------------------------
  * Threading: safe from any thread.
@@ -121,7 +121,9 @@ typedef enum ir_dtype {
     IR_DTYPE_INT64 = 9,
     IR_DTYPE_FLOAT16 = 10,
     IR_DTYPE_FLOAT32 = 11,
-    IR_DTYPE_FLOAT64 = 12
+    IR_DTYPE_FLOAT64 = 12,
+    IR_DTYPE_BYTES = 13      /* variable-length elements: each is a 4-byte little-endian length
+                                followed by that many bytes, back to back (as Triton) */
 } ir_dtype;
 
 /* A tensor descriptor: a small plain struct, never owned by itself. Who owns `name`,

@@ -87,7 +87,7 @@ class _Core:
             sig = model.signature
             if not self.loaded.spec.models[name].warmup or sig.inputs is None:
                 continue
-            out.append((name, {t.name: np.zeros(tuple(1 if d == -1 else d for d in t.shape), dtype=t.dtype) for t in sig.inputs}))
+            out.append((name, {t.name: _warmup_tensor(t) for t in sig.inputs}))
         return out
 
     def close(self, timeout_s: float) -> None:
@@ -108,6 +108,12 @@ class _Core:
         if self.engine is not None:
             self.engine.destroy()
             self.engine = None
+
+
+def _warmup_tensor(t: Any) -> np.ndarray:
+    """One small input: zeros, or empty byte strings for BYTES; variable dims become 1."""
+    shape = tuple(1 if d == -1 else d for d in t.shape)
+    return np.full(shape, b"", dtype=object) if t.dtype.kind == "O" else np.zeros(shape, dtype=t.dtype)
 
 
 class _Common:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -24,9 +25,10 @@ class BackendInstance(Protocol):
         ...
 
 
-class LoadedBackend(Protocol):
-    """A backend loaded for one model: its signature, a description, and its instances."""
+@dataclass
+class LoadedBackend:
+    """A backend loaded for one model: its signature, what to log about it, its instances."""
 
     signature: ModelSignature
-    details: dict[str, object]  # logged at startup (providers chosen, ...)
-    instances: list[BackendInstance]
+    details: dict[str, object] = field(default_factory=dict)  # logged at startup (providers chosen, ...)
+    instances: list[BackendInstance] = field(default_factory=list)

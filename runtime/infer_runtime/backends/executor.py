@@ -21,6 +21,7 @@ import numpy as np
 import structlog
 
 from infer_runtime._native import ffi, lib, take_error
+from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize
 from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
 
 from .base import BackendInstance
@@ -97,6 +98,8 @@ class OutputError(Exception):
 def _view(tensor: Any) -> np.ndarray:
     dtype = CODE_TO_NUMPY[tensor.dtype]
     shape = tuple(ffi.unpack(tensor.shape, tensor.ndim))
+    if dtype.kind == "O":  # BYTES: an object array of bytes (a copy)
+        return deserialize(ffi.buffer(ffi.cast("char *", tensor.data), tensor.byte_size) if tensor.byte_size else b"", shape)
     if tensor.byte_size == 0:
         return np.empty(shape, dtype=dtype)
     array = np.ndarray(shape, dtype, ffi.buffer(ffi.cast("char *", tensor.data), tensor.byte_size))
@@ -111,20 +114,28 @@ def _describe_outputs(outputs: Any, out: Any, names: dict[str, Any], keep: list[
         raise OutputError(f"backend returned {len(outputs)} outputs; at most {_MAX_TENSORS} are supported")
     for i, (name, value) in enumerate(outputs.items()):
         array = np.ascontiguousarray(value)
-        code = NUMPY_TO_CODE.get(array.dtype)
+        payload: Any = array
+        if is_bytes_like(array):
+            try:
+                payload = serialize(array)
+            except TypeError as exc:
+                raise OutputError(f"output '{name}': {exc}") from None
+            code = lib.IR_DTYPE_BYTES
+        else:
+            code = NUMPY_TO_CODE.get(array.dtype)
         if code is None:
             raise OutputError(f"output '{name}' has unsupported dtype {array.dtype}")
         name_c = names.get(name)
         if name_c is None:
             name_c = names[name] = ffi.new("char[]", str(name).encode())
         shape_c = ffi.new("int64_t[]", array.shape or (0,))
-        data = ffi.from_buffer(array)
-        keep += (shape_c, data, array)
+        data = ffi.from_buffer(payload)
+        keep += (shape_c, data, payload)
         t = out[i]
         t.name = name_c
         t.dtype = code
         t.ndim = array.ndim
         t.shape = shape_c
         t.data = data
-        t.byte_size = array.nbytes
+        t.byte_size = len(payload) if isinstance(payload, bytes) else array.nbytes
     return len(outputs)

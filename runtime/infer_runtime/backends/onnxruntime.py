@@ -3,7 +3,6 @@ preference, the model's signature read from the file and checked against the spe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import structlog
 from infer_runtime.engine import ModelSignature, TensorSignature
 from infer_runtime.errors import ModelLoadError
 
-from .base import Arrays, BackendInstance
+from .base import Arrays, LoadedBackend
 
 log = structlog.get_logger("infer_runtime.backends.onnxruntime")
 
@@ -38,19 +37,10 @@ class _Session:
         self._session = None
 
 
-@dataclass
-class OnnxRuntimeBackend:
-    """A loaded ONNX model (see :func:`load`)."""
-
-    signature: ModelSignature
-    details: dict[str, object] = field(default_factory=dict)
-    instances: list[BackendInstance] = field(default_factory=list)
-
-
 def _tensor(node: Any, batching: bool) -> TensorSignature:
     kind = _ORT_TYPES.get(node.type)
     if kind is None:
-        raise ModelLoadError(f"tensor '{node.name}' has type {node.type}, which the engine does not carry yet")
+        raise ModelLoadError(f"tensor '{node.name}' has type {node.type}; the onnxruntime backend does not map it yet (string tensors included)")
     shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in node.shape)
     return TensorSignature(node.name, np.dtype(kind), shape)
 
@@ -74,7 +64,7 @@ def _check_declared(model: str, kind: str, found: tuple[TensorSignature, ...], d
     return tuple(sorted(out, key=lambda t: order.index(t.name)))
 
 
-def load(model: str, path: Path, options: Any, declared: ModelSignature, instances: int) -> OnnxRuntimeBackend:
+def load(model: str, path: Path, options: Any, declared: ModelSignature, instances: int) -> LoadedBackend:
     """Opens ``instances`` sessions on ``path``.
 
     Raises:
@@ -115,7 +105,7 @@ def load(model: str, path: Path, options: Any, declared: ModelSignature, instanc
             if not t.shape or t.shape[0] != -1:
                 raise ModelLoadError(f"model '{model}': batching needs a variable leading dimension, but input '{t.name}' is {list(t.shape)}")
     output_names = [t.name for t in found_out]
-    return OnnxRuntimeBackend(
+    return LoadedBackend(
         signature=ModelSignature(inputs, outputs, declared.max_batch_size),
         details={"providers": first.get_providers(), "path": str(path)},
         instances=[_Session(s, output_names) for s in sessions],

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from infer_runtime.engine import ModelSignature
 from infer_runtime.errors import ModelLoadError
 
-from .base import Arrays, BackendInstance
+from .base import Arrays, LoadedBackend
 
 
 class _Callable:
@@ -24,15 +23,6 @@ class _Callable:
         close = getattr(self._obj, "close", None)
         if callable(close):
             close()
-
-
-@dataclass
-class PythonBackend:
-    """A loaded python-backend model."""
-
-    signature: ModelSignature
-    details: dict[str, object] = field(default_factory=dict)
-    instances: list[BackendInstance] = field(default_factory=list)
 
 
 def resolve_entrypoint(model: str, entrypoint: str) -> Any:
@@ -50,7 +40,7 @@ def resolve_entrypoint(model: str, entrypoint: str) -> Any:
     return target
 
 
-def load(model: str, options: Any, declared: ModelSignature, instances: int) -> PythonBackend:
+def load(model: str, options: Any, declared: ModelSignature, instances: int) -> LoadedBackend:
     """Constructs ``instances`` objects from the entrypoint with the model's config."""
     cls = resolve_entrypoint(model, options.entrypoint)
     objects = []
@@ -62,4 +52,4 @@ def load(model: str, options: Any, declared: ModelSignature, instances: int) -> 
         if not callable(obj):
             raise ModelLoadError(f"model '{model}': {options.entrypoint} instances are not callable")
         objects.append(_Callable(obj))
-    return PythonBackend(signature=declared, details={"entrypoint": options.entrypoint}, instances=objects)
+    return LoadedBackend(signature=declared, details={"entrypoint": options.entrypoint}, instances=objects)

@@ -15,6 +15,7 @@ import numpy as np
 from infer_runtime._native import check, ffi, lib, take_error
 from infer_runtime.errors import InvalidInputError
 
+from .bytes_codec import deserialize, is_bytes_like, serialize
 from .dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
 from .signature import ModelSignature, TensorSignature
 
@@ -62,6 +63,10 @@ _STAT_FIELDS = [f.name for f in fields(ModelStats)]
 def _release_response(owner: Any, _data: Any) -> None:
     """Destructor of an output's data pointer: drops one hold on the shared response."""
     del owner
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    return "bytes" if dtype.kind in "OSU" else dtype.name
 
 
 def _static_tail(shape: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -154,7 +159,8 @@ class EngineModel:
             if type(arr) is not np.ndarray:
                 arr = np.asarray(arr)
             if arr.dtype != dtype:
-                raise InvalidInputError(f"model '{self.name}': input '{name}' must be {dtype.name}, got {arr.dtype.name}")
+                if not (dtype.kind == "O" and is_bytes_like(arr)):
+                    raise InvalidInputError(f"model '{self.name}': input '{name}' must be {_dtype_name(dtype)}, got {_dtype_name(arr.dtype)}")
             shape = arr.shape
             if len(shape) != ndim or (shape[1:] != tail if tail is not None else any(shape[d] != v for d, v in fixed)):
                 self._shape_error(name, shape)
@@ -165,11 +171,19 @@ class EngineModel:
                 if rows != k and rows != -1:
                     raise InvalidInputError(f"model '{self.name}': inputs disagree on the batch dimension ({rows} vs {k})")
                 rows = k
-            if not arr.flags.c_contiguous:
-                arr = np.ascontiguousarray(arr)
-            buf = ffi.from_buffer(arr)
+            if dtype.kind == "O":  # BYTES: the engine takes the serialized form
+                try:
+                    raw = serialize(arr)
+                except TypeError as exc:
+                    raise InvalidInputError(f"model '{self.name}': input '{name}': {exc}") from None
+                buf = ffi.from_buffer(raw)
+                desc.byte_size = len(raw)
+            else:
+                if not arr.flags.c_contiguous:
+                    arr = np.ascontiguousarray(arr)
+                buf = ffi.from_buffer(arr)
+                desc.byte_size = arr.nbytes
             desc.data = buf
-            desc.byte_size = arr.nbytes
             for d in range(ndim):
                 dims[d] = shape[d]
             keep.append(buf)
@@ -187,13 +201,21 @@ class EngineModel:
         keep: list[Any] = [descs]
         for i, (name, value) in enumerate(sorted(inputs.items())):
             arr = np.ascontiguousarray(value)
-            code = NUMPY_TO_CODE.get(arr.dtype)
-            if code is None:
-                raise InvalidInputError(f"model '{self.name}': input '{name}' has unsupported dtype {arr.dtype}")
+            if is_bytes_like(arr):
+                try:
+                    payload: Any = serialize(arr)
+                except TypeError as exc:
+                    raise InvalidInputError(f"model '{self.name}': input '{name}': {exc}") from None
+                code, nbytes = lib.IR_DTYPE_BYTES, len(payload)
+            else:
+                code = NUMPY_TO_CODE.get(arr.dtype)
+                if code is None:
+                    raise InvalidInputError(f"model '{self.name}': input '{name}' has unsupported dtype {arr.dtype}")
+                payload, nbytes = arr, arr.nbytes
             name_c = ffi.new("char[]", name.encode())
             shape_c = ffi.new("int64_t[]", list(arr.shape) or [0])
-            buf = ffi.from_buffer(arr)
-            descs[i] = {"name": name_c, "dtype": code, "ndim": arr.ndim, "shape": shape_c, "data": buf, "byte_size": arr.nbytes}
+            buf = ffi.from_buffer(payload)
+            descs[i] = {"name": name_c, "dtype": code, "ndim": arr.ndim, "shape": shape_c, "data": buf, "byte_size": nbytes}
             keep += [name_c, shape_c, buf]
         return keep, descs, n
 
@@ -280,6 +302,10 @@ def _array(t: Any, release: Any) -> np.ndarray:
     shape = _shape(t.shape, t.ndim)
     dtype = CODE_TO_NUMPY[t.dtype]
     nbytes = t.byte_size
+    if dtype.kind == "O":  # BYTES become a (copied) object array; the engine memory goes now
+        array = deserialize(ffi.buffer(ffi.cast("char *", t.data), nbytes) if nbytes else b"", shape)
+        release(None)
+        return array
     if not nbytes:
         release(None)
         return np.empty(shape, dtype=dtype)

@@ -19,8 +19,9 @@ SPEC_TO_NUMPY: dict[str, np.dtype] = {
     "float16": np.dtype(np.float16),
     "float32": np.dtype(np.float32),
     "float64": np.dtype(np.float64),
+    "bytes": np.dtype(object),
 }
-"""Spec dtype name → numpy dtype, for the types the engine carries (not ``bytes`` yet)."""
+"""Spec dtype name → numpy dtype; ``bytes`` tensors are object arrays of ``bytes``."""
 
 NUMPY_TO_CODE: dict[np.dtype, int] = {
     np.dtype(np.bool_): lib.IR_DTYPE_BOOL,
@@ -35,6 +36,7 @@ NUMPY_TO_CODE: dict[np.dtype, int] = {
     np.dtype(np.float16): lib.IR_DTYPE_FLOAT16,
     np.dtype(np.float32): lib.IR_DTYPE_FLOAT32,
     np.dtype(np.float64): lib.IR_DTYPE_FLOAT64,
+    np.dtype(object): lib.IR_DTYPE_BYTES,
 }
 CODE_TO_NUMPY: dict[int, np.dtype] = {code: dt for dt, code in NUMPY_TO_CODE.items()}
 

@@ -17,7 +17,8 @@ class TensorSignature:
 
     def describe(self) -> str:
         """``features: float32[-1, 64]``."""
-        return f"{self.name}: {self.dtype.name}[{', '.join(str(d) for d in self.shape)}]"
+        kind = "bytes" if self.dtype.kind == "O" else self.dtype.name
+        return f"{self.name}: {kind}[{', '.join(str(d) for d in self.shape)}]"
 
 
 @dataclass(frozen=True, slots=True)

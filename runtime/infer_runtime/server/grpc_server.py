@@ -33,7 +33,7 @@ _STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND
 _TYPED = {
     "BOOL": "bool_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
     "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
-    "FP32": "fp32_contents", "FP64": "fp64_contents",
+    "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
 }
 
 
@@ -64,7 +64,16 @@ def decode_request(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
         field = _TYPED.get(t.datatype)
         if field is None:
             raise ProtocolError(f"input '{t.name}': {t.datatype} must be sent in raw_input_contents")
-        out[t.name] = protocol.tensor_from_json(t.name, dtype, shape, list(getattr(t.contents, field)))
+        values = list(getattr(t.contents, field))
+        if t.datatype == "BYTES":
+            array = np.empty(len(values), dtype=object)
+            array[:] = values
+            expected = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            if len(values) != expected:
+                raise ProtocolError(f"input '{t.name}': shape {list(shape)} needs {expected} elements, bytes_contents has {len(values)}")
+            out[t.name] = array.reshape(shape)
+            continue
+        out[t.name] = protocol.tensor_from_json(t.name, dtype, shape, values)
     return out
 
 
@@ -143,7 +152,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         response = pb.ModelInferResponse(model_name=model, model_version=MODEL_VERSION, id=request.id)
         for name, array, _ in selected:
             response.outputs.add(name=name, datatype=protocol.v2_datatype(array.dtype), shape=list(array.shape))
-            response.raw_output_contents.append(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+            response.raw_output_contents.append(protocol.to_raw(array))
         return response
 
     def _check(self, model: str, version: str) -> None:

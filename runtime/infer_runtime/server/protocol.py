@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from infer_runtime.engine.bytes_codec import deserialize, serialize
+
 V2_TO_NUMPY: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
@@ -26,10 +28,12 @@ V2_TO_NUMPY: dict[str, np.dtype] = {
     "FP16": np.dtype(np.float16),
     "FP32": np.dtype(np.float32),
     "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
 }
-"""The v2 datatypes the engine carries. BYTES and BF16 are refused with a clear error."""
+"""The v2 datatypes the engine carries (BYTES as object arrays of ``bytes``). BF16 is
+refused with a clear error."""
 NUMPY_TO_V2: dict[np.dtype, str] = {dt: name for name, dt in V2_TO_NUMPY.items()}
-_LITTLE = {name: dt.newbyteorder("<") for name, dt in V2_TO_NUMPY.items()}
+_LITTLE = {name: dt if dt.kind == "O" else dt.newbyteorder("<") for name, dt in V2_TO_NUMPY.items()}
 MAX_DIMS = 32
 MAX_ELEMENTS = 1 << 40
 
@@ -48,6 +52,8 @@ class RequestedOutput:
 
 def v2_datatype(dtype: np.dtype) -> str:
     """The v2 name of a numpy dtype."""
+    if dtype.kind in "OSU":
+        return "BYTES"
     try:
         return NUMPY_TO_V2[dtype]
     except KeyError:
@@ -81,6 +87,8 @@ def tensor_from_json(name: str, dtype: np.dtype, shape: tuple[int, ...], data: A
     """A tensor from v2 JSON data (nested or flat), checked against the shape."""
     if data is None:
         raise ProtocolError(f"input '{name}': no data (and no binary_data_size parameter)")
+    if dtype.kind == "O":
+        return _bytes_from_json(name, shape, data)
     try:
         array = np.asarray(data, dtype=dtype if dtype.kind != "b" else None)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -95,8 +103,37 @@ def tensor_from_json(name: str, dtype: np.dtype, shape: tuple[int, ...], data: A
     return array.reshape(shape)
 
 
+def _bytes_from_json(name: str, shape: tuple[int, ...], data: Any) -> np.ndarray:
+    flat: list[Any] = []
+
+    def walk(value: Any, depth: int) -> None:
+        if isinstance(value, list):
+            if depth > MAX_DIMS:
+                raise ProtocolError(f"input '{name}': data is nested too deeply")
+            for item in value:
+                walk(item, depth + 1)
+        elif isinstance(value, str):
+            flat.append(value.encode("utf-8"))
+        else:
+            raise ProtocolError(f"input '{name}': BYTES data must be strings (got {type(value).__name__})")
+
+    walk(data, 0)
+    expected = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if len(flat) != expected:
+        raise ProtocolError(f"input '{name}': shape {list(shape)} needs {expected} elements, data has {len(flat)}")
+    out = np.empty(expected, dtype=object)
+    out[:] = flat
+    return out.reshape(shape)
+
+
 def tensor_from_bytes(name: str, dtype: np.dtype, shape: tuple[int, ...], buffer: bytes | memoryview, offset: int, size: int) -> np.ndarray:
-    """A tensor viewing ``size`` bytes of ``buffer`` at ``offset`` (no copy)."""
+    """A tensor viewing ``size`` bytes of ``buffer`` at ``offset`` (no copy; BYTES tensors
+    are parsed from their 4-byte length prefixes into an object array)."""
+    if dtype.kind == "O":
+        try:
+            return deserialize(memoryview(buffer)[offset : offset + size], shape)
+        except ValueError as exc:
+            raise ProtocolError(f"input '{name}': {exc}") from None
     expected = (int(np.prod(shape, dtype=np.int64)) if shape else 1) * dtype.itemsize
     if size != expected:
         raise ProtocolError(f"input '{name}': shape {list(shape)} of {v2_datatype(dtype.newbyteorder('='))} needs {expected} bytes, binary_data_size is {size}")
@@ -183,6 +220,13 @@ def select_outputs(results: Mapping[str, np.ndarray], requested: list[RequestedO
     return out
 
 
+def to_raw(array: np.ndarray) -> bytes:
+    """The binary (raw) form of an output: little-endian elements, or length-prefixed BYTES."""
+    if array.dtype.kind in "OSU":
+        return serialize(array)
+    return np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
 def encode_outputs(selected: list[tuple[str, np.ndarray, bool]]) -> tuple[list[dict[str, Any]], list[bytes]]:
     """v2 output objects, plus the binary chunks to append (in the same order)."""
     entries: list[dict[str, Any]] = []
@@ -190,9 +234,11 @@ def encode_outputs(selected: list[tuple[str, np.ndarray, bool]]) -> tuple[list[d
     for name, array, binary in selected:
         entry: dict[str, Any] = {"name": name, "datatype": v2_datatype(array.dtype), "shape": list(array.shape)}
         if binary:
-            raw = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            raw = to_raw(array)
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
+        elif array.dtype.kind in "OSU":
+            entry["data"] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.ravel().tolist()]
         else:
             entry["data"] = array.ravel().tolist()
         entries.append(entry)

@@ -157,12 +157,15 @@ def type_of(schema: Schema, node: Schema) -> str | None:
         return kind
     if "enum" in node or "const" in node:
         values = node.get("enum", [node.get("const")])
-        kinds = {_json_type(v) for v in values}
+        kinds = {json_type(v) for v in values}
         return kinds.pop() if len(kinds) == 1 else None
     return None
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """JSON type name of a Python value."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -171,9 +174,9 @@ def _json_type(value: Any) -> str:
         return "number"
     if isinstance(value, str):
         return "string"
-    if value is None:
-        return "null"
-    return "array" if isinstance(value, list) else "object"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 def with_defaults(schema: Schema, data: Any, node: Schema | None = None) -> Any:

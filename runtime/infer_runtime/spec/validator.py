@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .issues import KeyPath
-from .schema import Schema, resolve
+from .schema import Schema, json_type, resolve
 
 SUPPORTED = frozenset({
     "$ref", "$defs", "$schema", "$id", "title", "description", "default", "examples",
@@ -51,23 +51,6 @@ def show(value: Any) -> str:
     """A short rendering of a value for messages."""
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def json_type(value: Any) -> str:
-    """JSON type name of a Python value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 def _is_type(value: Any, kind: str) -> bool:
