@@ -36,6 +36,11 @@ max_request_bytes = 1048576
 log_format = "json"
 [models.any]
 backend = "identity"
+[models.anyb]
+backend = "identity"
+[models.anyb.batching]
+max_batch_size = 16
+max_queue_delay_us = 2000
 [models.echo]
 backend = "identity"
 inputs = [{{ name = "x", dtype = "float32", shape = [-1, 4] }}]
@@ -93,6 +98,17 @@ def test_health_and_metadata(server) -> None:  # type: ignore[no-untyped-def]
         client.get_model_metadata("echo", "2")
 
 
+def _check_same(got: np.ndarray, x: np.ndarray, dtype: type, binary: bool) -> None:
+    assert got.shape == x.shape
+    if dtype is np.object_:
+        if not binary:  # JSON carries BYTES as (UTF-8) strings
+            x = np.vectorize(lambda v: v.decode("utf-8", "replace"), otypes=[object])(x)
+        assert got.tolist() == x.tolist()
+    else:
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(got, x)
+
+
 @pytest.mark.parametrize("binary", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: V2[d])
 def test_every_datatype_round_trips(server, dtype, binary) -> None:  # type: ignore[no-untyped-def]
@@ -104,16 +120,24 @@ def test_every_datatype_round_trips(server, dtype, binary) -> None:  # type: ign
     inp.set_data_from_numpy(x, binary_data=binary)
     out = httpclient.InferRequestedOutput("t", binary_data=binary)
     result = client.infer("any", [inp], outputs=[out], request_id="req-7")
-    got = result.as_numpy("t")
-    assert got.shape == x.shape
-    if dtype is np.object_:
-        if not binary:  # JSON carries BYTES as (UTF-8) strings
-            x = np.vectorize(lambda v: v.decode("utf-8", "replace"), otypes=[object])(x)
-        assert got.tolist() == x.tolist()
-    else:
-        assert got.dtype == x.dtype
-        np.testing.assert_array_equal(got, x)
+    _check_same(result.as_numpy("t"), x, dtype, binary)
     assert result.get_response()["id"] == "req-7"
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: V2[d])
+def test_every_datatype_batched_each_caller_gets_its_rows(server, dtype, binary) -> None:  # type: ignore[no-untyped-def]
+    if dtype is np.float16 and not binary:
+        pytest.skip("FP16 has no JSON form (the protocol requires binary)")
+    client = httpclient.InferenceServerClient(server.url, concurrency=6)
+    xs = [sample(dtype, (k, 3), text=not binary) for k in (1, 3, 2, 1, 2, 1)]
+    pending = []
+    for x in xs:
+        inp = httpclient.InferInput("t", list(x.shape), V2[dtype])
+        inp.set_data_from_numpy(x, binary_data=binary)
+        pending.append(client.async_infer("anyb", [inp], outputs=[httpclient.InferRequestedOutput("t", binary_data=binary)]))
+    for x, p in zip(xs, pending):
+        _check_same(p.get_result().as_numpy("t"), x, dtype, binary)
 
 
 def test_batched_requests_get_their_own_rows(server) -> None:  # type: ignore[no-untyped-def]
@@ -294,8 +318,11 @@ def test_framework_errors_are_json(server) -> None:  # type: ignore[no-untyped-d
 
 
 def test_backend_exception_is_500_and_the_model_keeps_serving(server) -> None:  # type: ignore[no-untyped-def]
-    status, payload = post(server, req(tensor(shape=[1, 2], data=[-1.0, 0.0])), model="picky")
+    status, payload = post(server, req(tensor(shape=[1, 2], data=[-1.0, 0.0]), id="rid-500"), model="picky")
     assert status == 500 and "ValueError: negative input is not allowed" in payload["error"]
+    events = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    failures = [e for e in events if e.get("event") == "inference failed" and e.get("status") == 500]
+    assert failures and failures[-1]["request_id"] == "rid-500" and failures[-1]["model"] == "picky"  # the id is bound to error events
     status, payload = post(server, req(tensor(shape=[1, 2], data=[1.0, 0.0])), model="picky")
     assert status == 200
 

@@ -112,6 +112,7 @@ def test_sigterm_drains_in_flight_work_and_exits_0(tmp_path: Path) -> None:  # F
             assert [f.result()[0] for f in in_flight] == [200] * 5
         assert server.wait(30) == 0
         assert '"event": "stopped"' in server.log()
+        assert "never awaited" not in server.log() and "Traceback" not in server.log()
     finally:
         stop_server(server)
 

@@ -87,7 +87,7 @@ class GrpcServer:
 
     async def stop(self, grace_s: float = 1.0) -> None:
         """Stops accepting and ends open calls after ``grace_s``."""
-        self.health.enter_graceful_shutdown()
+        await self.health.enter_graceful_shutdown()  # probes see NOT_SERVING while we drain
         await self.server.stop(grace_s)
 
 
