@@ -81,6 +81,8 @@ async def test_outputs_survive_the_runtime_and_are_freed_with_the_arrays(spec) -
         out = await rt.infer("echo", {"x": np.ones((2, 4), np.float32)})
     gc.collect()
     np.testing.assert_array_equal(out["x"], np.ones((2, 4), np.float32))  # engine memory still held
+    with pytest.raises(UnavailableError, match="statistics are gone"):
+        rt.stats("echo")  # never reads a freed engine
 
 
 @pytest.mark.parametrize(

@@ -141,8 +141,15 @@ class _Common:
         return self._core.model(name).signature
 
     def stats(self, name: str) -> ModelStats:
-        """A snapshot of the engine's counters for one model."""
-        return self._core.model(name).engine_model.stats()
+        """A snapshot of the engine's counters for one model.
+
+        Raises:
+            UnavailableError: the runtime has stopped (its engine, and the counters, are gone).
+        """
+        model = self._core.model(name)
+        if self._core.engine is None:
+            raise UnavailableError("the runtime is not running: its statistics are gone")
+        return model.engine_model.stats()
 
 
 def _load(spec: str | os.PathLike[str] | LoadedSpec, overrides: Mapping[str, Any] | None, sets: Sequence[str], environ: Mapping[str, str] | None) -> LoadedSpec:
