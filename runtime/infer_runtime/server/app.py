@@ -201,7 +201,8 @@ async def serve(loaded: LoadedSpec, *, on_ready: Any = None) -> int:
         if server_spec.grpc_port:
             grpc = await grpc_server.start(state, server_spec.host, server_spec.grpc_port, server_spec.grpc_max_message_bytes)
             grpc_port = grpc.port
-        state.phase = "serving"
+        if not stop.is_set():  # a signal during startup keeps the server draining
+            state.phase = "serving"
         log.info("serving", http=f"http://{server_spec.host}:{http_port}", grpc=f"{server_spec.host}:{grpc_port}" if grpc_port else None,
                  models=runtime.model_names, failed=runtime.failed_models, startup_s=round(time.perf_counter() - started, 3))
         if on_ready is not None:
