@@ -109,6 +109,25 @@ def median_result(rounds: list[Result]) -> Result:
     return ordered[len(ordered) // 2]
 
 
+def mlp_spec(model: Path, max_queue_delay_us: int = 0) -> str:
+    """The spec both MLP benchmarks serve: one instance, one intra-op thread, batches of up
+    to 64 rows taking what is waiting (like the naive batcher)."""
+    return f"""
+[monitoring]
+log_level = "warning"
+[models.mlp]
+backend = "onnxruntime"
+path = "{model}"
+[models.mlp.batching]
+max_batch_size = 64
+max_queue_delay_us = {max_queue_delay_us}
+max_queue_size = 4096
+[models.mlp.onnxruntime]
+intra_op_threads = 1
+inter_op_threads = 1
+"""
+
+
 def identity_onnx(path: Path, width: int = 16) -> Path:
     """An ONNX Identity model: input ``x`` float32 [N, width] → output ``y``."""
     from onnx import TensorProto, helper
@@ -152,4 +171,4 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
-__all__ = ["NaiveBatcher", "Result", "closed_loop", "identity_onnx", "median_result", "ort_session", "print_table", "ratio", "save", "statistics", "summarize"]
+__all__ = ["NaiveBatcher", "Result", "closed_loop", "identity_onnx", "median_result", "mlp_spec", "ort_session", "print_table", "ratio", "save", "statistics", "summarize"]

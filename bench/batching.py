@@ -21,23 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, NaiveBatcher, Result, closed_loop, median_result, ort_session, print_table, ratio, save, summarize
+from _common import ROOT, NaiveBatcher, Result, closed_loop, median_result, mlp_spec, ort_session, print_table, ratio, save, summarize
 
 import infer_runtime
 from build_models import build_mlp
 
-SPEC = """
-[models.mlp]
-backend = "onnxruntime"
-path = "{model}"
-[models.mlp.batching]
-max_batch_size = 64
-max_queue_delay_us = 0
-max_queue_size = 4096
-[models.mlp.onnxruntime]
-intra_op_threads = 1
-inter_op_threads = 1
-"""
 
 
 def sequential(session: object, x: np.ndarray, n: int) -> Result:
@@ -74,7 +62,7 @@ async def main() -> None:
     if not model.exists():
         build_mlp(model)
     spec = Path(tempfile.mkdtemp()) / "batching.toml"
-    spec.write_text(SPEC.format(model=model))
+    spec.write_text(mlp_spec(model))
     session = ort_session(model)
     x = np.random.default_rng(0).standard_normal((1, 256)).astype(np.float32)
     x64 = np.repeat(x, 64, axis=0)

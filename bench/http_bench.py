@@ -153,6 +153,7 @@ def _wait_http(url: str, timeout: float = 60) -> None:
 
 
 async def compare(duration_s: float) -> None:
+    from _common import mlp_spec
     from build_models import build_mlp
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -163,19 +164,7 @@ async def compare(duration_s: float) -> None:
         build_mlp(model)
     tmp = Path(tempfile.mkdtemp())
     spec = tmp / "http.toml"
-    spec.write_text(f"""
-[monitoring]
-log_level = "warning"
-[models.mlp]
-backend = "onnxruntime"
-path = "{model}"
-[models.mlp.batching]
-max_batch_size = 64
-max_queue_delay_us = 0
-max_queue_size = 4096
-[models.mlp.onnxruntime]
-intra_op_threads = 1
-""")
+    spec.write_text(mlp_spec(model))
     ours_http, ours_grpc, base_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFER_RUNTIME_")}
     ours = subprocess.Popen([sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(ours_http), "--grpc-port", str(ours_grpc)],

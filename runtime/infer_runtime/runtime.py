@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from infer_runtime._native import ffi, lib, take_error
+from infer_runtime._native import ffi, take_error
 from infer_runtime.assemble import AssembledModel, Assembly, assemble
 from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats
 from infer_runtime.errors import InternalError, ModelLoadError, ModelNotFoundError, RequestCancelledError, UnavailableError
@@ -45,7 +45,7 @@ class _Core:
         self.engine: Engine | None = None
         self.assembly = Assembly()
         self.pending: dict[int, tuple[Any, list[Any]]] = {}  # cookie → (waiter, kept alive)
-        self.cookies = itertools.count(1)
+        self._cookies = itertools.count(1)
         self.closing = False
 
     def open(self) -> None:
@@ -72,9 +72,8 @@ class _Core:
         Returns the engine model (for a later wake when ``wake`` is false)."""
         if self.closing or self.engine is None:
             raise UnavailableError("the runtime is not running")
-        found = self.assembly.models.get(name)
-        model = (found or self.model(name)).engine_model
-        cookie = next(self.cookies)
+        model = self.model(name).engine_model
+        cookie = next(self._cookies)
         # Completions are drained on the submitting thread (Runtime) or under the same lock
         # as submission (SyncRuntime), so registering after ir_submit cannot miss one.
         self.pending[cookie] = (waiter, model.submit(cookie, inputs, priority, timeout_ms, wake))
@@ -258,20 +257,14 @@ class Runtime(_Common):
         """
         if self._state != "running":
             raise UnavailableError(f"the runtime is {self._state}")
-        core = self._core
-        found = core.assembly.models.get(model)
-        engine_model = (found or core.model(model)).engine_model
         waiter = self._loop.create_future()  # type: ignore[union-attr]
-        cookie = next(core.cookies)
-        pending = core.pending
-        if not pending:
-            # A lone request wakes the engine at once: no added latency.
-            pending[cookie] = (waiter, engine_model.submit(cookie, inputs, priority, timeout_ms))
-        else:
-            # Other requests are in flight, so the loop is resuming callers in bursts:
-            # admit quietly and ring the doorbell once after this loop iteration, so the
-            # engine sees the burst as one batch instead of picking requests off singly.
-            pending[cookie] = (waiter, engine_model.submit(cookie, inputs, priority, timeout_ms, False))
+        # A lone request wakes the engine at once: no added latency. When others are in
+        # flight the loop is resuming callers in bursts: admit quietly and ring the doorbell
+        # once after this loop iteration, so the engine sees the burst as one batch instead
+        # of picking requests off singly.
+        wake = not self._core.pending
+        engine_model = self._core.submit(model, inputs, priority, timeout_ms, waiter, wake)
+        if not wake:
             self._quiet.add(engine_model)
             if not self._doorbell_scheduled:
                 self._doorbell_scheduled = True
@@ -293,38 +286,16 @@ class Runtime(_Common):
         self._drain()
 
     def _drain(self) -> None:
-        # The per-request hot path of delivery: kept flat on purpose (see Delivery.outputs
-        # for the same logic with comments; tests cover both front-ends).
         engine = self._core.engine
         if engine is None:
             return
         pending = self._core.pending
         buf, delivery = self._completions, self._delivery
-        batches = delivery.batches
-        release = lib.ir_response_release
         while True:
             n = engine.drain_into(buf, _DRAIN_BATCH)
             for i in range(n):
                 c = buf[i]
-                waiter = pending.pop(c.cookie, _NO_WAITER)[0]
-                if c.error or waiter is None or waiter.done():
-                    _deliver(waiter, c, delivery)
-                    continue
-                key = c.batch
-                rows, total = c.rows, c.batch_rows
-                if not key or rows == total:
-                    _deliver(waiter, c, delivery)
-                    continue
-                arrays = batches.get(key)
-                if arrays is None:
-                    arrays = batches[key] = delivery.wrap_batch(c.response)
-                else:
-                    release(c.response)
-                start = c.row_offset
-                stop = start + rows
-                if stop == total:
-                    del batches[key]
-                waiter.set_result({name: array[start:stop] for name, array in arrays.items()})
+                _deliver(pending.pop(c.cookie, _NO_WAITER)[0], c, delivery)
             if n < _DRAIN_BATCH:
                 return
 

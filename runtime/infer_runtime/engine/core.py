@@ -268,11 +268,7 @@ class Delivery:
 
     def __init__(self, max_outputs: int = 64) -> None:
         self._tensors = ffi.new("ir_tensor[]", max_outputs)
-        self.batches: dict[Any, dict[str, np.ndarray]] = {}  # batch key → arrays over it
-
-    def wrap_batch(self, response: Any) -> dict[str, np.ndarray]:
-        """Arrays over the whole batch of ``response``, which they now own."""
-        return response_outputs(response, self._tensors, whole_batch=True)
+        self._batches: dict[Any, dict[str, np.ndarray]] = {}  # batch key → arrays over it
 
     def outputs(self, c: Any, wanted: bool) -> dict[str, np.ndarray] | None:
         """The outputs of successful completion ``c`` (None when not ``wanted``); takes
@@ -283,14 +279,14 @@ class Delivery:
                 return response_outputs(c.response, self._tensors)
             lib.ir_response_release(c.response)
             return None
-        arrays = self.batches.get(key)
+        arrays = self._batches.get(key)
         owned = arrays is None
-        if owned:
-            arrays = self.batches[key] = self.wrap_batch(c.response)
+        if owned:  # the first of the batch: its response now belongs to these arrays
+            arrays = self._batches[key] = response_outputs(c.response, self._tensors, whole_batch=True)
         start = c.row_offset
         stop = start + c.rows
         if stop == c.batch_rows:  # the batch's last request: nothing else will look it up
-            del self.batches[key]
+            del self._batches[key]
         if not owned:
             lib.ir_response_release(c.response)
         if not wanted:

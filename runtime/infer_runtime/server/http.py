@@ -72,15 +72,6 @@ def _loads(raw: bytes | memoryview) -> Any:
         raise ProtocolError(f"the request is not valid JSON: {exc}") from None
 
 
-def _dumps(payload: Any) -> bytes:
-    try:
-        return orjson.dumps(payload)
-    except TypeError:
-        raise
-    except orjson.JSONEncodeError:  # non-finite floats: the standard library writes NaN
-        return json.dumps(payload).encode()
-
-
 def _has_non_finite(entries: list[dict[str, Any]]) -> bool:
     for entry in entries:
         data = entry.get("data")
