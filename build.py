@@ -43,7 +43,7 @@ def cpp_sources(absolute: bool = False) -> list[str]:
 
 def _flags() -> tuple[list[str], list[str]]:
     compile_args = ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"]
-    link_args: list[str] = ["-lstdc++", "-pthread"]
+    link_args: list[str] = ["-lstdc++", "-pthread", "-ldl"]
     sanitize = os.environ.get("IR_SANITIZE", "").strip()
     if sanitize:
         if not re.fullmatch(r"[a-z]+(,[a-z]+)*", sanitize):

@@ -109,9 +109,9 @@ def median_result(rounds: list[Result]) -> Result:
     return ordered[len(ordered) // 2]
 
 
-def mlp_spec(model: Path, max_queue_delay_us: int = 0) -> str:
-    """The spec both MLP benchmarks serve: one instance, one intra-op thread, batches of up
-    to 64 rows taking what is waiting (like the naive batcher)."""
+def mlp_spec(model: Path, max_queue_delay_us: int = 0, max_batch_size: int = 64, host: str = "auto") -> str:
+    """The spec the MLP benchmarks serve: one instance, one intra-op thread, batches taking
+    what is waiting (like the naive batcher), up to ``max_batch_size`` rows."""
     return f"""
 [monitoring]
 log_level = "warning"
@@ -119,12 +119,13 @@ log_level = "warning"
 backend = "onnxruntime"
 path = "{model}"
 [models.mlp.batching]
-max_batch_size = 64
+max_batch_size = {max_batch_size}
 max_queue_delay_us = {max_queue_delay_us}
 max_queue_size = 4096
 [models.mlp.onnxruntime]
 intra_op_threads = 1
 inter_op_threads = 1
+host = "{host}"
 """
 
 

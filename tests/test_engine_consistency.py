@@ -80,12 +80,12 @@ def test_python_backend_is_exact(tmp_path: Path, w: dict[str, Any]) -> None:
         np.testing.assert_array_equal(out["y"], (req["x"] * 3.0 - 1.0).astype(np.float32))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(w=workloads())
-def test_onnxruntime_matches_the_session_within_tolerance(tmp_path: Path, models_dir: Path, w: dict[str, Any]) -> None:
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(w=workloads(), host=st.sampled_from(["native", "python"]))
+def test_onnxruntime_matches_the_session_within_tolerance(tmp_path: Path, models_dir: Path, w: dict[str, Any], host: str) -> None:
     model = models_dir / "bench" / "mlp_64_256_256_10.onnx"
     path = tmp_path / "ort.toml"
-    path.write_text(spec_text("m", f'backend = "onnxruntime"\npath = "{model}"\nwarmup = false', w))
+    path.write_text(spec_text("m", f'backend = "onnxruntime"\npath = "{model}"\nwarmup = false\nonnxruntime = {{ host = "{host}" }}', w))
     requests = [{"input": r["x"]} for r in make_requests(w, 64, np.float32)]
     session = ort.InferenceSession(str(model))
     for req, out in zip(requests, asyncio.run(run_workload(path, "m", requests, w["concurrency"]))):

@@ -351,3 +351,43 @@ async def test_overrides_reach_the_engine(spec) -> None:  # type: ignore[no-unty
         assert rt.signature("echo").max_batch_size == 2
         with pytest.raises(InvalidInputError, match="needs 1 to 2"):
             await rt.infer("echo", {"x": np.ones((3, 4), np.float32)})
+
+
+def test_quiet_admission_waits_for_the_doorbell_unless_it_fills_a_batch() -> None:
+    """IR_SUBMIT_NO_WAKE: staged requests are invisible to the batcher until ir_model_wake,
+    except that staged rows reaching max_batch_size are handed over at once."""
+    from types import SimpleNamespace
+
+    from infer_runtime._native import check, ffi, lib
+    from infer_runtime.engine import Engine, ModelSignature, TensorSignature
+
+    engine = Engine()
+    try:
+        signature = ModelSignature((TensorSignature("x", np.dtype(np.float32), (-1, 2)),), None, 4)
+        batching = SimpleNamespace(max_batch_size=4, max_queue_delay_us=0, preferred_batch_sizes=[], max_queue_size=16, priority_levels=1, default_timeout_ms=0)
+        model = engine.add_model("m", lib.IR_BACKEND_EXTERNAL, signature, instances=1, batching=batching)
+        out = ffi.new("ir_batch**")
+
+        def next_batch_rows() -> int:
+            check(lib.ir_model_next_batch(model.handle, 0, 2000, out, ffi.NULL, 0, ffi.NULL))
+            if out[0] == ffi.NULL:
+                return 0
+            t = ffi.new("ir_tensor*")
+            lib.ir_batch_input(out[0], 0, t)
+            rows = int(t.shape[0])
+            lib.ir_batch_finish(out[0], ffi.NULL)
+            return rows
+
+        keep = [model.submit(i, {"x": np.zeros((k, 2), np.float32)}, 0, None, wake=False) for i, k in enumerate((2, 1))]
+        assert next_batch_rows() == 0  # staged: not visible yet
+        model.wake()
+        assert next_batch_rows() == 3
+        keep += [model.submit(10 + i, {"x": np.zeros((k, 2), np.float32)}, 0, None, wake=False) for i, k in enumerate((1, 3, 1))]
+        assert next_batch_rows() == 4  # 1 + 3 rows filled a batch: handed over without a wake
+        assert next_batch_rows() == 0  # the last row still waits for the doorbell
+        model.wake()
+        assert next_batch_rows() == 1
+        del keep
+    finally:
+        engine.stop(1.0)
+        engine.destroy()

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "../engine/clock.hpp"
+#include "../backends/native_backend.hpp"
 #include "../engine/engine.hpp"
 #include "seam.hpp"
 
@@ -85,9 +86,11 @@ IR_API ir_error* ir_engine_add_model(ir_engine* engine, const ir_model_config* c
       if (m->config().name == parsed.name) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "duplicate model name '" + parsed.name + "'");
     }
     std::unique_ptr<ir::Model> model;
-    IR_RETURN_IF_ERROR(ir::Model::Create(std::move(parsed), &engine->completions, &model));
+    std::unique_ptr<ir::NativeBackend>* native = config->native != nullptr ? &config->native->impl : nullptr;
+    IR_RETURN_IF_ERROR(ir::Model::Create(std::move(parsed), &engine->completions, native, &model));
     *out = reinterpret_cast<ir_model*>(model.get());
     engine->models.push_back(std::move(model));
+    if (config->backend == IR_BACKEND_NATIVE) delete config->native;  // consumed: the model owns the backend now
     return ir::Status::Ok();
   });
 }

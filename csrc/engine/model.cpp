@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "../backends/native_backend.hpp"
 #include "clock.hpp"
 #include "dtype.hpp"
 
@@ -25,6 +26,25 @@ std::string shape_text(const int64_t* shape, int32_t ndim) {
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   return shape_text(shape.data(), static_cast<int32_t>(shape.size()));
+}
+
+// A native backend serves exactly the signature it read from its artifact: the config may
+// narrow a -1 dimension but not rename, reorder or retype a tensor.
+Status check_native(const ModelConfig& config, const NativeBackend& backend) {
+  if (backend.instances() != 0 && backend.instances() != config.instances)
+    return Status(IR_ERROR_INVALID_ARGUMENT, "the backend was opened for " + std::to_string(backend.instances()) + " instance(s), the model has " + std::to_string(config.instances));
+  const std::vector<TensorSig>& found = backend.inputs();
+  if (found.empty()) return Status::Ok();
+  if (!config.fixed_signature || config.inputs.size() != found.size())
+    return Status(IR_ERROR_INVALID_ARGUMENT, "the model's inputs must be the backend's " + std::to_string(found.size()) + " input(s), in order");
+  for (size_t i = 0; i < found.size(); ++i) {
+    const TensorSig& want = config.inputs[i];
+    const TensorSig& got = found[i];
+    bool ok = want.name == got.name && want.dtype == got.dtype && want.shape.size() == got.shape.size();
+    for (size_t d = 0; ok && d < want.shape.size(); ++d) ok = got.shape[d] == -1 || got.shape[d] == want.shape[d];
+    if (!ok) return Status(IR_ERROR_INVALID_ARGUMENT, "input " + std::to_string(i) + " ('" + want.name + "') does not match the backend's '" + got.name + "' " + shape_text(got.shape));
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -56,10 +76,14 @@ void ModelStats::snapshot(ir_model_stats* out) const {
   for (int i = 0; i < kBatchBuckets; ++i) out->batch_rows_buckets[i] = get(batch_rows_buckets[i]);
 }
 
-Status Model::Create(ModelConfig config, CompletionQueue* completions, std::unique_ptr<Model>* out) {
+Status Model::Create(ModelConfig config, CompletionQueue* completions, std::unique_ptr<NativeBackend>* native, std::unique_ptr<Model>* out) {
   if (config.name.empty()) return Status(IR_ERROR_INVALID_ARGUMENT, "model name is empty");
-  if (config.backend != IR_BACKEND_IDENTITY && config.backend != IR_BACKEND_EXTERNAL)
+  if (config.backend != IR_BACKEND_IDENTITY && config.backend != IR_BACKEND_EXTERNAL && config.backend != IR_BACKEND_NATIVE)
     return Status(IR_ERROR_INVALID_ARGUMENT, "unknown backend kind " + std::to_string(config.backend));
+  if (config.backend == IR_BACKEND_NATIVE) {
+    if (native == nullptr || *native == nullptr) return Status(IR_ERROR_INVALID_ARGUMENT, "a native model needs an opened backend");
+    IR_RETURN_IF_ERROR(check_native(config, **native));
+  }
   if (config.instances < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "instances must be >= 1");
   const BatchPolicy& p = config.policy;
   if (p.max_queue_size < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "max_queue_size must be >= 1");
@@ -78,9 +102,11 @@ Status Model::Create(ModelConfig config, CompletionQueue* completions, std::uniq
       return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + sig.name + "': with batching the leading dimension must be -1");
   }
   std::unique_ptr<Model> model(new Model(std::move(config), completions));
-  if (model->config_.backend == IR_BACKEND_IDENTITY) {
+  if (model->config_.backend == IR_BACKEND_IDENTITY) model->native_ = make_identity_backend();
+  if (model->config_.backend == IR_BACKEND_NATIVE) model->native_ = std::move(*native);
+  if (model->native_ != nullptr) {
     for (int32_t i = 0; i < model->config_.instances; ++i) {
-      model->threads_.emplace_back([m = model.get(), i] { m->run_identity(i); });
+      model->threads_.emplace_back([m = model.get(), i] { m->run_native(i); });
     }
   }
   *out = std::move(model);
@@ -174,10 +200,19 @@ Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs,
       ModelStats::add(stats_.rejected_queue_full);
       return Status(IR_ERROR_RESOURCE_EXHAUSTED, "model '" + config_.name + "' queue is full (" + std::to_string(config_.policy.max_queue_size) + " requests)");
     }
-    if (wake) {
-      batcher_.push(request.get());  // cannot fail: the size was checked above
-    } else {
+    if (!wake) {
       staged_.push_back(request.get());
+      staged_rows_ += rows;
+      // A staged burst that fills a batch goes at once: waiting for the doorbell cannot make
+      // that batch bigger, and the instance can run it while the host submits the rest.
+      wake = staged_rows_ >= config_.policy.max_batch_size;
+      if (wake) {
+        for (Request* r : staged_) batcher_.push(r);
+        staged_.clear();
+        staged_rows_ = 0;
+      }
+    } else {
+      batcher_.push(request.get());  // cannot fail: the size was checked above
     }
     request.release();  // owned by the queue now
     stats_.queue_depth.store(static_cast<int64_t>(batcher_.size() + staged_.size()), std::memory_order_relaxed);
@@ -195,6 +230,7 @@ void Model::wake() {
     std::lock_guard<std::mutex> lock(mu_);
     for (Request* r : staged_) batcher_.push(r);  // admitted already: fits
     staged_.clear();
+    staged_rows_ = 0;
   }
   arrivals_.fetch_add(1, std::memory_order_release);
   work_cv_.notify_one();
@@ -305,7 +341,7 @@ ir_batch* Model::build_batch(int32_t instance, DispatchReason reason, std::vecto
   return batch;
 }
 
-Status Model::set_output(ir_batch* batch, const ir_tensor& output) {
+Status Model::set_output(ir_batch* batch, const ir_tensor& output, std::shared_ptr<Buffer> owner) {
   size_t item = dtype_size(output.dtype);
   std::string label = output.name ? output.name : "?";
   if (output.name == nullptr || *output.name == '\0') return Status(IR_ERROR_INVALID_ARGUMENT, "output needs a name");
@@ -335,9 +371,13 @@ Status Model::set_output(ir_batch* batch, const ir_tensor& output) {
   out.name = label;
   out.dtype = output.dtype;
   out.shape.assign(output.shape, output.shape + output.ndim);
-  out.buffer = Buffer::Allocate(output.byte_size);
   out.row_starts = std::move(row_starts);
-  if (output.byte_size > 0) std::memcpy(out.buffer->data(), output.data, output.byte_size);
+  if (owner != nullptr && owner->data() == output.data && owner->size() >= output.byte_size) {
+    out.buffer = std::move(owner);
+  } else {
+    out.buffer = Buffer::Allocate(output.byte_size);
+    if (output.byte_size > 0) std::memcpy(out.buffer->data(), output.data, output.byte_size);
+  }
   batch->outputs.push_back(std::move(out));
   return Status::Ok();
 }
@@ -393,6 +433,7 @@ void Model::close_admission() {
     admission_closed_ = true;
     for (Request* r : staged_) batcher_.push(r);  // nothing admitted may wait for a doorbell
     staged_.clear();
+    staged_rows_ = 0;
     if (running_batches_ == 0 && batcher_.empty()) idle_cv_.notify_all();
   }
   work_cv_.notify_all();
@@ -419,6 +460,7 @@ void Model::shut_down() {
     batcher_.drain_all(scratch_);
     scratch_.insert(scratch_.end(), staged_.begin(), staged_.end());
     staged_.clear();
+    staged_rows_ = 0;
     if (!scratch_.empty()) fail_locked(scratch_, IR_ERROR_CANCELLED, "request cancelled: the runtime is shutting down");
     stats_.queue_depth.store(0, std::memory_order_relaxed);
   }
@@ -443,7 +485,7 @@ bool Model::spin_for_work() {
   return false;
 }
 
-void Model::run_identity(int32_t instance) {
+void Model::run_native(int32_t instance) {
   for (;;) {
     ir_batch* batch = nullptr;
     Status status = next_batch(instance, -1, &batch);
@@ -451,14 +493,10 @@ void Model::run_identity(int32_t instance) {
     if (batch == nullptr) continue;
     ir_error* error = nullptr;
     try {
-      for (const InputView& in : batch->inputs) {
-        ir_tensor t{in.name.c_str(), in.dtype, static_cast<int32_t>(in.shape.size()), in.shape.data(), in.data, in.byte_size};
-        Status s = set_output(batch, t);
-        if (!s.ok()) {
-          error = ir_error_new(s.code(), s.message().c_str());
-          break;
-        }
-      }
+      Status s = native_->run(instance, batch);
+      if (!s.ok()) error = ir_error_new(s.code(), s.message().c_str());
+    } catch (const std::bad_alloc&) {
+      error = ir_error_new(IR_ERROR_RESOURCE_EXHAUSTED, "out of memory while running a batch");
     } catch (const std::exception& e) {
       error = ir_error_new(IR_ERROR_INTERNAL, e.what());
     }

@@ -2,7 +2,7 @@
 // the instances that run batches, and the gather/scatter between requests and batches.
 //
 // Threading: submit() may be called from any thread. Instance workers (native threads for
-// IR_BACKEND_IDENTITY, host threads calling next_batch() for external backends) take the
+// native backends, host threads calling next_batch() for external backends) take the
 // model lock only to run the batching policy; gather, execution and scatter run unlocked.
 // Lock order: Model::mu_ before CompletionQueue's lock, never the reverse.
 #pragma once
@@ -46,6 +46,7 @@ struct ModelConfig {
 };
 
 class Model;
+class NativeBackend;
 
 }  // namespace ir
 
@@ -65,7 +66,9 @@ namespace ir {
 
 class Model {
  public:
-  static Status Create(ModelConfig config, CompletionQueue* completions, std::unique_ptr<Model>* out);
+  // `native` is required for IR_BACKEND_NATIVE (moved from only on success) and ignored
+  // otherwise; identity models make their own.
+  static Status Create(ModelConfig config, CompletionQueue* completions, std::unique_ptr<NativeBackend>* native, std::unique_ptr<Model>* out);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -82,7 +85,9 @@ class Model {
   // Blocks until a batch is formed for `instance`; *out = nullptr on timeout.
   Status next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out);
 
-  Status set_output(ir_batch* batch, const ir_tensor& output);
+  // Records one output of the batch: copied into engine memory, or, when `owner` holds
+  // output.data already (a native backend's tensor), adopted without a copy.
+  Status set_output(ir_batch* batch, const ir_tensor& output, std::shared_ptr<Buffer> owner = nullptr);
 
   // Completes the batch's requests (with its outputs, or with `error`) and frees it.
   // Takes ownership of `error`.
@@ -102,7 +107,8 @@ class Model {
   Status check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* rows) const;
   void fail_locked(std::vector<Request*>& requests, ir_code code, const char* what);
   ir_batch* build_batch(int32_t instance, DispatchReason reason, std::vector<Request*>& requests, int64_t now);
-  void run_identity(int32_t instance);
+  // The loop of a native instance thread: pull a batch, run it, complete it.
+  void run_native(int32_t instance);
   // Polls for new work for up to idle_spin_ns without the lock; true if some arrived.
   bool spin_for_work();
 
@@ -115,6 +121,7 @@ class Model {
   std::condition_variable idle_cv_;  // wait_idle waits here
   Batcher batcher_;
   std::vector<Request*> staged_;  // admitted with wake = false; handed to the batcher by wake()
+  int64_t staged_rows_ = 0;       // rows in staged_: a full batch's worth is handed over at once
   int64_t running_batches_ = 0;
   uint64_t next_id_ = 0;
   std::atomic<uint64_t> arrivals_{0};  // bumped on every admission and on shutdown: spinners watch it
@@ -123,6 +130,7 @@ class Model {
   std::vector<Request*> scratch_;    // reused under mu_: expired / formed requests
 
   std::vector<std::vector<std::vector<uint8_t>>> gather_;  // [instance][input]: reused buffers
+  std::unique_ptr<NativeBackend> native_;  // native backends only
   std::vector<std::thread> threads_;  // native workers
 };
 

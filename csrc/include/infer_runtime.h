@@ -40,7 +40,7 @@ extern "C" {
 /* IR_CDEF_BEGIN */
 
 #define IR_ABI_VERSION_MAJOR 0
-#define IR_ABI_VERSION_MINOR 6
+#define IR_ABI_VERSION_MINOR 7
 
 /* ---- Versions --------------------------------------------------------------------
  * Threading: safe from any thread.
@@ -150,6 +150,7 @@ typedef struct ir_engine ir_engine;
 typedef struct ir_model ir_model;
 typedef struct ir_response ir_response;
 typedef struct ir_batch ir_batch;
+typedef struct ir_backend ir_backend;
 
 ir_error* ir_engine_create(ir_engine** out);
 
@@ -166,7 +167,8 @@ int ir_engine_event_fd(const ir_engine* engine);
 
 typedef enum ir_backend_kind {
     IR_BACKEND_IDENTITY = 1,   /* native: outputs are the inputs, run by engine threads */
-    IR_BACKEND_EXTERNAL = 2    /* batches are pulled by the host with ir_model_next_batch */
+    IR_BACKEND_EXTERNAL = 2,   /* batches are pulled by the host with ir_model_next_batch */
+    IR_BACKEND_NATIVE = 3      /* an opened ir_backend (config.native), run by engine threads */
 } ir_backend_kind;
 
 typedef struct ir_model_config {
@@ -186,10 +188,14 @@ typedef struct ir_model_config {
     int32_t n_inputs;
     int64_t idle_spin_us;              /* an idle worker polls for new work this long before
                                           sleeping: lower latency, some CPU; 0 = never */
+    ir_backend* native;                /* IR_BACKEND_NATIVE: the opened backend; else NULL */
 } ir_model_config;
 
 /* Adds a model and starts its native workers. `config` and everything it points to are
- * borrowed for the duration of the call (copied).
+ * borrowed for the duration of the call (copied), except `native`: on success the model
+ * takes it over (the handle is freed; do not use or free it again); on failure the caller
+ * still owns it. A native model's inputs must be the backend's (ir_backend_tensor), in
+ * order; a -1 dimension may be narrowed.
  * Ownership: the model belongs to the engine; `*out` is borrowed until the engine is
  * destroyed. Errors: INVALID_ARGUMENT for a bad config or a duplicate name. */
 ir_error* ir_engine_add_model(ir_engine* engine, const ir_model_config* config, ir_model** out);
@@ -213,8 +219,9 @@ ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, i
 /* ir_submit flags. IR_SUBMIT_NO_WAKE admits the request without waking the model's idle
  * workers: a host submitting a burst (an event loop resuming many callers at once) sets it
  * on all but the first request and calls ir_model_wake once at the end, so the burst is
- * batched instead of being picked up one request at a time. Workers that are busy still
- * see the requests when they finish; nothing waits for the wake longer than the host. */
+ * batched instead of being picked up one request at a time. Staged requests that add up to
+ * max_batch_size rows are handed over at once (that batch cannot grow), so an instance runs
+ * it while the host is still submitting. Nothing waits for the wake longer than the host. */
 #define IR_SUBMIT_NO_WAKE 1
 
 /* Wakes the model's idle workers to look at the queue (see IR_SUBMIT_NO_WAKE).
@@ -297,6 +304,46 @@ void ir_batch_finish(ir_batch* batch, ir_error* error);
  * ir_batch_finish, in one call. If an output is rejected, the batch fails with a BACKEND
  * error naming it. The batch is freed. */
 void ir_batch_complete(ir_batch* batch, const ir_tensor* outputs, int32_t n_outputs);
+
+/* ---- Native backends ----------------------------------------------------------------
+ * A native backend runs batches on the engine's own instance threads: the host is never
+ * called back. It is opened first (loading the model and reading its signature, so the host
+ * can check it against its own declarations), then given to ir_engine_add_model.
+ * Ownership: caller owns an opened backend until ir_engine_add_model takes it; free it with
+ * ir_backend_free otherwise. Threading: one thread at a time.
+ */
+
+typedef struct ir_onnxruntime_options {
+    uint32_t struct_size;              /* sizeof(ir_onnxruntime_options) */
+    const char* library;               /* path of the ONNX Runtime shared library (API 13+) */
+    const char* model_path;
+    int32_t instances;                 /* sessions to open, one per model instance, >= 1 */
+    int32_t intra_op_threads;          /* 0: ONNX Runtime chooses */
+    int32_t inter_op_threads;          /* 0: ONNX Runtime chooses */
+    int32_t graph_optimization_level;  /* 0 disable, 1 basic, 2 extended, 99 all */
+    int32_t parallel_execution;        /* 0 sequential, 1 parallel */
+} ir_onnxruntime_options;
+
+/* Opens `instances` ONNX Runtime sessions (CPU execution provider) on a model file. The
+ * library is loaded once per path for the life of the process. `options` is borrowed for
+ * the call. Errors: NOT_FOUND (library or model file missing), UNAVAILABLE (the library is
+ * unusable or older than API 13), INVALID_ARGUMENT (the model cannot be loaded, has
+ * non-tensor or string inputs/outputs, or an option is refused). */
+ir_error* ir_onnxruntime_open(const ir_onnxruntime_options* options, ir_backend** out);
+
+/* The backend's signature as read from its artifact: inputs (`outputs` = 0) or outputs
+ * (`outputs` = 1). Count is 0 for backends without one. In `out` (data unused), -1 in
+ * `shape` is any size; pointers are borrowed until the backend is freed or taken over.
+ * Errors: NOT_FOUND for an index out of range. */
+int32_t ir_backend_tensor_count(const ir_backend* backend, int32_t outputs);
+ir_error* ir_backend_tensor(const ir_backend* backend, int32_t outputs, int32_t index, ir_tensor* out);
+
+/* One line describing what runs the model, e.g. "onnxruntime 1.31.1 (CPUExecutionProvider)".
+ * Ownership: borrowed; valid until the backend is freed or taken over. */
+const char* ir_backend_info(const ir_backend* backend);
+
+/* Frees a backend no model took over. NULL is a harmless no-op. */
+void ir_backend_free(ir_backend* backend);
 
 /* ---- Statistics -------------------------------------------------------------------- */
 

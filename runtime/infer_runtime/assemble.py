@@ -97,6 +97,13 @@ def _assemble_model(loaded: LoadedSpec, engine: Engine, name: str, spec: ModelSp
         raise ModelLoadError(f"model '{name}': the tensorrt backend needs a CUDA GPU and the [gpu] extra; none is available here")
     else:
         raise ModelLoadError(f"model '{name}': the {spec.backend} backend is not available in this build yet")
+    if backend.native is not None:  # run by the engine's own threads
+        try:
+            handle = engine.add_model(name, lib.IR_BACKEND_NATIVE, backend.signature, instances=spec.instances, batching=spec.batching,
+                                      idle_spin_us=spin, native=backend.native)
+        finally:
+            backend.native.free()  # a no-op once the model took it
+        return AssembledModel(name, spec.backend, handle, details=dict(backend.details))
     handle = engine.add_model(name, lib.IR_BACKEND_EXTERNAL, backend.signature, instances=spec.instances, batching=spec.batching, idle_spin_us=spin)
     executor = PullExecutor(name, handle.handle, backend.instances)
     executor.start()

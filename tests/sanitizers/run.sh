@@ -2,8 +2,9 @@
 # Sanitizer checks of the engine.
 #  1. C++ drivers of the C ABI (tests/native/*.cpp), built with ASan + UBSan and run with
 #     LeakSanitizer and no suppressions: no Python in the process, so every leak is ours.
-#  2. The Python-facing engine tests against an in-place ASan + UBSan build of the cffi
-#     module. Leak detection is off there: CPython keeps allocations alive until exit, and
+#  2. The Python-facing engine tests (native ONNX Runtime host included: our code around
+#     the uninstrumented ONNX Runtime library) against an in-place ASan + UBSan build of the
+#     cffi module. Leak detection is off there: CPython keeps allocations alive until exit, and
 #     LSan suppressions match any frame of a stack, so suppressing the interpreter would
 #     also hide engine leaks reached from Python.
 # Usage: tests/sanitizers/run.sh [pytest args]. Afterwards rebuild with `python build.py`.
@@ -15,7 +16,7 @@ mkdir -p "$OUT"
 mapfile -t ENGINE < <(find csrc -name '*.cpp' | sort)
 for driver in tests/native/test_*.cpp; do
   exe="$OUT/$(basename "${driver%.cpp}")"
-  g++ -std=c++17 $SAN -Wall -Wextra -Icsrc/include "${ENGINE[@]}" "$driver" -o "$exe" -pthread
+  g++ -std=c++17 $SAN -Wall -Wextra -Icsrc/include "${ENGINE[@]}" "$driver" -o "$exe" -pthread -ldl
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$exe"
 done
 
@@ -25,6 +26,7 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=lib
 export ASAN_OPTIONS=detect_leaks=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if [ "$#" -eq 0 ]; then
-  set -- tests/test_abi.py tests/test_batching_policy.py tests/test_runtime.py tests/test_engine_consistency.py -k "not onnxruntime"
+  set -- tests/test_abi.py tests/test_batching_policy.py tests/test_runtime.py tests/test_engine_consistency.py \
+    tests/test_onnxruntime_native.py tests/test_onnxruntime_backend.py
 fi
 python -m pytest -q -p no:cacheprovider "$@"

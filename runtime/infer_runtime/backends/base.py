@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from infer_runtime.engine import ModelSignature
+from infer_runtime.engine import ModelSignature, NativeBackend
 
 Arrays = dict[str, np.ndarray]
 
@@ -27,8 +27,10 @@ class BackendInstance(Protocol):
 
 @dataclass
 class LoadedBackend:
-    """A backend loaded for one model: its signature, what to log about it, its instances."""
+    """A backend loaded for one model: its signature, what to log about it, and either its
+    Python-hosted instances or the native backend the engine's threads will run."""
 
     signature: ModelSignature
     details: dict[str, object] = field(default_factory=dict)  # logged at startup (providers chosen, ...)
     instances: list[BackendInstance] = field(default_factory=list)
+    native: NativeBackend | None = None

@@ -1,5 +1,12 @@
-"""The ``onnxruntime`` backend: one InferenceSession per instance, providers in order of
-preference, the model's signature read from the file and checked against the spec."""
+"""The ``onnxruntime`` backend: one session per instance, providers in order of preference,
+the model's signature read from the file and checked against the spec.
+
+Two hosts run the sessions. The native host (the default for CPU) opens them in the engine
+through ONNX Runtime's C library, so batches run on the engine's threads and never touch the
+interpreter: measured here, a Python thread running sessions beside the event loop loses
+most of its time waiting for the GIL (bench/README.md). The Python host uses onnxruntime's
+Python API, one pull thread per instance, and serves every execution provider.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,8 @@ import numpy as np
 import structlog
 
 from infer_runtime.engine import ModelSignature, TensorSignature
-from infer_runtime.errors import ModelLoadError
+from infer_runtime.engine.native import open_onnxruntime
+from infer_runtime.errors import InferRuntimeError, ModelLoadError, UnavailableError
 
 from .base import Arrays, LoadedBackend
 
@@ -21,6 +29,7 @@ _ORT_TYPES = {
     "tensor(uint64)": np.uint64, "tensor(int8)": np.int8, "tensor(int16)": np.int16, "tensor(int32)": np.int32,
     "tensor(int64)": np.int64, "tensor(float16)": np.float16, "tensor(float)": np.float32, "tensor(double)": np.float64,
 }
+_CPU = "CPUExecutionProvider"
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
@@ -37,7 +46,7 @@ class _Session:
         self._session = None
 
 
-def _tensor(node: Any, batching: bool) -> TensorSignature:
+def _tensor(node: Any) -> TensorSignature:
     kind = _ORT_TYPES.get(node.type)
     if kind is None:
         raise ModelLoadError(f"tensor '{node.name}' has type {node.type}; the onnxruntime backend does not map it yet (string tensors included)")
@@ -65,7 +74,8 @@ def _check_declared(model: str, kind: str, found: tuple[TensorSignature, ...], d
 
 
 def load(model: str, path: Path, options: Any, declared: ModelSignature, instances: int) -> LoadedBackend:
-    """Opens ``instances`` sessions on ``path``.
+    """Opens ``instances`` sessions on ``path``, natively or through the Python API
+    (``options.host``), and checks the file's signature against the spec's.
 
     Raises:
         ModelLoadError: the file cannot be loaded or disagrees with the spec.
@@ -74,15 +84,77 @@ def load(model: str, path: Path, options: Any, declared: ModelSignature, instanc
 
     if not path.is_file():
         raise ModelLoadError(f"model '{model}': file not found: {path}")
-    available = ort.get_available_providers()
-    wanted = list(options.providers)
+    providers = choose_providers(model, list(options.providers), ort.get_available_providers())
+    host, why = choose_host(options.host, providers, native_library())
+    if host == "native":
+        try:
+            return _load_native(model, path, options, declared, instances)
+        except UnavailableError as exc:
+            if options.host == "native":
+                raise ModelLoadError(f"model '{model}': host = \"native\" but {exc}") from exc
+            why = str(exc)
+    if options.host == "native":
+        raise ModelLoadError(f"model '{model}': host = \"native\" is not possible: {why}")
+    if options.host == "auto":
+        log.info("onnxruntime runs through its Python API", model=model, reason=why)
+    return _load_python(model, path, options, declared, instances, providers)
+
+
+def choose_providers(model: str, wanted: list[str], available: list[str]) -> list[str]:
+    """The requested providers that are installed, in order; CPU when none is (warned)."""
     providers = [p for p in wanted if p in available]
     skipped = [p for p in wanted if p not in available]
     if skipped:
         log.warning("providers unavailable, skipped", model=model, skipped=skipped, available=available)
     if not providers:
-        providers = ["CPUExecutionProvider"]
-        log.warning("no requested provider is available; falling back", model=model, fallback="CPUExecutionProvider")
+        providers = [_CPU]
+        log.warning("no requested provider is available; falling back", model=model, fallback=_CPU)
+    return providers
+
+
+def choose_host(requested: str, providers: list[str], library: Path | None) -> tuple[str, str]:
+    """``("native" | "python", why)``: native serves the CPU provider only, and needs the
+    ONNX Runtime shared library; ``requested = "python"`` always gets python."""
+    if requested == "python":
+        return "python", "host = \"python\""
+    if providers != [_CPU]:
+        return "python", f"providers {providers} need the Python API (the native host runs CPUExecutionProvider only)"
+    if library is None:
+        return "python", "the onnxruntime package ships no shared library (capi/libonnxruntime.*)"
+    return "native", ""
+
+
+def native_library() -> Path | None:
+    """The ONNX Runtime C library inside the installed onnxruntime package, if any."""
+    import onnxruntime as ort
+
+    capi = Path(ort.__file__).parent / "capi"
+    found = sorted(p for pattern in ("libonnxruntime.so*", "libonnxruntime*.dylib") for p in capi.glob(pattern))
+    return found[-1] if found else None
+
+
+def _load_native(model: str, path: Path, options: Any, declared: ModelSignature, instances: int) -> LoadedBackend:
+    library = native_library()
+    assert library is not None  # choose_host made sure
+    try:
+        native = open_onnxruntime(library, path, instances=instances, intra_op_threads=options.intra_op_threads, inter_op_threads=options.inter_op_threads,
+                                  graph_optimization_level=options.graph_optimization_level, execution_mode=options.execution_mode)
+    except UnavailableError:
+        raise
+    except InferRuntimeError as exc:
+        raise ModelLoadError(f"model '{model}': {exc}") from exc
+    try:
+        signature = _signature(model, declared, native.tensors(outputs=False), native.tensors(outputs=True))
+    except ModelLoadError:
+        native.free()
+        raise
+    details = {"host": "native", "providers": [_CPU], "runner": native.info, "path": str(path)}
+    return LoadedBackend(signature=signature, details=details, native=native)
+
+
+def _load_python(model: str, path: Path, options: Any, declared: ModelSignature, instances: int, providers: list[str]) -> LoadedBackend:
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
     so.intra_op_num_threads = options.intra_op_threads
     so.inter_op_num_threads = options.inter_op_threads
@@ -95,18 +167,23 @@ def load(model: str, path: Path, options: Any, declared: ModelSignature, instanc
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelLoadError(f"model '{model}': onnxruntime cannot load {path}: {exc}") from exc
     first = sessions[0]
-    batching = declared.batching
-    found_in = tuple(_tensor(n, batching) for n in first.get_inputs())
-    found_out = tuple(_tensor(n, batching) for n in first.get_outputs())
+    found_in = tuple(_tensor(n) for n in first.get_inputs())
+    found_out = tuple(_tensor(n) for n in first.get_outputs())
+    signature = _signature(model, declared, found_in, found_out)
+    output_names = [t.name for t in found_out]
+    return LoadedBackend(
+        signature=signature,
+        details={"host": "python", "providers": first.get_providers(), "path": str(path)},
+        instances=[_Session(s, output_names) for s in sessions],
+    )
+
+
+def _signature(model: str, declared: ModelSignature, found_in: tuple[TensorSignature, ...], found_out: tuple[TensorSignature, ...]) -> ModelSignature:
+    """The served signature: the file's, narrowed by what the spec declares."""
     inputs = _check_declared(model, "inputs", found_in, declared.inputs)
     outputs = _check_declared(model, "outputs", found_out, declared.outputs)
-    if batching:
+    if declared.batching:
         for t in inputs:
             if not t.shape or t.shape[0] != -1:
                 raise ModelLoadError(f"model '{model}': batching needs a variable leading dimension, but input '{t.name}' is {list(t.shape)}")
-    output_names = [t.name for t in found_out]
-    return LoadedBackend(
-        signature=ModelSignature(inputs, outputs, declared.max_batch_size),
-        details={"providers": first.get_providers(), "path": str(path)},
-        instances=[_Session(s, output_names) for s in sessions],
-    )
+    return ModelSignature(inputs, outputs, declared.max_batch_size)

@@ -17,6 +17,7 @@ from infer_runtime.errors import InvalidInputError
 
 from .bytes_codec import deserialize, is_bytes_like, serialize
 from .dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
+from .native import NativeBackend
 from .signature import ModelSignature, TensorSignature
 
 DURATION_BOUNDS_S: tuple[float, ...] = tuple(1e-6 * 2**i for i in range(24))
@@ -328,8 +329,11 @@ class Engine:
         """The eventfd that becomes readable when completions wait."""
         return int(lib.ir_engine_event_fd(self._handle))
 
-    def add_model(self, name: str, backend: int, signature: ModelSignature, *, instances: int, batching: Any | None, default_timeout_ms: int = 0, idle_spin_us: int = 0) -> EngineModel:
-        """Adds a model (native workers start at once; external ones wait to be pulled)."""
+    def add_model(self, name: str, backend: int, signature: ModelSignature, *, instances: int, batching: Any | None, default_timeout_ms: int = 0,
+                  idle_spin_us: int = 0, native: NativeBackend | None = None) -> EngineModel:
+        """Adds a model (native workers start at once; external ones wait to be pulled).
+        ``native`` (for ``IR_BACKEND_NATIVE``) is taken over on success and left to the
+        caller on failure."""
         cfg = ffi.new("ir_model_config*")
         cfg.struct_size = ffi.sizeof("ir_model_config")
         name_c = ffi.new("char[]", name.encode())
@@ -367,7 +371,12 @@ class Engine:
             cfg.inputs = descs
             cfg.n_inputs = len(signature.inputs)
         out = ffi.new("ir_model**")
-        check(lib.ir_engine_add_model(self._handle, cfg, out))
+        if native is not None:
+            cfg.native = native.take()
+        error = lib.ir_engine_add_model(self._handle, cfg, out)
+        if error != ffi.NULL and native is not None:
+            native.give_back(cfg.native)
+        check(error)
         model = EngineModel(name, out[0], signature, priority_levels)
         self.models[name] = model
         return model

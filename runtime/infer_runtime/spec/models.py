@@ -98,6 +98,7 @@ class OnnxRuntimeOptions(_Section):
     inter_op_threads: int = Field(1, ge=0, description="Threads across operators (parallel execution mode only); 0 lets ONNX Runtime choose.")
     graph_optimization_level: Literal["disable", "basic", "extended", "all"] = Field("all", description="ONNX Runtime graph optimisation level.")
     execution_mode: Literal["sequential", "parallel"] = Field("sequential", description="Operator execution mode.")
+    host: Literal["auto", "native", "python"] = Field("auto", description="Who runs the sessions. `native`: the engine's C++ instance threads, through the ONNX Runtime C library the onnxruntime wheel ships (no Python on the hot path; CPU execution provider only). `python`: onnxruntime's Python API on one Python thread per instance (any provider). `auto`: native when the providers chosen are just the CPU one and the library loads, else python.")
 
 
 class TensorRTOptions(_Section):
