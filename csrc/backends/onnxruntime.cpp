@@ -21,7 +21,9 @@ class OrtLibrary {
  public:
   static Status Load(const std::string& path, const OrtLibrary** out) {
     static std::mutex mu;
-    static std::map<std::string, OrtLibrary*> loaded;
+    // Never destroyed, like the libraries it holds (no exit-time teardown race with threads
+    // still using a session; and everything loaded stays reachable, not leaked).
+    static auto& loaded = *new std::map<std::string, OrtLibrary*>();
     std::lock_guard<std::mutex> lock(mu);
     auto it = loaded.find(path);
     if (it != loaded.end()) {
@@ -51,10 +53,11 @@ class OrtLibrary {
     return reinterpret_cast<Fn>(const_cast<void*>(table_[slot]));
   }
 
-  // Turns an ONNX Runtime status into ours (and frees it). NULL means success.
-  Status check(ort::Status* status, ir_code code, const std::string& context) const {
+  // Turns an ONNX Runtime status into ours (and frees it). NULL means success. `context`
+  // is a C string so that the success path (every call of every batch) builds nothing.
+  Status check(ort::Status* status, ir_code code, const char* context) const {
     if (status == nullptr) return Status::Ok();
-    std::string message = context + ": " + fn<ort::GetErrorMessageFn>(ort::kGetErrorMessage)(status);
+    std::string message = std::string(context) + ": " + fn<ort::GetErrorMessageFn>(ort::kGetErrorMessage)(status);
     release(ort::kReleaseStatus, status);
     return Status(code, message);
   }
@@ -139,8 +142,9 @@ class OnnxRuntimeBackend final : public NativeBackend {
     Status status = configure(so, o);
     for (int32_t i = 0; status.ok() && i < o.instances; ++i) {
       Instance inst;
+      const std::string context = "onnxruntime cannot load " + o.model_path;
       status = lib_->check(lib_->fn<ort::CreateSessionFn>(ort::kCreateSession)(lib_->env(), o.model_path.c_str(), so, &inst.session),
-                           IR_ERROR_INVALID_ARGUMENT, "onnxruntime cannot load " + o.model_path);
+                           IR_ERROR_INVALID_ARGUMENT, context.c_str());
       if (status.ok()) instances_.push_back(std::move(inst));
     }
     lib_->release(ort::kReleaseSessionOptions, so);
@@ -171,9 +175,9 @@ class OnnxRuntimeBackend final : public NativeBackend {
     for (size_t i = 0; status.ok() && i < inputs_.size(); ++i) {
       const InputView& in = batch->inputs[i];
       void* data = in.byte_size > 0 ? const_cast<void*>(in.data) : &empty;  // ONNX Runtime only reads inputs
-      status = lib_->check(lib_->fn<ort::CreateTensorWithDataFn>(ort::kCreateTensorWithDataAsOrtValue)(
-                               lib_->cpu(), data, in.byte_size, in.shape.data(), in.shape.size(), to_element_type(in.dtype), &inst.inputs[i]),
-                           IR_ERROR_BACKEND, "onnxruntime input '" + inputs_[i].name + "'");
+      ort::Status* failed = lib_->fn<ort::CreateTensorWithDataFn>(ort::kCreateTensorWithDataAsOrtValue)(
+          lib_->cpu(), data, in.byte_size, in.shape.data(), in.shape.size(), to_element_type(in.dtype), &inst.inputs[i]);
+      if (failed != nullptr) status = lib_->check(failed, IR_ERROR_BACKEND, ("onnxruntime input '" + inputs_[i].name + "'").c_str());
     }
     if (status.ok()) {
       status = lib_->check(lib_->fn<ort::RunFn>(ort::kRun)(inst.session, nullptr, input_names_.data(), inst.inputs.data(), inst.inputs.size(),

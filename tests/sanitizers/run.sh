@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sanitizer checks of the engine.
 #  1. C++ drivers of the C ABI (tests/native/*.cpp), built with ASan + UBSan and run with
-#     LeakSanitizer and no suppressions: no Python in the process, so every leak is ours.
+#     LeakSanitizer and no suppressions: no Python in the process, so every leak is ours
+#     (the ONNX Runtime driver loads the uninstrumented library the onnxruntime wheel ships).
 #  2. The Python-facing engine tests (native ONNX Runtime host included: our code around
 #     the uninstrumented ONNX Runtime library) against an in-place ASan + UBSan build of the
 #     cffi module. Leak detection is off there: CPython keeps allocations alive until exit, and
@@ -14,6 +15,10 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
 OUT=build/sanitize
 mkdir -p "$OUT"
 mapfile -t ENGINE < <(find csrc -name '*.cpp' | sort)
+# The native ONNX Runtime driver needs the library the onnxruntime wheel ships and a model.
+export IR_TEST_ORT_LIBRARY="$(python -c "import onnxruntime, pathlib; print(next(iter(sorted((pathlib.Path(onnxruntime.__file__).parent / 'capi').glob('libonnxruntime.so*'))), ''))")"
+export IR_TEST_ORT_MODEL="$PWD/$OUT/mlp_16_32_4.onnx"
+python -c "import sys; sys.path.insert(0, 'examples'); from build_models import build_mlp; from pathlib import Path; build_mlp(Path(sys.argv[1]), (16, 32, 4))" "$IR_TEST_ORT_MODEL"
 for driver in tests/native/test_*.cpp; do
   exe="$OUT/$(basename "${driver%.cpp}")"
   g++ -std=c++17 $SAN -Wall -Wextra -Icsrc/include "${ENGINE[@]}" "$driver" -o "$exe" -pthread -ldl
