@@ -391,3 +391,56 @@ def test_quiet_admission_waits_for_the_doorbell_unless_it_fills_a_batch() -> Non
     finally:
         engine.stop(1.0)
         engine.destroy()
+
+
+async def test_lone_requests_poll_only_while_polling_pays(spec) -> None:  # type: ignore[no-untyped-def]
+    """A lone request busy-waits (in C) for its completion only while the model answers
+    within runtime.idle_spin_us; a slower model sends lone requests the eventfd way, and a
+    fast answer switches polling back on. Results are the same either way."""
+    path = spec('[runtime]\nidle_spin_us = 200\n[models.fast]\nbackend = "identity"\ninputs = [{ name = "x", dtype = "float32", shape = [-1, 2] }]\n'
+                + gated("slow", batching="[models.slow.batching]\nmax_batch_size = 4"))
+    tb.gate("slow").set()  # opens at once, but a Python backend answers in far more than 200 us
+    async with Runtime.from_spec(path, environ={}) as rt:
+        x = np.arange(2, dtype=np.float32).reshape(1, 2)
+        for _ in range(5):
+            np.testing.assert_array_equal((await rt.infer("fast", {"x": x}))["x"], x)
+        assert rt._poll_pays  # identity answers within the spin
+        tb.gate("slow").clear()
+        task = asyncio.ensure_future(rt.infer("slow", {"x": np.ones((1, 1), np.float32)}))
+        await asyncio.sleep(0)  # submitted; its poll of 200 us missed
+        assert not rt._poll_pays
+        tb.gate("slow").set()
+        np.testing.assert_array_equal((await task)["x"], np.ones((1, 1), np.float32))
+        for _ in range(50):  # the eventfd way; one answer within the spin re-arms polling (bounded: a busy CI may be slow)
+            np.testing.assert_array_equal((await rt.infer("fast", {"x": x}))["x"], x)
+            if rt._poll_pays:
+                break
+        assert rt._poll_pays
+
+
+def test_engine_poll_returns_a_completion_or_nothing_after_the_spin() -> None:
+    import time as _time
+
+    from infer_runtime._native import ffi, lib
+    from infer_runtime.engine import Engine, ModelSignature, TensorSignature
+
+    engine = Engine()
+    try:
+        signature = ModelSignature((TensorSignature("x", np.dtype(np.float32), (-1, 2)),), None, 0)
+        model = engine.add_model("m", lib.IR_BACKEND_IDENTITY, signature, instances=1, batching=None)
+        buf = ffi.new("ir_completion[]", 4)
+        started = _time.perf_counter()
+        assert engine.poll_into(buf, 4, 2000) == 0  # nothing submitted: gives up after ~2 ms
+        assert _time.perf_counter() - started >= 0.0015
+        keep = model.submit(7, {"x": np.ones((3, 2), np.float32)}, 0, None)
+        n = 0
+        for _ in range(1000):  # bounded: each poll spins at most 1 ms
+            n = engine.poll_into(buf, 4, 1000)
+            if n:
+                break
+        assert n == 1 and buf[0].cookie == 7 and buf[0].error == ffi.NULL
+        lib.ir_response_release(buf[0].response)
+        del keep
+    finally:
+        engine.stop(1.0)
+        engine.destroy()

@@ -1,4 +1,5 @@
 // extern "C" seam of the engine: checks arguments, converts, delegates, never throws.
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -116,6 +117,11 @@ IR_API void ir_model_wake(ir_model* model) {
 
 IR_API size_t ir_engine_drain(ir_engine* engine, ir_completion* out, size_t capacity) {
   return engine->completions.drain(out, capacity);
+}
+
+IR_API size_t ir_engine_poll(ir_engine* engine, int64_t spin_us, ir_completion* out, size_t capacity) {
+  const int64_t spin_ns = spin_us <= 0 ? 0 : std::min<int64_t>(spin_us, 1000000) * 1000;
+  return engine->completions.poll(spin_ns, out, capacity);
 }
 
 IR_API size_t ir_engine_wait(ir_engine* engine, int64_t timeout_us, ir_completion* out, size_t capacity) {

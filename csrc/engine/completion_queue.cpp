@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <system_error>
 
+#include "clock.hpp"
 #include "infer_runtime.h"
 
 namespace ir {
@@ -24,6 +25,7 @@ CompletionQueue::~CompletionQueue() {
 }
 
 void CompletionQueue::signal_locked_transition(bool was_empty) {
+  nonempty_.store(true, std::memory_order_release);
   if (was_empty) {
     uint64_t one = 1;
     // A full counter (EAGAIN) still reads as readable: nothing is lost.
@@ -53,8 +55,15 @@ size_t CompletionQueue::drain_locked(Completion* out, size_t capacity) {
   if (head_ == items_.size()) {
     items_.clear();  // keeps capacity: no allocation in steady state
     head_ = 0;
+    nonempty_.store(false, std::memory_order_relaxed);
   }
   return n;
+}
+
+size_t CompletionQueue::poll(int64_t spin_ns, Completion* out, size_t capacity) {
+  const int64_t until = now_ns() + spin_ns;
+  while (!nonempty_.load(std::memory_order_acquire) && now_ns() < until) cpu_relax(32);
+  return drain(out, capacity);
 }
 
 size_t CompletionQueue::drain(Completion* out, size_t capacity) {
@@ -89,6 +98,7 @@ void CompletionQueue::discard_all() {
   }
   items_.clear();
   head_ = 0;
+  nonempty_.store(false, std::memory_order_relaxed);
 }
 
 }  // namespace ir

@@ -3,8 +3,10 @@
 // that finished meanwhile; a condition variable serves blocking waiters.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -27,6 +29,10 @@ class CompletionQueue {
   // Moves up to `capacity` completions (oldest first) into `out`.
   size_t drain(Completion* out, size_t capacity);
 
+  // Busy-waits (no sleep, no lock) up to `spin_ns` for something to be queued; then drains
+  // like drain().
+  size_t poll(int64_t spin_ns, Completion* out, size_t capacity);
+
   // Blocks until something is queued, `timeout_ns` passes (-1: forever) or close() is
   // called; then drains like drain().
   size_t wait(int64_t timeout_ns, Completion* out, size_t capacity);
@@ -45,6 +51,7 @@ class CompletionQueue {
   std::condition_variable cv_;
   std::vector<Completion> items_;
   size_t head_ = 0;  // items_[head_..] are pending; compacted when drained
+  std::atomic<bool> nonempty_{false};  // mirrors head_ < items_.size() for poll()
   int waiters_ = 0;
   bool closed_ = false;
   int event_fd_ = -1;

@@ -258,6 +258,7 @@ Status Model::next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out) {
   std::unique_lock<std::mutex> lock(mu_);
   const int64_t give_up = timeout_ns < 0 ? kNever : now_ns() + timeout_ns;
   bool spun = false;
+  int64_t idle_since = -1;  // when this call first found nothing to do
   for (;;) {
     if (exit_) return Status(IR_ERROR_UNAVAILABLE, "model '" + config_.name + "' stopped");
     int64_t now = now_ns();
@@ -266,6 +267,10 @@ Status Model::next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out) {
     if (!scratch_.empty()) fail_locked(scratch_, IR_ERROR_DEADLINE_EXCEEDED, "request timed out in the queue");
     DispatchReason reason = batcher_.form(now, scratch_);
     if (reason != DispatchReason::kNone) {
+      // Spin next time only if this idle gap was short enough for a spin to have caught it:
+      // in a closed loop at high concurrency the host needs far longer than the spin window
+      // to resubmit a cohort, and a spinning worker only takes CPU from it.
+      if (idle_since >= 0) spin_pays_ = now - idle_since <= config_.idle_spin_ns;
       std::vector<Request*> taken;
       taken.swap(scratch_);
       scratch_.reserve(taken.capacity());
@@ -279,7 +284,8 @@ Status Model::next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out) {
     }
     stats_.queue_depth.store(static_cast<int64_t>(batcher_.size()), std::memory_order_relaxed);
     if (now >= give_up) return Status::Ok();
-    if (!spun && batcher_.empty() && config_.idle_spin_ns > 0) {
+    if (idle_since < 0) idle_since = now;
+    if (!spun && batcher_.empty() && config_.idle_spin_ns > 0 && spin_pays_) {
       // Traffic often resumes within microseconds of a batch finishing; polling briefly
       // saves the futex wake-up of a sleeping worker (~10 us here) on that request.
       spun = true;
@@ -473,13 +479,7 @@ bool Model::spin_for_work() {
   const uint64_t seen = arrivals_.load(std::memory_order_acquire);
   const int64_t until = now_ns() + config_.idle_spin_ns;
   do {
-    for (int i = 0; i < 32; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#elif defined(__aarch64__)
-      asm volatile("yield");
-#endif
-    }
+    cpu_relax(32);
     if (arrivals_.load(std::memory_order_acquire) != seen) return true;
   } while (now_ns() < until);
   return false;

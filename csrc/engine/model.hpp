@@ -125,6 +125,7 @@ class Model {
   int64_t running_batches_ = 0;
   uint64_t next_id_ = 0;
   std::atomic<uint64_t> arrivals_{0};  // bumped on every admission and on shutdown: spinners watch it
+  bool spin_pays_ = true;  // the last idle gap was within idle_spin_ns (under mu_)
   bool admission_closed_ = false;
   bool exit_ = false;
   std::vector<Request*> scratch_;    // reused under mu_: expired / formed requests

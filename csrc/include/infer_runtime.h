@@ -40,7 +40,7 @@ extern "C" {
 /* IR_CDEF_BEGIN */
 
 #define IR_ABI_VERSION_MAJOR 0
-#define IR_ABI_VERSION_MINOR 7
+#define IR_ABI_VERSION_MINOR 8
 
 /* ---- Versions --------------------------------------------------------------------
  * Threading: safe from any thread.
@@ -247,6 +247,12 @@ typedef struct ir_completion {
 
 /* Moves up to `capacity` completions into `out`; returns how many. Never blocks. */
 size_t ir_engine_drain(ir_engine* engine, ir_completion* out, size_t capacity);
+
+/* Like ir_engine_drain, but first busy-waits (no sleep) up to `spin_us` for a completion.
+ * For a host that just submitted a lone request to a fast model: catching its completion
+ * here saves the consumer a sleep and a wake-up (the eventfd stays signalled; the next drain
+ * may find nothing). Returns how many were written. Same consumer rules as ir_engine_drain. */
+size_t ir_engine_poll(ir_engine* engine, int64_t spin_us, ir_completion* out, size_t capacity);
 
 /* Like ir_engine_drain, but blocks up to `timeout_us` (-1: forever) until at least one
  * completion is available or the engine stops. Returns how many were written. */

@@ -18,6 +18,7 @@ import concurrent.futures
 import itertools
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -173,6 +174,10 @@ class Runtime(_Common):
         self._delivery = Delivery(_MAX_OUTPUTS)
         self._quiet: set[Any] = set()  # models with requests admitted without a wake
         self._doorbell_scheduled = False
+        # Lone requests poll briefly for their completion (see _catch_lone).
+        self._poll_us = loaded.spec.runtime.idle_spin_us
+        self._poll_pays = True
+        self._lone_since = 0.0  # perf_counter() of a lone request left to the eventfd path
 
     @classmethod
     def from_spec(cls, spec: str | os.PathLike[str] | LoadedSpec, *, overrides: Mapping[str, Any] | None = None, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Runtime:
@@ -268,7 +273,24 @@ class Runtime(_Common):
         if not wake:
             self._quiet.add(engine_model)
             self._schedule_doorbell()
+        elif self._poll_us:
+            self._catch_lone(waiter)
         return await waiter  # type: ignore[no-any-return]
+
+    def _catch_lone(self, waiter: asyncio.Future[Any]) -> None:
+        """A lone request: nothing else is in flight, so the loop would sleep in epoll until
+        the eventfd wakes it. When the model answers within the idle spin (identity, tiny
+        models), busy-wait for the completion in C instead and resolve the waiter before
+        awaiting it: no sleep, no wake-up, no extra loop iteration. Adaptive: after a poll
+        that missed, lone requests go the eventfd way until one completes within the spin."""
+        if not self._poll_pays:
+            self._lone_since = time.perf_counter()
+            return
+        engine = self._core.engine
+        assert engine is not None
+        self._deliver_all(engine.poll_into(self._completions, _DRAIN_BATCH, self._poll_us))
+        if not waiter.done():
+            self._poll_pays = False
 
     def _schedule_doorbell(self) -> None:
         if not self._doorbell_scheduled:
@@ -293,22 +315,30 @@ class Runtime(_Common):
         engine = self._core.engine
         if engine is None:
             return
-        pending = self._core.pending
-        buf, delivery = self._completions, self._delivery
         delivered = 0
         while True:
-            n = engine.drain_into(buf, _DRAIN_BATCH)
-            for i in range(n):
-                c = buf[i]
-                _deliver(pending.pop(c.cookie, _NO_WAITER)[0], c, delivery)
+            n = engine.drain_into(self._completions, _DRAIN_BATCH)
+            self._deliver_all(n)
             delivered += n
             if n < _DRAIN_BATCH:
                 break
+        if self._lone_since and delivered:
+            # Would a poll have caught that lone request? Then poll for the next one.
+            self._poll_pays = (time.perf_counter() - self._lone_since) * 1e6 <= self._poll_us
+            self._lone_since = 0.0
         if delivered > 1:
             # Several callers resume next: their wake-ups are queued ahead of the doorbell,
             # so it rings once they have all resubmitted. A single caller (concurrency 1)
             # wakes the engine itself, while an idle worker is still polling.
             self._schedule_doorbell()
+
+
+    def _deliver_all(self, n: int) -> None:
+        """Resolves the waiters of the first ``n`` completions in the drain buffer."""
+        pending, buf, delivery = self._core.pending, self._completions, self._delivery
+        for i in range(n):
+            c = buf[i]
+            _deliver(pending.pop(c.cookie, _NO_WAITER)[0], c, delivery)
 
 
 class SyncRuntime(_Common):
@@ -403,7 +433,7 @@ def _deliver(waiter: Any, completion: Any, delivery: Delivery) -> None:
     completion's error or response when nobody waits any more (cancelled meanwhile).
     Never raises: a failure here must not strand the other completions of the drain."""
     try:
-        if completion.error != ffi.NULL:
+        if completion.error:  # not NULL
             error = take_error(completion.error)
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)

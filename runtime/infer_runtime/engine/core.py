@@ -112,6 +112,9 @@ class EngineModel:
             desc.dtype = NUMPY_TO_CODE[tensor.dtype]
             desc.ndim = len(tensor.shape)
             desc.shape = self._shapes[i]
+            if _static_tail(tensor.shape) is not None:  # only the leading dim varies: written per request
+                for d, size in enumerate(tensor.shape[1:], start=1):
+                    self._shapes[i][d] = size
         # Per input: (name, dtype, ndim, required tail (dims 1..) or None, [(dim, size)]
         # checks when the tail has variable dims, descriptor, shape buffer).
         self.rejected_invalid = 0  # refused in Python before reaching the engine
@@ -139,7 +142,7 @@ class EngineModel:
             self.rejected_invalid += 1  # counted for metrics; costs nothing on success
             raise
         err = lib.ir_submit(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
-        if err != ffi.NULL:
+        if err:  # a NULL pointer is false (and cheaper to test than a comparison)
             raise take_error(err)  # type: ignore[misc]
         return keep
 
@@ -185,8 +188,11 @@ class EngineModel:
                 buf = ffi.from_buffer(arr)
                 desc.byte_size = arr.nbytes
             desc.data = buf
-            for d in range(ndim):
-                dims[d] = shape[d]
+            if tail is not None:  # the rest was written once, at construction
+                dims[0] = shape[0]
+            else:
+                for d in range(ndim):
+                    dims[d] = shape[d]
             keep.append(buf)
         return keep
 
@@ -269,30 +275,35 @@ class Delivery:
 
     def __init__(self, max_outputs: int = 64) -> None:
         self._tensors = ffi.new("ir_tensor[]", max_outputs)
-        self._batches: dict[Any, dict[str, np.ndarray]] = {}  # batch key → arrays over it
+        self._batches: dict[Any, tuple[tuple[str, np.ndarray], ...]] = {}  # batch key → (name, array over it)
 
     def outputs(self, c: Any, wanted: bool) -> dict[str, np.ndarray] | None:
         """The outputs of successful completion ``c`` (None when not ``wanted``); takes
         care of the response either way."""
         key = c.batch
-        if key == ffi.NULL or c.rows == c.batch_rows:  # not batched, or alone in its batch
+        rows = c.rows
+        batch_rows = c.batch_rows
+        if not key or rows == batch_rows:  # not batched, or alone in its batch
             if wanted:
                 return response_outputs(c.response, self._tensors)
             lib.ir_response_release(c.response)
             return None
-        arrays = self._batches.get(key)
-        owned = arrays is None
+        pairs = self._batches.get(key)
+        owned = pairs is None
         if owned:  # the first of the batch: its response now belongs to these arrays
-            arrays = self._batches[key] = response_outputs(c.response, self._tensors, whole_batch=True)
+            pairs = self._batches[key] = tuple(response_outputs(c.response, self._tensors, whole_batch=True).items())
         start = c.row_offset
-        stop = start + c.rows
-        if stop == c.batch_rows:  # the batch's last request: nothing else will look it up
+        stop = start + rows
+        if stop == batch_rows:  # the batch's last request: nothing else will look it up
             del self._batches[key]
         if not owned:
             lib.ir_response_release(c.response)
         if not wanted:
             return None
-        return {name: array[start:stop] for name, array in arrays.items()}
+        if len(pairs) == 1:  # most models: a dict display costs a quarter of a comprehension
+            name, array = pairs[0]
+            return {name: array[start:stop]}
+        return {name: array[start:stop] for name, array in pairs}
 
 
 def _array(t: Any, release: Any) -> np.ndarray:
@@ -384,6 +395,10 @@ class Engine:
     def drain_into(self, buf: Any, capacity: int) -> int:
         """Moves up to ``capacity`` waiting completions into ``buf``; returns how many."""
         return int(lib.ir_engine_drain(self._handle, buf, capacity))
+
+    def poll_into(self, buf: Any, capacity: int, spin_us: int) -> int:
+        """Like :meth:`drain_into`, after busy-waiting up to ``spin_us`` for a completion."""
+        return int(lib.ir_engine_poll(self._handle, spin_us, buf, capacity))
 
     def wait(self, timeout_s: float | None, buf: Any) -> int:
         """Blocks (without the GIL) until completions wait; fills ``buf``; returns how many."""

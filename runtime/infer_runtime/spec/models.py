@@ -39,7 +39,7 @@ class RuntimeSection(_Section):
 
     name: str = Field("infer-runtime", min_length=1, description="Name reported in logs, metrics and server metadata.")
     worker_threads: int = Field(2, ge=1, le=1024, description="Thread budget of the C++ scheduler and native instance workers.")
-    idle_spin_us: int = Field(50, ge=0, le=10000, description="An idle instance polls for new work this long before sleeping: saves a thread wake-up (~10 us) per request while traffic flows, at the cost of some CPU; 0 = never poll.")
+    idle_spin_us: int = Field(50, ge=0, le=10000, description="An idle instance polls for new work this long before sleeping, and the event loop polls this long for the result of a lone request before sleeping: each saves a thread wake-up per request while it pays (both adapt: they stop polling after polls that missed), at the cost of some CPU; 0 = never poll.")
 
 
 class RegistrySection(_Section):
