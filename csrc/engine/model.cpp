@@ -120,7 +120,26 @@ Model::Model(ModelConfig config, CompletionQueue* completions)
   scratch_.reserve(static_cast<size_t>(std::max<int64_t>(config_.policy.max_batch_size, 16)));
 }
 
-Model::~Model() { shut_down(); }
+Model::~Model() {
+  shut_down();
+  for (Request* r : spare_) delete r;
+}
+
+Request* Model::take_request_locked() {
+  if (spare_.empty()) return new Request();
+  Request* r = spare_.back();
+  spare_.pop_back();
+  return r;
+}
+
+void Model::recycle_locked(Request* r) {
+  // Bounded by the queue limit: a burst's worth of requests is kept, no more.
+  if (static_cast<int64_t>(spare_.size()) < std::min<int64_t>(config_.policy.max_queue_size, 4096)) {
+    spare_.push_back(r);
+  } else {
+    delete r;
+  }
+}
 
 Status Model::check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* rows) const {
   const bool batching = config_.policy.batching;
@@ -175,33 +194,35 @@ Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs,
     ModelStats::add(stats_.failed_invalid);
     return status;
   }
-  auto request = std::make_unique<Request>();
-  request->cookie = cookie;
-  request->priority = priority;
-  request->rows = rows;
-  request->inputs.resize(static_cast<size_t>(n_inputs));
-  for (int32_t i = 0; i < n_inputs; ++i) {
-    InputView& view = request->inputs[static_cast<size_t>(i)];
-    view.dtype = inputs[i].dtype;
-    view.shape.assign(inputs[i].shape, inputs[i].shape + inputs[i].ndim);
-    view.data = inputs[i].data;
-    view.byte_size = inputs[i].byte_size;
-    if (!config_.fixed_signature && inputs[i].name != nullptr) view.name = inputs[i].name;
-  }
   int64_t timeout_ns = config_.default_timeout_ns;
   if (timeout_us > 0 && (timeout_ns == 0 || timeout_us * 1000 < timeout_ns)) timeout_ns = timeout_us * 1000;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (admission_closed_) return Status(IR_ERROR_UNAVAILABLE, "model '" + config_.name + "' is shutting down");
-    request->enqueue_ns = now_ns();
-    request->deadline_ns = timeout_ns > 0 ? request->enqueue_ns + timeout_ns : kNever;
-    request->id = next_id_++;
     if (static_cast<int64_t>(batcher_.size() + staged_.size()) >= config_.policy.max_queue_size) {
       ModelStats::add(stats_.rejected_queue_full);
       return Status(IR_ERROR_RESOURCE_EXHAUSTED, "model '" + config_.name + "' queue is full (" + std::to_string(config_.policy.max_queue_size) + " requests)");
     }
+    // Filled under the lock so that a recycled request (and its vectors' capacity) can be
+    // reused: no allocation per request in steady state.
+    Request* request = take_request_locked();
+    request->cookie = cookie;
+    request->priority = priority;
+    request->rows = rows;
+    request->inputs.resize(static_cast<size_t>(n_inputs));
+    for (int32_t i = 0; i < n_inputs; ++i) {
+      InputView& view = request->inputs[static_cast<size_t>(i)];
+      view.dtype = inputs[i].dtype;
+      view.shape.assign(inputs[i].shape, inputs[i].shape + inputs[i].ndim);
+      view.data = inputs[i].data;
+      view.byte_size = inputs[i].byte_size;
+      if (!config_.fixed_signature) view.name = inputs[i].name != nullptr ? inputs[i].name : "";
+    }
+    request->enqueue_ns = now_ns();
+    request->deadline_ns = timeout_ns > 0 ? request->enqueue_ns + timeout_ns : kNever;
+    request->id = next_id_++;
     if (!wake) {
-      staged_.push_back(request.get());
+      staged_.push_back(request);
       staged_rows_ += rows;
       // A staged burst that fills a batch goes at once: waiting for the doorbell cannot make
       // that batch bigger, and the instance can run it while the host submits the rest.
@@ -212,9 +233,8 @@ Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs,
         staged_rows_ = 0;
       }
     } else {
-      batcher_.push(request.get());  // cannot fail: the size was checked above
+      batcher_.push(request);  // cannot fail: the size was checked above
     }
-    request.release();  // owned by the queue now
     stats_.queue_depth.store(static_cast<int64_t>(batcher_.size() + staged_.size()), std::memory_order_relaxed);
     stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
   }
@@ -242,7 +262,7 @@ void Model::fail_locked(std::vector<Request*>& requests, ir_code code, const cha
   for (Request* r : requests) {
     std::string message = "model '" + config_.name + "': " + what;
     done.push_back(Completion{r->cookie, nullptr, ir_error_new(code, message.c_str()), nullptr, 0, r->rows, r->rows});
-    delete r;
+    recycle_locked(r);
   }
   auto n = static_cast<uint64_t>(requests.size());
   ModelStats::add(code == IR_ERROR_DEADLINE_EXCEEDED ? stats_.timed_out : stats_.cancelled, n);
@@ -422,13 +442,15 @@ void Model::finish(ir_batch* batch, ir_error* error) {
     ModelStats::add(stats_.succeeded, batch->requests.size());
   }
   auto n = static_cast<int64_t>(batch->requests.size());
-  for (Request* r : batch->requests) delete r;
+  std::vector<Request*> finished;
+  finished.swap(batch->requests);
   delete batch;
   // The counters settle before anyone can see the completions; running_batches_ drops
   // after them, so wait_idle() returning means every completion was published.
   stats_.in_flight.fetch_sub(n, std::memory_order_relaxed);
   completions_->push_all(done);
   std::lock_guard<std::mutex> lock(mu_);
+  for (Request* r : finished) recycle_locked(r);
   --running_batches_;
   if (admission_closed_ && running_batches_ == 0 && batcher_.empty() && staged_.empty()) idle_cv_.notify_all();
 }

@@ -106,6 +106,10 @@ class Model {
   Model(ModelConfig config, CompletionQueue* completions);
   Status check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* rows) const;
   void fail_locked(std::vector<Request*>& requests, ir_code code, const char* what);
+  // A request object for admission: a recycled one when available (with its vectors'
+  // capacity), else a new one. recycle_locked takes finished ones back. Both under mu_.
+  Request* take_request_locked();
+  void recycle_locked(Request* request);
   ir_batch* build_batch(int32_t instance, DispatchReason reason, std::vector<Request*>& requests, int64_t now);
   // The loop of a native instance thread: pull a batch, run it, complete it.
   void run_native(int32_t instance);
@@ -129,6 +133,7 @@ class Model {
   bool admission_closed_ = false;
   bool exit_ = false;
   std::vector<Request*> scratch_;    // reused under mu_: expired / formed requests
+  std::vector<Request*> spare_;      // finished requests kept for reuse (under mu_)
 
   std::vector<std::vector<std::vector<uint8_t>>> gather_;  // [instance][input]: reused buffers
   std::unique_ptr<NativeBackend> native_;  // native backends only
