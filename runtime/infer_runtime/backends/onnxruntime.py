@@ -148,7 +148,7 @@ def _load_native(model: str, path: Path, options: Any, declared: ModelSignature,
     except ModelLoadError:
         native.free()
         raise
-    details = {"host": "native", "providers": [_CPU], "runner": native.info, "path": str(path)}
+    details: dict[str, object] = {"host": "native", "providers": [_CPU], "runner": native.info, "path": str(path)}
     return LoadedBackend(signature=signature, details=details, native=native)
 
 

@@ -26,7 +26,7 @@ class NativeBackend:
     @property
     def info(self) -> str:
         """What runs the model, e.g. ``onnxruntime 1.31.1 (CPUExecutionProvider)``."""
-        return ffi.string(lib.ir_backend_info(self._require())).decode()
+        return str(ffi.string(lib.ir_backend_info(self._require())).decode())
 
     def tensors(self, outputs: bool) -> tuple[TensorSignature, ...]:
         """The signature read from the artifact (inputs, or outputs)."""
