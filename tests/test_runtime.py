@@ -100,12 +100,14 @@ async def test_outputs_survive_the_runtime_and_are_freed_with_the_arrays(spec) -
 )
 async def test_bad_inputs_are_refused_before_enqueueing(spec, inputs, message) -> None:  # type: ignore[no-untyped-def]
     async with Runtime.from_spec(spec(ECHO), environ={}) as rt:
-        before = rt.stats("echo").submitted
+        before = rt.stats("echo")
         with pytest.raises(InvalidInputError) as info:
             await rt.infer("echo", inputs)
         assert message in str(info.value)
         assert isinstance(info.value, ValueError)
-        assert rt.stats("echo").submitted == before
+        after = rt.stats("echo")
+        assert (after.submitted - before.submitted, after.failed_invalid - before.failed_invalid) == (1, 1)
+        assert (after.batches, after.in_flight, after.queue_depth) == (before.batches, 0, 0)  # never enqueued
 
 
 async def test_bad_priority_timeout_and_model(spec) -> None:  # type: ignore[no-untyped-def]
@@ -444,3 +446,17 @@ def test_engine_poll_returns_a_completion_or_nothing_after_the_spin() -> None:
     finally:
         engine.stop(1.0)
         engine.destroy()
+
+
+async def test_requests_refused_in_python_count_in_stats(spec) -> None:  # type: ignore[no-untyped-def]
+    path = spec('[models.m]\nbackend = "identity"\ninputs = [{ name = "x", dtype = "float32", shape = [-1, 2] }]\n[models.m.batching]\nmax_batch_size = 4\n')
+    async with Runtime.from_spec(path, environ={}) as rt:
+        before = rt.stats("m")
+        with pytest.raises(InvalidInputError):
+            await rt.infer("m", {"x": np.zeros((1, 3), np.float32)})
+        await rt.infer("m", {"x": np.zeros((1, 2), np.float32)})
+        after = rt.stats("m")
+        assert set(rt.load_seconds) == {"m"} and rt.load_seconds["m"] >= 0
+    assert after.failed_invalid - before.failed_invalid == 1
+    assert after.submitted - before.submitted == 2
+    assert after.succeeded - before.succeeded == 1

@@ -140,6 +140,11 @@ class _Common:
         """Inputs and outputs of a serving model."""
         return self._core.model(name).signature
 
+    @property
+    def load_seconds(self) -> dict[str, float]:
+        """How long loading and assembling took, per model (failed ones included)."""
+        return dict(self._core.assembly.load_seconds)
+
     def stats(self, name: str) -> ModelStats:
         """A snapshot of the engine's counters for one model.
 

@@ -5,6 +5,7 @@ and statistics. Everything here is synchronous; the front-ends (``Runtime``,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -139,7 +140,7 @@ class EngineModel:
             if timeout_ms is not None and timeout_us <= 0:
                 raise InvalidInputError(f"model '{self.name}': timeout_ms must be > 0 (got {timeout_ms})")
         except InvalidInputError:
-            self.rejected_invalid += 1  # counted for metrics; costs nothing on success
+            self.rejected_invalid += 1  # folded into stats(); costs nothing on success
             raise
         err = lib.ir_submit(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
         if err:  # a NULL pointer is false (and cheaper to test than a comparison)
@@ -238,7 +239,9 @@ class EngineModel:
         raise InvalidInputError(f"model '{self.name}': {'; '.join(parts)} (expects {', '.join(repr(e) for e in expected)})")
 
     def stats(self) -> ModelStats:
-        """A snapshot of the engine's counters for this model."""
+        """A snapshot of the engine's counters for this model. Requests refused by the
+        checks in Python count as submitted and ``failed_invalid``, exactly like those the
+        engine refuses itself."""
         out = ffi.new("ir_model_stats*")
         out.struct_size = ffi.sizeof("ir_model_stats")
         check(lib.ir_model_stats_get(self.handle, out))
@@ -246,7 +249,11 @@ class EngineModel:
         for name in _STAT_FIELDS:
             value = getattr(out, name)
             values.append(tuple(value) if name.endswith("_buckets") else int(value))
-        return ModelStats(*values)
+        stats = ModelStats(*values)
+        refused = self.rejected_invalid
+        if refused:
+            stats = dataclasses.replace(stats, submitted=stats.submitted + refused, failed_invalid=stats.failed_invalid + refused)
+        return stats
 
 
 def response_outputs(response: Any, tensors: Any, whole_batch: bool = False) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from infer_runtime.engine import EngineModel
+from infer_runtime.engine import ModelStats
 from infer_runtime.errors import InferRuntimeError, ModelNotFoundError, UnavailableError
 from infer_runtime.runtime import Runtime
 from infer_runtime.spec import LoadedSpec
@@ -81,11 +81,14 @@ class ServingState:
         """Models that loaded."""
         return self.runtime.model_names if self.phase != "starting" else []
 
-    def engine_models(self) -> dict[str, EngineModel]:
-        """Engine handles of the models that loaded (empty once stopped)."""
+    def model_stats(self) -> dict[str, ModelStats]:
+        """Counters of the models that loaded (empty while starting and once stopped)."""
         if self.phase in ("starting", "stopped"):
             return {}
-        return {m: self.runtime._core.assembly.models[m].engine_model for m in self.runtime.model_names}
+        try:
+            return {m: self.runtime.stats(m) for m in self.runtime.model_names}
+        except UnavailableError:  # the engine went away between the phase check and the read
+            return {}
 
     # -- metadata ------------------------------------------------------------------------
     def _signature(self, model: str) -> Any:
@@ -185,7 +188,7 @@ async def serve(loaded: LoadedSpec, *, on_ready: Any = None) -> int:
     except InferRuntimeError as exc:
         log.error("startup failed", error=str(exc))
         raise StartupError(str(exc)) from exc
-    state.load_seconds = dict(runtime._core.assembly.load_seconds)
+    state.load_seconds = runtime.load_seconds
 
     runner = web.AppRunner(build_app(state), access_log=None if not server_spec.access_log else log_access(), handle_signals=False)
     await runner.setup()

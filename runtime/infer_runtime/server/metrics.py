@@ -60,11 +60,10 @@ class EngineCollector:
             ready.add_metric([model], 1.0 if state.model_not_ready_reason(model) is None else 0.0)
             if model in state.load_seconds:
                 load.add_metric([model], state.load_seconds[model])
-        for model, engine_model in state.engine_models().items():
-            s = engine_model.stats()
+        for model, s in state.model_stats().items():
             outcomes = {
                 "success": s.succeeded,
-                "invalid": s.failed_invalid + engine_model.rejected_invalid,
+                "invalid": s.failed_invalid,
                 "queue_full": s.rejected_queue_full,
                 "timeout": s.timed_out,
                 "error": s.failed_backend,
