@@ -41,11 +41,12 @@ _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 class OverrideError(Exception):
     """An override cannot be applied; ``message`` and ``hint`` say why and how to fix it."""
 
-    def __init__(self, message: str, hint: str | None = None, path: KeyPath = ()) -> None:
+    def __init__(self, message: str, hint: str | None = None, path: KeyPath = (), *, unknown_name: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.path = path
+        self.unknown_name = unknown_name  # a segment named no field or item: a variable-name hint helps
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,7 @@ def resolve_env_path(segments: Sequence[str], data: Any, schema: Schema) -> KeyP
             else:
                 named = _named_items(items)
                 if normalise(seg) not in named:
-                    raise OverrideError(f"no item named {seg.lower()!r}", did_you_mean(normalise(seg), list(named)), tuple(path))
+                    raise OverrideError(f"no item named {seg.lower()!r}", did_you_mean(normalise(seg), list(named)), tuple(path), unknown_name=True)
                 index = named[normalise(seg)]
             path.append(index)
             here = items[index]
@@ -176,7 +177,7 @@ def resolve_env_path(segments: Sequence[str], data: Any, schema: Schema) -> KeyP
                 close = did_you_mean(normalise(seg), [normalise(k) for k in present])
                 listed = f"declared: {', '.join(present)}; " if present else ""
                 raise OverrideError(f"no {what} named like {seg.lower()!r}", close or f"{listed}overrides never add entries, declare it in the spec file", tuple(path))
-            raise OverrideError(f"no field {seg.lower()!r}", did_you_mean(seg.lower(), props), tuple(path))
+            raise OverrideError(f"no field {seg.lower()!r}", did_you_mean(seg.lower(), props), tuple(path), unknown_name=True)
         key = matches[0]
         path.append(key)
         here = here.get(key) if isinstance(here, dict) else None
@@ -242,7 +243,7 @@ def env_overrides(environ: Mapping[str, str], data: Any, schema: Schema) -> tupl
             path = resolve_env_path(name[len(ENV_PREFIX):].split("__"), data, schema)
             found.append(Override(path, _coerce_at(environ[name], path, schema), origin))
         except OverrideError as exc:
-            if "no field" in exc.message or "no item" in exc.message or exc.hint is None:
+            if exc.unknown_name or exc.hint is None:
                 exc.hint = did_you_mean(name.upper(), env_names(data, schema)) or exc.hint
             errors.append((origin, exc))
     return found, errors
