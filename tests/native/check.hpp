@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "infer_runtime.h"
+
 namespace ir_test {
 inline int& failures() {
   static int count = 0;
@@ -22,3 +24,19 @@ inline int& failures() {
   } while (false)
 
 #define CHECK_STREQ(a, b) CHECK(std::strcmp((a), (b)) == 0)
+
+// A model config with what every driver sets (one instance, one priority level, a 4096
+// queue, one input signature); drivers change the rest.
+inline ir_model_config base_config(const char* name, int backend, const ir_tensor* inputs) {
+  ir_model_config cfg{};
+  cfg.struct_size = sizeof(cfg);
+  cfg.name = name;
+  cfg.backend = backend;
+  cfg.instances = 1;
+  cfg.max_queue_size = 4096;
+  cfg.priority_levels = 1;
+  cfg.inputs = inputs;
+  cfg.n_inputs = 1;
+  return cfg;
+}
+

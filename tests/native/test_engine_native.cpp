@@ -15,10 +15,7 @@
 namespace {
 
 ir_model* add_model(ir_engine* engine, const char* name, int backend, int batching, ir_tensor* sig, int64_t timeout_us) {
-  ir_model_config cfg{};
-  cfg.struct_size = sizeof(cfg);
-  cfg.name = name;
-  cfg.backend = backend;
+  ir_model_config cfg = base_config(name, backend, sig);
   cfg.instances = 2;
   cfg.batching = batching;
   cfg.max_batch_size = 8;
@@ -26,11 +23,8 @@ ir_model* add_model(ir_engine* engine, const char* name, int backend, int batchi
   int64_t preferred[] = {4};
   cfg.preferred_batch_sizes = preferred;
   cfg.n_preferred = 1;
-  cfg.max_queue_size = 4096;
   cfg.default_timeout_us = timeout_us;
   cfg.priority_levels = 2;
-  cfg.inputs = sig;
-  cfg.n_inputs = 1;
   cfg.idle_spin_us = 20;
   ir_model* model = nullptr;
   ir_error* err = ir_engine_add_model(engine, &cfg, &model);
@@ -211,18 +205,11 @@ void bytes_rows_are_scattered_by_byte_offsets() {
   CHECK(ir_engine_create(&engine) == nullptr);
   int64_t sig_shape[] = {-1, 2};
   ir_tensor sig{"s", IR_DTYPE_BYTES, 2, sig_shape, nullptr, 0};
-  ir_model_config cfg{};
-  cfg.struct_size = sizeof(cfg);
-  cfg.name = "echo_bytes";
-  cfg.backend = IR_BACKEND_IDENTITY;
-  cfg.instances = 1;
+  ir_model_config cfg = base_config("echo_bytes", IR_BACKEND_IDENTITY, &sig);
   cfg.batching = 1;
   cfg.max_batch_size = 16;
   cfg.max_queue_delay_us = 20000;  // long enough for every request below to share a batch
   cfg.max_queue_size = 64;
-  cfg.priority_levels = 1;
-  cfg.inputs = &sig;
-  cfg.n_inputs = 1;
   ir_model* model = nullptr;
   CHECK(ir_engine_add_model(engine, &cfg, &model) == nullptr);
   std::vector<std::string> payloads;

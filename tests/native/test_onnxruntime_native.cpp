@@ -70,20 +70,11 @@ int main() {
 
   ir_engine* engine = nullptr;
   CHECK(ir_engine_create(&engine) == nullptr);
-  ir_model_config cfg{};
-  cfg.struct_size = sizeof(cfg);
-  cfg.name = "mlp";
-  cfg.backend = IR_BACKEND_NATIVE;
-  cfg.instances = 2;
+  ir_model_config cfg = base_config("mlp", IR_BACKEND_NATIVE, &in_sig);
   cfg.batching = 1;
   cfg.max_batch_size = 16;
   cfg.max_queue_delay_us = 300;
-  cfg.max_queue_size = 4096;
-  cfg.priority_levels = 1;
-  cfg.inputs = &in_sig;
-  cfg.n_inputs = 1;
-  cfg.native = backend;
-  cfg.instances = 1;  // the backend was opened for 2: refused, and the backend stays ours
+  cfg.native = backend;  // instances = 1, but it was opened for 2: refused, and the backend stays ours
   ir_model* model = nullptr;
   err = ir_engine_add_model(engine, &cfg, &model);
   CHECK(err != nullptr && ir_error_code(err) == IR_ERROR_INVALID_ARGUMENT);
