@@ -460,3 +460,18 @@ async def test_requests_refused_in_python_count_in_stats(spec) -> None:  # type:
     assert after.failed_invalid - before.failed_invalid == 1
     assert after.submitted - before.submitted == 2
     assert after.succeeded - before.succeeded == 1
+
+
+async def test_models_without_a_signature_gather_batches(spec) -> None:  # type: ignore[no-untyped-def]
+    """A batching model with no declared inputs learns them from its requests: several
+    requests gathered into one batch (this once indexed gather buffers sized for zero
+    inputs; the sanitizer run catches any relapse)."""
+    path = spec('[models.anyb]\nbackend = "identity"\n[models.anyb.batching]\nmax_batch_size = 16\nmax_queue_delay_us = 20000\npreferred_batch_sizes = [6]\n')
+    async with Runtime.from_spec(path, environ={}) as rt:
+        xs = [np.full((k, 3), i, np.float16) for i, k in enumerate((1, 2, 1, 1, 1))]
+        outs = await asyncio.gather(*(rt.infer("anyb", {"t": x, "u": x.astype(np.int32)}) for x in xs))
+        stats = rt.stats("anyb")
+    for x, out in zip(xs, outs):
+        np.testing.assert_array_equal(out["t"], x)
+        np.testing.assert_array_equal(out["u"], x.astype(np.int32))
+    assert stats.batches == 1 and stats.batched_rows == 6

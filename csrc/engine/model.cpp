@@ -343,7 +343,11 @@ ir_batch* Model::build_batch(int32_t instance, DispatchReason reason, std::vecto
     }
     uint64_t total = 0;
     for (Request* r : batch->requests) total += r->inputs[i].byte_size;
-    std::vector<uint8_t>& buf = gather_[static_cast<size_t>(instance)][i];
+    // Sized on demand: a model without a fixed signature learns its input count from its
+    // requests. Only this instance's thread touches its buffers.
+    std::vector<std::vector<uint8_t>>& buffers = gather_[static_cast<size_t>(instance)];
+    if (buffers.size() <= i) buffers.resize(i + 1);
+    std::vector<uint8_t>& buf = buffers[i];
     if (buf.size() < total) buf.resize(total);
     uint64_t offset = 0;
     for (Request* r : batch->requests) {

@@ -5,7 +5,8 @@
 #     (the ONNX Runtime driver loads the uninstrumented library the onnxruntime wheel ships).
 #  2. The Python-facing engine tests (native ONNX Runtime host included: our code around
 #     the uninstrumented ONNX Runtime library) against an in-place ASan + UBSan build of the
-#     cffi module. Leak detection is off there: CPython keeps allocations alive until exit, and
+#     cffi module; the HTTP tests' server subprocess inherits the preload, so a sanitizer
+#     report there kills the server and fails the tests. Leak detection is off there: CPython keeps allocations alive until exit, and
 #     LSan suppressions match any frame of a stack, so suppressing the interpreter would
 #     also hide engine leaks reached from Python.
 # Usage: tests/sanitizers/run.sh [pytest args]. Afterwards rebuild with `python build.py`.
@@ -32,6 +33,6 @@ export ASAN_OPTIONS=detect_leaks=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if [ "$#" -eq 0 ]; then
   set -- tests/test_abi.py tests/test_batching_policy.py tests/test_runtime.py tests/test_engine_consistency.py \
-    tests/test_onnxruntime_native.py tests/test_onnxruntime_backend.py
+    tests/test_onnxruntime_native.py tests/test_onnxruntime_backend.py tests/test_server_http.py
 fi
 python -m pytest -q -p no:cacheprovider "$@"
