@@ -337,7 +337,6 @@ class Runtime(_Common):
             # wakes the engine itself, while an idle worker is still polling.
             self._schedule_doorbell()
 
-
     def _deliver_all(self, n: int) -> None:
         """Resolves the waiters of the first ``n`` completions in the drain buffer."""
         pending, buf, delivery = self._core.pending, self._completions, self._delivery
