@@ -206,17 +206,22 @@ Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs,
     // Filled under the lock so that a recycled request (and its vectors' capacity) can be
     // reused: no allocation per request in steady state.
     Request* request = take_request_locked();
-    request->cookie = cookie;
-    request->priority = priority;
-    request->rows = rows;
-    request->inputs.resize(static_cast<size_t>(n_inputs));
-    for (int32_t i = 0; i < n_inputs; ++i) {
-      InputView& view = request->inputs[static_cast<size_t>(i)];
-      view.dtype = inputs[i].dtype;
-      view.shape.assign(inputs[i].shape, inputs[i].shape + inputs[i].ndim);
-      view.data = inputs[i].data;
-      view.byte_size = inputs[i].byte_size;
-      if (!config_.fixed_signature) view.name = inputs[i].name != nullptr ? inputs[i].name : "";
+    try {
+      request->cookie = cookie;
+      request->priority = priority;
+      request->rows = rows;
+      request->inputs.resize(static_cast<size_t>(n_inputs));
+      for (int32_t i = 0; i < n_inputs; ++i) {
+        InputView& view = request->inputs[static_cast<size_t>(i)];
+        view.dtype = inputs[i].dtype;
+        view.shape.assign(inputs[i].shape, inputs[i].shape + inputs[i].ndim);
+        view.data = inputs[i].data;
+        view.byte_size = inputs[i].byte_size;
+        if (!config_.fixed_signature) view.name = inputs[i].name != nullptr ? inputs[i].name : "";
+      }
+    } catch (...) {  // out of memory growing a recycled request: keep it, refuse this one
+      recycle_locked(request);
+      throw;
     }
     request->enqueue_ns = now_ns();
     request->deadline_ns = timeout_ns > 0 ? request->enqueue_ns + timeout_ns : kNever;
