@@ -20,21 +20,9 @@ from typing import Any
 
 import numpy as np
 from _common import NaiveBatcher, closed_loop, identity_onnx, ort_session
+from overhead import SPEC  # the same identity model and batching as overhead.py
 
 import infer_runtime
-
-SPEC = """
-[monitoring]
-log_level = "warning"
-[models.echo]
-backend = "identity"
-inputs = [{ name = "x", dtype = "float32", shape = [-1, 16] }]
-[models.echo.batching]
-max_batch_size = 64
-max_queue_delay_us = 0
-max_queue_size = 4096
-"""
-
 
 def timed(function: Any, totals: dict[str, float], key: str) -> Any:
     """``function`` with its wall time added to ``totals[key]``."""
@@ -69,7 +57,7 @@ async def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
     spec = tmp / "costs.toml"
-    spec.write_text(SPEC)
+    spec.write_text(SPEC.format(spin=50))
     session = ort_session(identity_onnx(tmp / "identity.onnx"))
     x = np.ones((1, 16), np.float32)
     n = args.requests
