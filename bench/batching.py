@@ -34,7 +34,8 @@ from build_models import build_mlp
 OURS = "infer-runtime rt.infer"
 
 
-def sequential(session: object, x: np.ndarray, n: int) -> Result:
+def timed_runs(session: object, x: np.ndarray, n: int) -> tuple[float, list[float]]:
+    """``n`` back-to-back ``session.run`` calls on ``x``: elapsed seconds and each call's."""
     run = session.run  # type: ignore[attr-defined]
     latencies = []
     start = time.perf_counter()
@@ -42,18 +43,16 @@ def sequential(session: object, x: np.ndarray, n: int) -> Result:
         t = time.perf_counter()
         run(None, {"input": x})
         latencies.append(time.perf_counter() - t)
-    return summarize("(a) session.run per request, sequential", 1, time.perf_counter() - start, latencies)
+    return time.perf_counter() - start, latencies
+
+
+def sequential(session: object, x: np.ndarray, n: int) -> Result:
+    elapsed, latencies = timed_runs(session, x, n)
+    return summarize("(a) session.run per request, sequential", 1, elapsed, latencies)
 
 
 def full_batches(session: object, x64: np.ndarray, n_batches: int) -> Result:
-    run = session.run  # type: ignore[attr-defined]
-    latencies = []
-    start = time.perf_counter()
-    for _ in range(n_batches):
-        t = time.perf_counter()
-        run(None, {"input": x64})
-        latencies.append(time.perf_counter() - t)
-    elapsed = time.perf_counter() - start
+    elapsed, latencies = timed_runs(session, x64, n_batches)
     r = summarize("(b) session.run, full batches of 64 (rows/s)", 64, elapsed, latencies)
     return Result(r.name, 64, n_batches * 64, elapsed, r.p50_us, r.p99_us)
 

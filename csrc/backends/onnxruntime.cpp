@@ -92,28 +92,20 @@ class OrtLibrary {
   ort::MemoryInfo* cpu_ = nullptr;
 };
 
-int32_t to_ir_dtype(int element_type) {
-  switch (element_type) {
-    case ort::kBool: return IR_DTYPE_BOOL;
-    case ort::kUint8: return IR_DTYPE_UINT8;
-    case ort::kUint16: return IR_DTYPE_UINT16;
-    case ort::kUint32: return IR_DTYPE_UINT32;
-    case ort::kUint64: return IR_DTYPE_UINT64;
-    case ort::kInt8: return IR_DTYPE_INT8;
-    case ort::kInt16: return IR_DTYPE_INT16;
-    case ort::kInt32: return IR_DTYPE_INT32;
-    case ort::kInt64: return IR_DTYPE_INT64;
-    case ort::kFloat16: return IR_DTYPE_FLOAT16;
-    case ort::kFloat: return IR_DTYPE_FLOAT32;
-    case ort::kDouble: return IR_DTYPE_FLOAT64;
-    default: return 0;
-  }
-}
+// ONNX element types by ir_dtype code (index); 0 where ONNX Runtime has no counterpart.
+constexpr int kElementTypes[] = {0, ort::kBool, ort::kUint8, ort::kUint16, ort::kUint32, ort::kUint64, ort::kInt8, ort::kInt16,
+                                 ort::kInt32, ort::kInt64, ort::kFloat16, ort::kFloat, ort::kDouble};
+constexpr int32_t kMappedDtypes = static_cast<int32_t>(sizeof(kElementTypes) / sizeof(kElementTypes[0]));
+static_assert(IR_DTYPE_BOOL == 1 && IR_DTYPE_FLOAT64 == 12 && kMappedDtypes == IR_DTYPE_BYTES, "kElementTypes is indexed by ir_dtype");
 
-int to_element_type(int32_t dtype) {
-  static constexpr int kTable[] = {0, ort::kBool, ort::kUint8, ort::kUint16, ort::kUint32, ort::kUint64, ort::kInt8, ort::kInt16,
-                                   ort::kInt32, ort::kInt64, ort::kFloat16, ort::kFloat, ort::kDouble};
-  return dtype > 0 && dtype < static_cast<int32_t>(sizeof(kTable) / sizeof(kTable[0])) ? kTable[dtype] : 0;
+int to_element_type(int32_t dtype) { return dtype > 0 && dtype < kMappedDtypes ? kElementTypes[dtype] : 0; }
+
+// The engine dtype of an ONNX element type; 0 for those the engine does not carry.
+int32_t to_ir_dtype(int element_type) {
+  for (int32_t dtype = 1; dtype < kMappedDtypes; ++dtype) {
+    if (kElementTypes[dtype] == element_type) return dtype;
+  }
+  return 0;
 }
 
 // The per-instance state: a session and the arrays Run takes, reused for every batch.

@@ -232,11 +232,7 @@ Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs,
       // A staged burst that fills a batch goes at once: waiting for the doorbell cannot make
       // that batch bigger, and the instance can run it while the host submits the rest.
       wake = staged_rows_ >= config_.policy.max_batch_size;
-      if (wake) {
-        for (Request* r : staged_) batcher_.push(r);
-        staged_.clear();
-        staged_rows_ = 0;
-      }
+      if (wake) release_staged_locked();
     } else {
       batcher_.push(request);  // cannot fail: the size was checked above
     }
@@ -253,12 +249,16 @@ Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs,
 void Model::wake() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (Request* r : staged_) batcher_.push(r);  // admitted already: fits
-    staged_.clear();
-    staged_rows_ = 0;
+    release_staged_locked();
   }
   arrivals_.fetch_add(1, std::memory_order_release);
   work_cv_.notify_one();
+}
+
+void Model::release_staged_locked() {
+  for (Request* r : staged_) batcher_.push(r);  // admitted already: fits
+  staged_.clear();
+  staged_rows_ = 0;
 }
 
 void Model::fail_locked(std::vector<Request*>& requests, ir_code code, const char* what) {
@@ -468,9 +468,7 @@ void Model::close_admission() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     admission_closed_ = true;
-    for (Request* r : staged_) batcher_.push(r);  // nothing admitted may wait for a doorbell
-    staged_.clear();
-    staged_rows_ = 0;
+    release_staged_locked();  // nothing admitted may wait for a doorbell
     if (running_batches_ == 0 && batcher_.empty()) idle_cv_.notify_all();
   }
   work_cv_.notify_all();

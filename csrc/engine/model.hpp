@@ -106,6 +106,8 @@ class Model {
   Model(ModelConfig config, CompletionQueue* completions);
   Status check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* rows) const;
   void fail_locked(std::vector<Request*>& requests, ir_code code, const char* what);
+  // Hands every staged request to the batcher (a doorbell, a full burst, or shutdown).
+  void release_staged_locked();
   // A request object for admission: a recycled one when available (with its vectors'
   // capacity), else a new one. recycle_locked takes finished ones back. Both under mu_.
   Request* take_request_locked();
