@@ -2,7 +2,8 @@
 `overhead.py` that is bound by per-request Python work on the event loop).
 
 Timers wrap the runtime's two per-request phases on the loop thread: submission (input
-checks, descriptors, `ir_submit`) and completion delivery (the drain: completion records,
+checks; then, in a burst, the doorbell's concatenation and `ir_submit_many`, or alone
+descriptors and `ir_submit`) and completion delivery (the drain: completion records,
 row views, resolving futures). The rest is asyncio and the client loop. The naive batcher's
 whole request is measured in the same round for scale. The timers add ~0.2 µs per phase.
 
@@ -37,11 +38,26 @@ def timed(function: Any, totals: dict[str, float], key: str) -> Any:
     return wrapper
 
 
+class _TimedStage:
+    """An engine model whose ``stage`` is timed (its class has slots: no per-instance patch)."""
+
+    def __init__(self, model: Any, totals: dict[str, float]) -> None:
+        self._model = model
+        self.stage = timed(model.stage, totals, "submit")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
 async def one_round(spec: Path, session: Any, x: np.ndarray, requests: int) -> tuple[float, dict[str, float], float]:
     totals = {"submit": 0.0, "deliver": 0.0}
     async with infer_runtime.Runtime.from_spec(spec, environ={}) as rt:
         await closed_loop(lambda: rt.infer("echo", {"x": x}), 64, 0)  # warm up
+        # Submission: checked and held per request (stage), submitted per burst (the doorbell),
+        # or submitted alone (submit).
         rt._core.submit = timed(rt._core.submit, totals, "submit")  # type: ignore[method-assign]
+        rt._serving = {name: _TimedStage(m, totals) for name, m in rt._serving.items()}
+        rt._ring_doorbell = timed(rt._ring_doorbell, totals, "submit")  # type: ignore[method-assign]
         rt._drain = timed(rt._drain, totals, "deliver")  # type: ignore[method-assign]
         elapsed, _ = await closed_loop(lambda: rt.infer("echo", {"x": x}), 64, requests, warmup=0)
     async with NaiveBatcher(session, "x") as naive:

@@ -111,6 +111,16 @@ IR_API ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* in
   });
 }
 
+IR_API ir_error* ir_submit_many(ir_model* model, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted) {
+  int32_t ignored = 0;
+  if (admitted == nullptr) admitted = &ignored;
+  *admitted = 0;
+  return ir::abi::guard([&]() -> ir::Status {
+    if (model == nullptr || (n_inputs > 0 && inputs == nullptr) || (n_requests > 0 && rows == nullptr)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "model, inputs or rows is NULL");
+    return reinterpret_cast<ir::Model*>(model)->submit_many(first_cookie, inputs, n_inputs, rows, n_requests, priority, timeout_us, (flags & IR_SUBMIT_NO_WAKE) == 0, admitted);
+  });
+}
+
 IR_API void ir_model_wake(ir_model* model) {
   if (model != nullptr) reinterpret_cast<ir::Model*>(model)->wake();
 }
@@ -182,6 +192,16 @@ IR_API int32_t ir_response_describe_batch(const ir_response* response, ir_tensor
 }
 
 IR_API void ir_response_release(ir_response* response) { delete response; }
+
+IR_API void ir_completions_release(ir_completion* completions, size_t n) {
+  if (completions == nullptr) return;
+  for (size_t i = 0; i < n; ++i) {
+    delete completions[i].response;
+    ir_error_free(completions[i].error);
+    completions[i].response = nullptr;
+    completions[i].error = nullptr;
+  }
+}
 
 IR_API ir_error* ir_model_next_batch(ir_model* model, int32_t instance, int64_t timeout_us, ir_batch** out,
                                      ir_tensor* inputs, int32_t capacity, int32_t* n_inputs) {

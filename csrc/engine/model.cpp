@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -178,72 +179,131 @@ Status Model::check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* r
       else if (t.shape[0] != *rows) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': batch dimension differs from the other inputs");
     }
   }
-  if (batching && *rows > config_.policy.max_batch_size)
-    return Status(IR_ERROR_INVALID_ARGUMENT, "request has " + std::to_string(*rows) + " rows; max_batch_size is " + std::to_string(config_.policy.max_batch_size));
   return Status::Ok();
 }
 
 Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake) {
-  ModelStats::add(stats_.submitted);
-  int64_t rows = 1;
-  Status status = check_inputs(inputs, n_inputs, &rows);
+  int32_t admitted = 0;
+  return admit(cookie, inputs, n_inputs, nullptr, 1, priority, timeout_us, wake, &admitted);
+}
+
+Status Model::submit_many(uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, bool wake, int32_t* admitted) {
+  return admit(first_cookie, inputs, n_inputs, rows, n_requests, priority, timeout_us, wake, admitted);
+}
+
+Status Model::check_parts(const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int64_t total_rows) const {
+  const int64_t limit = config_.policy.max_batch_size;
+  if (rows == nullptr) {  // one request: its rows are the leading dimension
+    if (config_.policy.batching && total_rows > limit)
+      return Status(IR_ERROR_INVALID_ARGUMENT, "request has " + std::to_string(total_rows) + " rows; max_batch_size is " + std::to_string(limit));
+    return Status::Ok();
+  }
+  if (!config_.policy.batching) return Status(IR_ERROR_INVALID_ARGUMENT, "model '" + config_.name + "' does not batch: submit its requests one at a time");
+  for (int32_t i = 0; i < n_inputs; ++i) {
+    if (is_bytes(inputs[i].dtype)) return Status(IR_ERROR_INVALID_ARGUMENT, "BYTES inputs cannot be split into requests by rows: submit them one at a time");
+  }
+  int64_t sum = 0;
+  for (int32_t k = 0; k < n_requests; ++k) {
+    if (rows[k] < 1 || rows[k] > limit)
+      return Status(IR_ERROR_INVALID_ARGUMENT, "request " + std::to_string(k) + " has " + std::to_string(rows[k]) + " rows; each needs 1 to " + std::to_string(limit) + " (max_batch_size)");
+    sum += rows[k];
+  }
+  if (sum != total_rows) return Status(IR_ERROR_INVALID_ARGUMENT, "the requests' rows add up to " + std::to_string(sum) + ", the inputs have " + std::to_string(total_rows));
+  return Status::Ok();
+}
+
+Status Model::admit(uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, bool wake, int32_t* admitted) {
+  *admitted = 0;
+  if (n_requests < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "no requests to submit");
+  ModelStats::add(stats_.submitted, static_cast<uint64_t>(n_requests));
+  int64_t total_rows = 1;
+  Status status = check_inputs(inputs, n_inputs, &total_rows);
+  if (status.ok()) status = check_parts(inputs, n_inputs, rows, n_requests, total_rows);
   if (status.ok() && (priority < 0 || priority >= config_.policy.priority_levels))
     status = Status(IR_ERROR_INVALID_ARGUMENT, "priority " + std::to_string(priority) + " is outside [0, " + std::to_string(config_.policy.priority_levels) + ")");
   if (status.ok() && timeout_us < 0) status = Status(IR_ERROR_INVALID_ARGUMENT, "timeout must be >= 0");
   if (!status.ok()) {
-    ModelStats::add(stats_.failed_invalid);
+    ModelStats::add(stats_.failed_invalid, static_cast<uint64_t>(n_requests));
     return status;
   }
   int64_t timeout_ns = config_.default_timeout_ns;
   if (timeout_us > 0 && (timeout_ns == 0 || timeout_us * 1000 < timeout_ns)) timeout_ns = timeout_us * 1000;
+  bool notify = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (admission_closed_) return Status(IR_ERROR_UNAVAILABLE, "model '" + config_.name + "' is shutting down");
-    if (static_cast<int64_t>(batcher_.size() + staged_.size()) >= config_.policy.max_queue_size) {
-      ModelStats::add(stats_.rejected_queue_full);
-      return Status(IR_ERROR_RESOURCE_EXHAUSTED, "model '" + config_.name + "' queue is full (" + std::to_string(config_.policy.max_queue_size) + " requests)");
-    }
-    // Filled under the lock so that a recycled request (and its vectors' capacity) can be
-    // reused: no allocation per request in steady state.
-    Request* request = take_request_locked();
-    try {
-      request->cookie = cookie;
-      request->priority = priority;
-      request->rows = rows;
-      request->inputs.resize(static_cast<size_t>(n_inputs));
-      for (int32_t i = 0; i < n_inputs; ++i) {
-        InputView& view = request->inputs[static_cast<size_t>(i)];
-        view.dtype = inputs[i].dtype;
-        view.shape.assign(inputs[i].shape, inputs[i].shape + inputs[i].ndim);
-        view.data = inputs[i].data;
-        view.byte_size = inputs[i].byte_size;
-        if (!config_.fixed_signature) view.name = inputs[i].name != nullptr ? inputs[i].name : "";
+    const int64_t now = now_ns();
+    int64_t first_row = 0;
+    int32_t k = 0;
+    for (; k < n_requests; ++k) {
+      if (static_cast<int64_t>(batcher_.size() + staged_.size()) >= config_.policy.max_queue_size) {
+        ModelStats::add(stats_.rejected_queue_full, static_cast<uint64_t>(n_requests - k));
+        status = Status(IR_ERROR_RESOURCE_EXHAUSTED, "model '" + config_.name + "' queue is full (" + std::to_string(config_.policy.max_queue_size) + " requests)");
+        break;
       }
-    } catch (...) {  // out of memory growing a recycled request: keep it, refuse this one
-      recycle_locked(request);
-      throw;
+      const int64_t request_rows = rows == nullptr ? total_rows : rows[k];
+      // Filled under the lock so that a recycled request (and its vectors' capacity) can be
+      // reused: no allocation per request in steady state.
+      Request* request = take_request_locked();
+      try {
+        fill_views(request, inputs, n_inputs, first_row, request_rows, total_rows);
+      } catch (const std::bad_alloc&) {  // growing a recycled request: keep it, refuse the rest
+        recycle_locked(request);
+        ModelStats::add(stats_.rejected_queue_full, static_cast<uint64_t>(n_requests - k));
+        status = Status(IR_ERROR_RESOURCE_EXHAUSTED, "model '" + config_.name + "': out of memory admitting a request");
+        break;
+      }
+      request->cookie = first_cookie + static_cast<uint64_t>(k);
+      request->priority = priority;
+      request->rows = request_rows;
+      request->enqueue_ns = now;
+      request->deadline_ns = timeout_ns > 0 ? now + timeout_ns : kNever;
+      request->id = next_id_++;
+      first_row += request_rows;
+      if (!wake) {
+        staged_.push_back(request);
+        staged_rows_ += request_rows;
+        // A staged burst that fills a batch goes at once: waiting for the doorbell cannot
+        // make that batch bigger, and the instance can run it while the host submits the rest.
+        if (staged_rows_ >= config_.policy.max_batch_size) {
+          release_staged_locked();
+          notify = true;
+        }
+      } else {
+        batcher_.push(request);  // cannot fail: the size was checked above
+        notify = true;
+      }
     }
-    request->enqueue_ns = now_ns();
-    request->deadline_ns = timeout_ns > 0 ? request->enqueue_ns + timeout_ns : kNever;
-    request->id = next_id_++;
-    if (!wake) {
-      staged_.push_back(request);
-      staged_rows_ += rows;
-      // A staged burst that fills a batch goes at once: waiting for the doorbell cannot make
-      // that batch bigger, and the instance can run it while the host submits the rest.
-      wake = staged_rows_ >= config_.policy.max_batch_size;
-      if (wake) release_staged_locked();
-    } else {
-      batcher_.push(request);  // cannot fail: the size was checked above
-    }
+    *admitted = k;
     stats_.queue_depth.store(static_cast<int64_t>(batcher_.size() + staged_.size()), std::memory_order_relaxed);
-    stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
+    stats_.in_flight.fetch_add(k, std::memory_order_relaxed);
   }
-  if (wake) {
+  if (notify) {
     arrivals_.fetch_add(1, std::memory_order_release);  // ends a spinning worker's poll
     work_cv_.notify_one();
   }
-  return Status::Ok();
+  return status;
+}
+
+void Model::fill_views(Request* request, const ir_tensor* inputs, int32_t n_inputs, int64_t first_row, int64_t rows, int64_t total_rows) const {
+  request->inputs.resize(static_cast<size_t>(n_inputs));
+  const bool whole = first_row == 0 && rows == total_rows;
+  for (int32_t i = 0; i < n_inputs; ++i) {
+    const ir_tensor& t = inputs[i];
+    InputView& view = request->inputs[static_cast<size_t>(i)];
+    view.dtype = t.dtype;
+    view.shape.assign(t.shape, t.shape + t.ndim);
+    if (whole) {
+      view.data = t.data;
+      view.byte_size = t.byte_size;
+    } else {  // rows [first_row, first_row + rows) of a fixed-size-row input
+      const uint64_t row_bytes = t.byte_size / static_cast<uint64_t>(total_rows);
+      view.shape[0] = rows;
+      view.data = static_cast<const uint8_t*>(t.data) + static_cast<uint64_t>(first_row) * row_bytes;
+      view.byte_size = static_cast<uint64_t>(rows) * row_bytes;
+    }
+    if (!config_.fixed_signature) view.name = t.name != nullptr ? t.name : "";
+  }
 }
 
 void Model::wake() {
@@ -341,13 +401,21 @@ ir_batch* Model::build_batch(int32_t instance, DispatchReason reason, std::vecto
     view.dtype = head.inputs[i].dtype;
     view.name = config_.fixed_signature ? config_.inputs[i].name : head.inputs[i].name;
     view.shape = head.inputs[i].shape;
-    if (batch->requests.size() == 1) {  // nothing to gather: hand over the caller's memory
+    // Nothing to gather when the requests' rows already lie back to back in the caller's
+    // memory (one request, or consecutive parts of one ir_submit_many): hand that over.
+    uint64_t total = 0;
+    bool adjacent = head.inputs[i].data != nullptr;
+    for (Request* r : batch->requests) {
+      const InputView& part = r->inputs[i];
+      adjacent = adjacent && part.data == static_cast<const uint8_t*>(head.inputs[i].data) + total;
+      total += part.byte_size;
+    }
+    if (adjacent || batch->requests.size() == 1) {
+      if (batch->requests.size() > 1) view.shape[0] = batch->rows;  // batching models only
       view.data = head.inputs[i].data;
-      view.byte_size = head.inputs[i].byte_size;
+      view.byte_size = total;
       continue;
     }
-    uint64_t total = 0;
-    for (Request* r : batch->requests) total += r->inputs[i].byte_size;
     // Sized on demand: a model without a fixed signature learns its input count from its
     // requests. Only this instance's thread touches its buffers.
     std::vector<std::vector<uint8_t>>& buffers = gather_[static_cast<size_t>(instance)];

@@ -40,7 +40,7 @@ extern "C" {
 /* IR_CDEF_BEGIN */
 
 #define IR_ABI_VERSION_MAJOR 0
-#define IR_ABI_VERSION_MINOR 8
+#define IR_ABI_VERSION_MINOR 9
 
 /* ---- Versions --------------------------------------------------------------------
  * Threading: safe from any thread.
@@ -216,6 +216,22 @@ void ir_engine_stop(ir_engine* engine, int64_t timeout_us);
  * Threading: safe from any thread; never blocks on the model's work. */
 ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags);
 
+/* Submits `n_requests` requests whose inputs lie back to back in one set of descriptors:
+ * a host that coalesces a burst of small requests (one concatenation per input, one call)
+ * instead of crossing the ABI once per request. Request k is rows
+ * [rows[0] + ... + rows[k-1], rows[0] + ... + rows[k]) of every input, with the cookie
+ * `first_cookie + k`; each input's leading dimension is the sum of `rows`, each rows[k] is
+ * 1 to max_batch_size. From then on each is a request like any other: batched, timed out,
+ * completed and counted on its own (requests that land in one batch in their submitted
+ * order are run on the caller's memory without a gather). Batching models only; BYTES inputs
+ * are refused (their rows have no fixed size). `priority`, `timeout_us` and `flags` apply to
+ * all. The data is borrowed until the last of them is delivered.
+ * Requests are admitted in order. On a refusal returns its error and `*admitted` says how
+ * many went in before it; the others are refused and never run: all of them for
+ * INVALID_ARGUMENT and UNAVAILABLE, the tail for RESOURCE_EXHAUSTED (counted as rejected).
+ * Threading: as ir_submit. */
+ir_error* ir_submit_many(ir_model* model, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted);
+
 /* ir_submit flags. IR_SUBMIT_NO_WAKE admits the request without waking the model's idle
  * workers: a host submitting a burst (an event loop resuming many callers at once) sets it
  * on all but the first request and calls ir_model_wake once at the end, so the burst is
@@ -276,6 +292,11 @@ int32_t ir_response_describe_batch(const ir_response* response, ir_tensor* out, 
 
 /* Releases the response and its hold on the output memory. NULL is a no-op. */
 void ir_response_release(ir_response* response);
+
+/* Releases the response or frees the error of each of completions[0 .. n) and sets both
+ * NULL: one call for a host that has taken what it needs from a run of completions (say,
+ * the first response of a batch, whose buffers it wraps once) and drops the rest. */
+void ir_completions_release(ir_completion* completions, size_t n);
 
 /* ---- External backends (the pull side) ----------------------------------------------
  * A host thread per instance calls ir_model_next_batch in a loop, runs the batch and calls

@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+import structlog
 
 from infer_runtime._native import check, ffi, lib, take_error
-from infer_runtime.errors import InvalidInputError
+from infer_runtime.errors import InternalError, InvalidInputError
 
 from .bytes_codec import deserialize, is_bytes_like, serialize
 from .dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
 from .native import NativeBackend
 from .signature import ModelSignature, TensorSignature
+
+log = structlog.get_logger("infer_runtime.engine")
 
 DURATION_BOUNDS_S: tuple[float, ...] = tuple(1e-6 * 2**i for i in range(24))
 """Upper bounds of the engine's duration histogram buckets (the last bucket is +Inf)."""
@@ -88,10 +92,47 @@ def _shape(dims: Any, ndim: int) -> tuple[int, ...]:
     return tuple(ffi.unpack(dims, ndim))
 
 
+COALESCE_MAX_BYTES = 64 * 1024
+"""Requests up to this size are coalesced by ``EngineModel.stage``; larger ones are
+submitted alone (the per-request cost of the ABI call is small beside their copy)."""
+
+
+@dataclass(slots=True)
+class _Burst:
+    """Requests held by ``EngineModel.stage`` for one (priority, timeout): per input, the
+    arrays in arrival order; each request's waiter."""
+
+    columns: list[list[np.ndarray]]
+    waiters: list[Any]
+
+
+_DEFAULT_OPTIONS = (0, 0)  # (priority, timeout_us) of a request that sets neither
+_DTYPE_AND_SHAPE = operator.attrgetter("dtype", "shape")
+
+
+def _concatenate(arrays: list[np.ndarray]) -> Any:
+    """The arrays' bytes back to back (they are checked alike). ``bytes.join`` takes the
+    arrays' buffers directly at a quarter of ``np.concatenate``'s cost per array; it refuses
+    non-contiguous ones, which numpy then copies."""
+    if len(arrays) == 1:
+        return np.ascontiguousarray(arrays[0])
+    try:
+        return b"".join(arrays)  # type: ignore[arg-type]
+    except TypeError:
+        return np.concatenate(arrays)
+
+
+def _copy_error(exc: Exception) -> Exception:
+    """A fresh exception like ``exc`` (one raised object per caller, not one shared)."""
+    copy = type(exc)(*exc.args)
+    copy.__dict__.update(exc.__dict__)
+    return copy
+
+
 class EngineModel:
     """One model inside the engine: checks inputs against its signature and submits."""
 
-    __slots__ = ("name", "handle", "signature", "_n", "_descs", "_shapes", "_names", "_rows_limit", "_fixed", "_priority_levels", "_checks", "rejected_invalid")
+    __slots__ = ("name", "handle", "signature", "_n", "_descs", "_shapes", "_names", "_rows_limit", "_fixed", "_priority_levels", "_checks", "_coalesce", "_row_bytes", "_bursts", "_admitted", "rejected_invalid")
 
     def __init__(self, name: str, handle: Any, signature: ModelSignature, priority_levels: int) -> None:
         self.name = name
@@ -123,6 +164,13 @@ class EngineModel:
             (t.name, t.dtype, len(t.shape), _static_tail(t.shape), [(d, v) for d, v in enumerate(t.shape) if v != -1], self._descs[i], self._shapes[i])
             for i, t in enumerate(signature.inputs or ())
         ]
+        # Coalescing (stage/flush) needs rows of one fixed size: a batching model whose
+        # inputs vary only in the leading dimension and are not BYTES.
+        tails = [_static_tail(t.shape) for t in signature.inputs or ()]
+        self._coalesce = bool(self._rows_limit and tails and all(tail is not None for tail in tails) and all(t.dtype.kind != "O" for t in signature.inputs or ()))
+        self._row_bytes = sum(t.dtype.itemsize * int(np.prod(tail, dtype=np.int64)) for t, tail in zip(signature.inputs or (), tails) if tail is not None)
+        self._bursts: dict[tuple[int, int], _Burst] = {}  # (priority, timeout_us) → requests held by stage()
+        self._admitted = ffi.new("int32_t*")
 
     def submit(self, cookie: int, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, wake: bool = True) -> list[Any]:
         """Checks ``inputs`` and submits them; returns what must stay alive until the
@@ -130,15 +178,11 @@ class EngineModel:
         ``wake=False`` admits without waking idle workers (call :meth:`wake` later)."""
         try:
             if self._fixed:
-                keep = self._fill_fixed(inputs)
+                keep = self._fill_fixed(self._check_fixed(inputs)[0])
                 descs, n = self._descs, self._n
             else:
                 keep, descs, n = self._fill_dynamic(inputs)
-            if not 0 <= priority < self._priority_levels:
-                raise InvalidInputError(f"model '{self.name}': priority {priority} is outside [0, {self._priority_levels})")
-            timeout_us = 0 if timeout_ms is None else int(timeout_ms * 1000)
-            if timeout_ms is not None and timeout_us <= 0:
-                raise InvalidInputError(f"model '{self.name}': timeout_ms must be > 0 (got {timeout_ms})")
+            timeout_us = self._check_options(priority, timeout_ms)
         except InvalidInputError:
             self.rejected_invalid += 1  # folded into stats(); costs nothing on success
             raise
@@ -147,17 +191,153 @@ class EngineModel:
             raise take_error(err)  # type: ignore[misc]
         return keep
 
+    def stage(self, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, waiter: Any) -> bool:
+        """Holds a request for the next :meth:`flush`, which checks and submits everything
+        held, in one engine call per (priority, timeout) (``ir_submit_many``). Returns
+        False, holding nothing, when the request should go alone through :meth:`submit`:
+        the model cannot coalesce (no fixed signature, no batching, variable inner dims or
+        BYTES), an input is not a numpy array or a name is missing (``submit`` converts or
+        reports it), or the request is larger than :data:`COALESCE_MAX_BYTES` (copying it
+        once more would cost more than the call it saves)."""
+        if not self._coalesce or len(inputs) != self._n:
+            return False
+        key = _DEFAULT_OPTIONS if priority == 0 and timeout_ms is None else self._options_key(priority, timeout_ms)
+        if self._n == 1:
+            arr = inputs.get(self._checks[0][0])
+            if type(arr) is not np.ndarray or arr.nbytes > COALESCE_MAX_BYTES:
+                return False
+            burst = self._bursts.get(key)
+            if burst is None:
+                burst = self._bursts[key] = _Burst([[]], [])
+            burst.columns[0].append(arr)
+        else:
+            arrays = [inputs.get(check[0]) for check in self._checks]
+            if any(type(arr) is not np.ndarray for arr in arrays) or sum(arr.nbytes for arr in arrays) > COALESCE_MAX_BYTES:  # type: ignore[union-attr]
+                return False
+            burst = self._bursts.get(key)
+            if burst is None:
+                burst = self._bursts[key] = _Burst([[] for _ in range(self._n)], [])
+            for column, arr in zip(burst.columns, arrays):
+                column.append(arr)
+        burst.waiters.append(waiter)
+        return True
+
+    def flush(self, first_cookie: int, pending: dict[int, tuple[Any, Any]]) -> int:
+        """Checks and submits what :meth:`stage` holds. The checks run per distinct (dtype,
+        shape) of each input, not per request; a request that fails them gets the
+        ``InvalidInputError`` that :meth:`submit` would have raised, through its waiter, and
+        is not submitted. Each input is then concatenated once and the requests admitted in
+        one call per group: the engine sees separate requests over consecutive rows (its
+        batches then run on that memory without a gather). Like ``submit(..., wake=False)``:
+        call :meth:`wake` after. Registers each admitted request in ``pending`` under its
+        cookie (``first_cookie`` on) with what keeps its data alive; fails the waiters of
+        refused ones. Returns the number of cookies used."""
+        cookie = first_cookie
+        bursts, self._bursts = self._bursts, {}
+        for (priority, timeout_us), burst in bursts.items():
+            rows = self._burst_rows(burst)
+            n = len(burst.waiters)
+            if not n:
+                continue
+            admitted = 0
+            try:
+                keep = []
+                total_rows = sum(rows)
+                for (_name, _dtype, _ndim, _tail, _fixed, desc, dims), column in zip(self._checks, burst.columns):
+                    buf = ffi.from_buffer(_concatenate(column))
+                    desc.data = buf
+                    desc.byte_size = len(buf)
+                    dims[0] = total_rows
+                    keep.append(buf)
+                err = lib.ir_submit_many(self.handle, cookie, self._descs, self._n, ffi.new("int64_t[]", rows), n, priority, timeout_us, lib.IR_SUBMIT_NO_WAKE, self._admitted)
+                admitted = self._admitted[0]
+                for i in range(admitted):
+                    pending[cookie + i] = (burst.waiters[i], keep)
+                if err:
+                    raise take_error(err)  # type: ignore[misc]
+            except Exception as refused:  # the engine's refusal (or no memory to concatenate)
+                for waiter in burst.waiters[admitted:]:
+                    if not waiter.done():  # each caller gets its own exception object
+                        waiter.set_exception(_copy_error(refused))
+            cookie += n
+        return cookie - first_cookie
+
+    def _burst_rows(self, burst: _Burst) -> list[int]:
+        """Each held request's rows, after checking the burst; drops (and fails) the requests
+        that do not pass."""
+        n = len(burst.waiters)
+        common = -1  # the rows every request has, when they all agree
+        for (name, dtype, ndim, tail, _fixed, _desc, _dims), column in zip(self._checks, burst.columns):
+            layouts = set(map(_DTYPE_AND_SHAPE, column))
+            for got_dtype, shape in layouts:
+                if got_dtype != dtype or len(shape) != ndim or shape[1:] != tail or not 0 < shape[0] <= self._rows_limit:
+                    return self._checked_one_by_one(burst)
+            if len(layouts) != 1:
+                break
+            k = next(iter(layouts))[1][0]
+            if common not in (-1, k):
+                return self._checked_one_by_one(burst)
+            common = k
+        else:
+            return [common] * n
+        rows = [arr.shape[0] for arr in burst.columns[0]]
+        for column in burst.columns[1:]:
+            if any(arr.shape[0] != k for arr, k in zip(column, rows)):
+                return self._checked_one_by_one(burst)
+        return rows
+
+    def _checked_one_by_one(self, burst: _Burst) -> list[int]:
+        """The slow path of :meth:`_burst_rows`: each request through the same checks as
+        :meth:`submit`, to fail exactly the bad ones with exactly its messages."""
+        names = [check[0] for check in self._checks]
+        kept: tuple[list[list[np.ndarray]], list[Any]] = ([[] for _ in names], [])
+        rows = []
+        for k, waiter in enumerate(burst.waiters):
+            arrays = [column[k] for column in burst.columns]
+            try:
+                rows.append(self._check_fixed(dict(zip(names, arrays)))[1])
+            except InvalidInputError as exc:
+                self.rejected_invalid += 1
+                if not waiter.done():
+                    waiter.set_exception(exc)
+                continue
+            for column, arr in zip(kept[0], arrays):
+                column.append(arr)
+            kept[1].append(waiter)
+        burst.columns, burst.waiters = kept
+        return rows
+
+    def _options_key(self, priority: int, timeout_ms: float | None) -> tuple[int, int]:
+        try:
+            return priority, self._check_options(priority, timeout_ms)
+        except InvalidInputError:
+            self.rejected_invalid += 1
+            raise
+
+    def _check_options(self, priority: int, timeout_ms: float | None) -> int:
+        """The engine's timeout (µs, 0 = the model's default) after checking both options."""
+        if not 0 <= priority < self._priority_levels:
+            raise InvalidInputError(f"model '{self.name}': priority {priority} is outside [0, {self._priority_levels})")
+        if timeout_ms is None:
+            return 0
+        timeout_us = int(timeout_ms * 1000)
+        if timeout_us <= 0:
+            raise InvalidInputError(f"model '{self.name}': timeout_ms must be > 0 (got {timeout_ms})")
+        return timeout_us
+
     def wake(self) -> None:
         """Wakes the model's idle workers (after ``submit(..., wake=False)``)."""
         lib.ir_model_wake(self.handle)
 
-    def _fill_fixed(self, inputs: Mapping[str, Any]) -> list[Any]:
+    def _check_fixed(self, inputs: Mapping[str, Any]) -> tuple[list[np.ndarray], int]:
+        """The inputs in signature order, checked against it (C-contiguous; BYTES as object
+        arrays), and their rows (-1 without batching)."""
         if len(inputs) != self._n:
             self._name_error(inputs)
-        keep = []
+        arrays = []
         rows = -1
         limit = self._rows_limit
-        for name, dtype, ndim, tail, fixed, desc, dims in self._checks:
+        for name, dtype, ndim, tail, fixed, _desc, _dims in self._checks:
             arr = inputs.get(name)
             if arr is None:
                 self._name_error(inputs)
@@ -176,6 +356,16 @@ class EngineModel:
                 if rows != k and rows != -1:
                     raise InvalidInputError(f"model '{self.name}': inputs disagree on the batch dimension ({rows} vs {k})")
                 rows = k
+            if not arr.flags.c_contiguous:
+                arr = np.ascontiguousarray(arr)
+            arrays.append(arr)
+        return arrays, rows
+
+    def _fill_fixed(self, arrays: list[np.ndarray]) -> list[Any]:
+        """Points the model's reused descriptors at checked ``arrays``; returns the cffi
+        buffers that must outlive the request."""
+        keep = []
+        for (name, dtype, ndim, tail, _fixed, desc, dims), arr in zip(self._checks, arrays):
             if dtype.kind == "O":  # BYTES: the engine takes the serialized form
                 try:
                     raw = serialize(arr)
@@ -184,11 +374,10 @@ class EngineModel:
                 buf = ffi.from_buffer(raw)
                 desc.byte_size = len(raw)
             else:
-                if not arr.flags.c_contiguous:
-                    arr = np.ascontiguousarray(arr)
                 buf = ffi.from_buffer(arr)
                 desc.byte_size = arr.nbytes
             desc.data = buf
+            shape = arr.shape
             if tail is not None:  # the rest was written once, at construction
                 dims[0] = shape[0]
             else:
@@ -271,46 +460,108 @@ def response_outputs(response: Any, tensors: Any, whole_batch: bool = False) -> 
     return {ffi.string(t.name).decode(): _array(t, release) for t in (tensors[i] for i in range(n))}
 
 
+_COMPLETION_WORDS = 7
+"""``ir_completion`` is seven 8-byte words: cookie, response, error, batch, row_offset,
+rows, batch_rows (all non-negative, so one uint64 view reads them all)."""
+
+
 class Delivery:
     """Turns completions into results for one consumer thread.
 
-    The requests of one batch share its output buffers: the first completion of a batch
-    wraps them in numpy arrays once (owning that response), and every request of the batch
-    gets row views of those arrays, the way a hand-written batcher splits its result. The
-    completions of a batch arrive consecutively, so the cache holds at most a batch or two.
+    Owns the drain buffer. The completions of one batch arrive consecutively and share its
+    output buffers: the first of a run wraps them in numpy arrays once (its response now
+    owned by those arrays), the others' responses are released in one call, and every
+    request gets row views of the arrays, the way a hand-written batcher splits its result.
+    A batch split across two drains is remembered until its last request is seen.
     """
 
-    def __init__(self, max_outputs: int = 64) -> None:
+    def __init__(self, capacity: int, max_outputs: int = 64) -> None:
+        assert ffi.sizeof("ir_completion") == 8 * _COMPLETION_WORDS
+        self.buffer = ffi.new("ir_completion[]", capacity)
+        self.capacity = capacity
+        self._words = np.frombuffer(ffi.buffer(self.buffer), np.uint64).reshape(capacity, _COMPLETION_WORDS)
         self._tensors = ffi.new("ir_tensor[]", max_outputs)
-        self._batches: dict[Any, tuple[tuple[str, np.ndarray], ...]] = {}  # batch key → (name, array over it)
+        self._batches: dict[int, tuple[tuple[str, np.ndarray], ...]] = {}  # batch key → (name, array over it)
 
-    def outputs(self, c: Any, wanted: bool) -> dict[str, np.ndarray] | None:
-        """The outputs of successful completion ``c`` (None when not ``wanted``); takes
-        care of the response either way."""
-        key = c.batch
-        rows = c.rows
-        batch_rows = c.batch_rows
-        if not key or rows == batch_rows:  # not batched, or alone in its batch
-            if wanted:
-                return response_outputs(c.response, self._tensors)
-            lib.ir_response_release(c.response)
-            return None
-        pairs = self._batches.get(key)
-        owned = pairs is None
-        if owned:  # the first of the batch: its response now belongs to these arrays
-            pairs = self._batches[key] = tuple(response_outputs(c.response, self._tensors, whole_batch=True).items())
-        start = c.row_offset
-        stop = start + rows
-        if stop == batch_rows:  # the batch's last request: nothing else will look it up
-            del self._batches[key]
-        if not owned:
-            lib.ir_response_release(c.response)
-        if not wanted:
-            return None
+    def columns(self, n: int) -> list[list[int]]:
+        """The first ``n`` completions of the buffer, field by field (cookies, responses,
+        errors, batches, row offsets, rows, batch rows): seven lists of ints in one call,
+        cheaper than a cffi attribute read per field per completion."""
+        return self._words[:n].T.tolist()  # type: ignore[no-any-return]
+
+    def resolve(self, columns: list[list[int]], waiters: list[Any]) -> None:
+        """Resolves ``waiters[k]`` (a future, or None when nobody waits any more) with
+        completion ``k`` of the buffer; takes care of every response and error either way.
+        Never raises: a failure here must not strand the other completions of the drain."""
+        batches, rows, batch_rows = columns[3], columns[5], columns[6]
+        n = len(batches)
+        i = 0
+        while i < n:
+            batch = batches[i]
+            if not batch or rows[i] == batch_rows[i]:  # failed, not batched, or alone in its batch
+                self._resolve_one(i, waiters[i])
+                i += 1
+                continue
+            j = i + 1
+            while j < n and batches[j] == batch:
+                j += 1
+            self._resolve_run(columns, waiters, i, j)
+            i = j
+
+    def _resolve_one(self, i: int, waiter: Any) -> None:
+        c = self.buffer[i]
+        try:
+            if c.error:  # not NULL
+                error = take_error(c.error)
+                c.error = ffi.NULL
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(error)
+            elif waiter is not None and not waiter.done():
+                response, c.response = c.response, ffi.NULL
+                waiter.set_result(response_outputs(response, self._tensors))
+            else:
+                lib.ir_completions_release(self.buffer + i, 1)
+        except Exception as exc:  # pragma: no cover - a bug; reported to the caller, not lost
+            lib.ir_completions_release(self.buffer + i, 1)
+            _fail(waiter, exc)
+
+    def _resolve_run(self, columns: list[list[int]], waiters: list[Any], i: int, j: int) -> None:
+        """Completions i..j-1: consecutive requests of one batch."""
+        _, _, _, batches, offsets, rows, batch_rows = columns
+        batch = batches[i]
+        first = i
+        try:
+            pairs = self._batches.get(batch)
+            if pairs is None:  # the batch's first request: its response now belongs to the arrays
+                response, self.buffer[i].response = self.buffer[i].response, ffi.NULL
+                first = i + 1
+                pairs = tuple(response_outputs(response, self._tensors, whole_batch=True).items())
+            if offsets[j - 1] + rows[j - 1] == batch_rows[j - 1]:  # the batch's last request
+                self._batches.pop(batch, None)
+            else:
+                self._batches[batch] = pairs
+        except Exception as exc:  # pragma: no cover - a bug; reported to the callers, not lost
+            lib.ir_completions_release(self.buffer + first, j - first)
+            for k in range(i, j):
+                _fail(waiters[k], exc)
+            return
+        if j > first:
+            lib.ir_completions_release(self.buffer + first, j - first)
         if len(pairs) == 1:  # most models: a dict display costs a quarter of a comprehension
             name, array = pairs[0]
-            return {name: array[start:stop]}
-        return {name: array[start:stop] for name, array in pairs}
+            for waiter, start, count in zip(waiters[i:j], offsets[i:j], rows[i:j]):
+                if waiter is not None and not waiter.done():
+                    waiter.set_result({name: array[start : start + count]})
+            return
+        for waiter, start, count in zip(waiters[i:j], offsets[i:j], rows[i:j]):
+            if waiter is not None and not waiter.done():
+                waiter.set_result({name: array[start : start + count] for name, array in pairs})
+
+
+def _fail(waiter: Any, exc: Exception) -> None:
+    log.exception("completion delivery failed")
+    if waiter is not None and not waiter.done():
+        waiter.set_exception(InternalError(f"delivering the result failed: {type(exc).__name__}: {exc}"))
 
 
 def _array(t: Any, release: Any) -> np.ndarray:
