@@ -32,7 +32,7 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=lib
 export ASAN_OPTIONS=detect_leaks=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if [ "$#" -eq 0 ]; then
-  set -- tests/test_abi.py tests/test_batching_policy.py tests/test_runtime.py tests/test_engine_consistency.py \
+  set -- tests/test_abi.py tests/test_batching_policy.py tests/test_runtime.py tests/test_bursts.py tests/test_engine_consistency.py \
     tests/test_onnxruntime_native.py tests/test_onnxruntime_backend.py tests/test_server_http.py
 fi
 python -m pytest -q -p no:cacheprovider "$@"

@@ -132,7 +132,7 @@ def _copy_error(exc: Exception) -> Exception:
 class EngineModel:
     """One model inside the engine: checks inputs against its signature and submits."""
 
-    __slots__ = ("name", "handle", "signature", "_n", "_descs", "_shapes", "_names", "_rows_limit", "_fixed", "_priority_levels", "_checks", "_coalesce", "_row_bytes", "_bursts", "_admitted", "rejected_invalid")
+    __slots__ = ("name", "handle", "signature", "_n", "_descs", "_shapes", "_names", "_rows_limit", "_fixed", "_priority_levels", "_checks", "_coalesce", "_bursts", "_admitted", "rejected_invalid")
 
     def __init__(self, name: str, handle: Any, signature: ModelSignature, priority_levels: int) -> None:
         self.name = name
@@ -168,7 +168,6 @@ class EngineModel:
         # inputs vary only in the leading dimension and are not BYTES.
         tails = [_static_tail(t.shape) for t in signature.inputs or ()]
         self._coalesce = bool(self._rows_limit and tails and all(tail is not None for tail in tails) and all(t.dtype.kind != "O" for t in signature.inputs or ()))
-        self._row_bytes = sum(t.dtype.itemsize * int(np.prod(tail, dtype=np.int64)) for t, tail in zip(signature.inputs or (), tails) if tail is not None)
         self._bursts: dict[tuple[int, int], _Burst] = {}  # (priority, timeout_us) → requests held by stage()
         self._admitted = ffi.new("int32_t*")
 
@@ -235,12 +234,13 @@ class EngineModel:
         cookie = first_cookie
         bursts, self._bursts = self._bursts, {}
         for (priority, timeout_us), burst in bursts.items():
-            rows = self._burst_rows(burst)
             n = len(burst.waiters)
-            if not n:
-                continue
             admitted = 0
             try:
+                rows = self._burst_rows(burst)
+                if not rows:  # every request failed the checks
+                    continue
+                n = len(rows)
                 keep = []
                 total_rows = sum(rows)
                 for (_name, _dtype, _ndim, _tail, _fixed, desc, dims), column in zip(self._checks, burst.columns):
@@ -255,7 +255,7 @@ class EngineModel:
                     pending[cookie + i] = (burst.waiters[i], keep)
                 if err:
                     raise take_error(err)  # type: ignore[misc]
-            except Exception as refused:  # the engine's refusal (or no memory to concatenate)
+            except Exception as refused:  # the engine's refusal (or no memory to join the rows)
                 for waiter in burst.waiters[admitted:]:
                     if not waiter.done():  # each caller gets its own exception object
                         waiter.set_exception(_copy_error(refused))
@@ -265,26 +265,21 @@ class EngineModel:
     def _burst_rows(self, burst: _Burst) -> list[int]:
         """Each held request's rows, after checking the burst; drops (and fails) the requests
         that do not pass."""
-        n = len(burst.waiters)
-        common = -1  # the rows every request has, when they all agree
-        for (name, dtype, ndim, tail, _fixed, _desc, _dims), column in zip(self._checks, burst.columns):
+        uniform = -1  # the rows of every request, when all inputs of all requests agree
+        for (_name, dtype, ndim, tail, _fixed, _desc, _dims), column in zip(self._checks, burst.columns):
             layouts = set(map(_DTYPE_AND_SHAPE, column))
             for got_dtype, shape in layouts:
                 if got_dtype != dtype or len(shape) != ndim or shape[1:] != tail or not 0 < shape[0] <= self._rows_limit:
                     return self._checked_one_by_one(burst)
-            if len(layouts) != 1:
-                break
-            k = next(iter(layouts))[1][0]
-            if common not in (-1, k):
-                return self._checked_one_by_one(burst)
-            common = k
-        else:
-            return [common] * n
-        rows = [arr.shape[0] for arr in burst.columns[0]]
+            rows = next(iter(layouts))[1][0] if len(layouts) == 1 else 0
+            uniform = rows if uniform in (-1, rows) else 0
+        if uniform > 0:
+            return [uniform] * len(burst.waiters)
+        per_request = [arr.shape[0] for arr in burst.columns[0]]
         for column in burst.columns[1:]:
-            if any(arr.shape[0] != k for arr, k in zip(column, rows)):
+            if any(arr.shape[0] != k for arr, k in zip(column, per_request)):
                 return self._checked_one_by_one(burst)
-        return rows
+        return per_request
 
     def _checked_one_by_one(self, burst: _Burst) -> list[int]:
         """The slow path of :meth:`_burst_rows`: each request through the same checks as
