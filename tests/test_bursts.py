@@ -341,14 +341,14 @@ async def test_requests_over_the_coalescing_limit_go_alone(tmp_path: Path) -> No
 
 
 async def test_a_full_queue_refuses_the_tail_of_a_burst(tmp_path: Path) -> None:
-    text = f"""
+    text = """
 [runtime]
 idle_spin_us = 0
 [models.held]
 backend = "python"
 warmup = false
-inputs = [{{ name = "x", dtype = "float32", shape = [-1, 1] }}]
-python = {{ entrypoint = "ir_test_backends:Gated", config = {{ name = "held" }} }}
+inputs = [{ name = "x", dtype = "float32", shape = [-1, 1] }]
+python = { entrypoint = "ir_test_backends:Gated", config = { name = "held" } }
 [models.held.batching]
 max_batch_size = 1
 max_queue_size = 3

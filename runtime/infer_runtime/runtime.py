@@ -28,7 +28,12 @@ import structlog
 
 from infer_runtime.assemble import AssembledModel, Assembly, assemble
 from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats
-from infer_runtime.errors import ModelLoadError, ModelNotFoundError, RequestCancelledError, UnavailableError
+from infer_runtime.errors import (
+    ModelLoadError,
+    ModelNotFoundError,
+    RequestCancelledError,
+    UnavailableError,
+)
 from infer_runtime.spec import LoadedSpec, load_spec
 
 log = structlog.get_logger("infer_runtime.runtime")
