@@ -6,9 +6,11 @@
 Both share one core: the spec is assembled into an engine; a request is checked against
 the model's signature in Python (nothing is enqueued on bad input), submitted with
 borrowed pointers to the arrays (kept alive here until completion), and completed by the
-engine. ``Runtime`` learns of completions from the engine's eventfd in the event loop (one
-wake-up drains everything finished); ``SyncRuntime`` from one thread blocked in
-``ir_engine_wait`` without the GIL.
+engine. ``Runtime`` holds the small requests of a burst (those arriving while others are
+in flight) and submits them together, one engine call per model, when the burst ends.
+``Runtime`` learns of completions from the engine's eventfd in the event loop (one wake-up
+drains everything finished); ``SyncRuntime`` from one thread blocked in ``ir_engine_wait``
+without the GIL.
 """
 
 from __future__ import annotations
@@ -291,9 +293,7 @@ class Runtime(_Common):
             if engine_model is None or not engine_model.stage(inputs, priority, timeout_ms, waiter):
                 engine_model = self._core.submit(model, inputs, priority, timeout_ms, waiter, wake=False)
             self._quiet.add(engine_model)
-            if not self._doorbell_scheduled:
-                self._doorbell_scheduled = True
-                self._loop.call_soon(self._ring_doorbell)  # type: ignore[union-attr]
+            self._schedule_doorbell()
         else:
             self._core.submit(model, inputs, priority, timeout_ms, waiter)
             if self._poll_us:
