@@ -409,3 +409,19 @@ async def test_a_burst_for_a_model_with_several_inputs(tmp_path: Path) -> None:
         uniform = [pair(2) for _ in range(5)]  # every request alike: the fast path of the checks
         for c, got in zip(uniform, await asyncio.gather(*(rt.infer("pair", c) for c in uniform))):
             np.testing.assert_array_equal(got["b"], c["b"])
+
+
+async def test_a_caller_cancelled_while_held_does_not_disturb_the_burst(echo: Path) -> None:
+    """Its request still runs (the engine has no per-request cancellation), its result is
+    dropped and its engine memory released; the others get theirs."""
+    async with Runtime.from_spec(echo, environ={}) as rt:
+        xs = [np.full((1, 4), i, np.float32) for i in range(6)]
+        tasks = [asyncio.ensure_future(rt.infer("echo", {"x": x})) for x in xs]
+        await asyncio.sleep(0)  # all submitted or held
+        tasks[3].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(done[3], asyncio.CancelledError)
+        for i in (0, 1, 2, 4, 5):
+            np.testing.assert_array_equal(done[i]["x"], xs[i])
+        assert rt._core.pending == {}
+        assert rt.stats("echo").in_flight == 0
