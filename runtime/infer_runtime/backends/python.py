@@ -9,7 +9,7 @@ from typing import Any
 from infer_runtime.engine import ModelSignature
 from infer_runtime.errors import ModelLoadError
 
-from .base import Arrays, LoadedBackend
+from .base import Arrays, BackendInstance, LoadedBackend
 
 
 class _Callable:
@@ -43,7 +43,7 @@ def resolve_entrypoint(model: str, entrypoint: str) -> Any:
 def load(model: str, options: Any, declared: ModelSignature, instances: int) -> LoadedBackend:
     """Constructs ``instances`` objects from the entrypoint with the model's config."""
     cls = resolve_entrypoint(model, options.entrypoint)
-    objects = []
+    objects: list[BackendInstance] = []
     for _ in range(instances):
         try:
             obj = cls(dict(options.config))

@@ -34,7 +34,7 @@ def deserialize(buffer: bytes | memoryview, shape: tuple[int, ...]) -> np.ndarra
     """An object array of ``bytes`` from the serialized form (raises ValueError if malformed)."""
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
     view = memoryview(buffer)
-    items = []
+    items: list[bytes] = []
     offset = 0
     end = len(view)
     unpack = _LENGTH.unpack_from

@@ -210,8 +210,8 @@ class EngineModel:
                 burst = self._bursts[key] = _Burst([[]], [])
             burst.columns[0].append(arr)
         else:
-            arrays = [inputs.get(check[0]) for check in self._checks]
-            if any(type(arr) is not np.ndarray for arr in arrays) or sum(arr.nbytes for arr in arrays) > COALESCE_MAX_BYTES:  # type: ignore[union-attr]
+            arrays: list[Any] = [inputs.get(check[0]) for check in self._checks]
+            if any(type(arr) is not np.ndarray for arr in arrays) or sum(arr.nbytes for arr in arrays) > COALESCE_MAX_BYTES:
                 return False
             burst = self._bursts.get(key)
             if burst is None:
@@ -429,7 +429,7 @@ class EngineModel:
         out = ffi.new("ir_model_stats*")
         out.struct_size = ffi.sizeof("ir_model_stats")
         check(lib.ir_model_stats_get(self.handle, out))
-        values = []
+        values: list[Any] = []
         for name in _STAT_FIELDS:
             value = getattr(out, name)
             values.append(tuple(value) if name.endswith("_buckets") else int(value))

@@ -112,7 +112,9 @@ class ServingState:
         meta = self.metadata(model)
         spec = self.loaded.spec.models[model]
         batching = spec.batching
-        dims = (lambda shape: shape[1:]) if batching else (lambda shape: shape)
+        def dims(shape: list[int]) -> list[int]:
+            return shape[1:] if batching else shape
+
         cfg: dict[str, Any] = {
             "name": model,
             "platform": meta["platform"],

@@ -91,7 +91,7 @@ class GrpcServer:
         await self.server.stop(grace_s)
 
 
-class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
+class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]  # generated, untyped base
     """The six calls of the Open Inference Protocol."""
 
     def __init__(self, state: ServingState) -> None:
@@ -127,7 +127,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         except (ProtocolError, InferRuntimeError) as exc:
             await self._fail(context, exc)
             raise
-        tensors = lambda ts: [pb.ModelMetadataResponse.TensorMetadata(name=t["name"], datatype=t["datatype"], shape=t["shape"]) for t in ts]  # noqa: E731
+        def tensors(ts: list[dict[str, Any]]) -> list[Any]:
+            return [pb.ModelMetadataResponse.TensorMetadata(name=t["name"], datatype=t["datatype"], shape=t["shape"]) for t in ts]
+
         return pb.ModelMetadataResponse(name=meta["name"], versions=meta["versions"], platform=meta["platform"], inputs=tensors(meta["inputs"]), outputs=tensors(meta["outputs"]))
 
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802

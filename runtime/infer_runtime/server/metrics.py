@@ -86,7 +86,7 @@ class EngineCollector:
 def make_registry(state: ServingState) -> CollectorRegistry:
     """A fresh registry with the engine collector and the process/platform collectors."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(EngineCollector(state))  # type: ignore[arg-type]
+    registry.register(EngineCollector(state))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry

@@ -156,8 +156,8 @@ def check_spec(
     layers.append(lambda d: ov.dict_overrides(overrides or {}, d, schema))
     for layer in layers:  # lowest precedence first: env < --set < API dict
         found, errors = layer(data)
-        for origin, err in errors:
-            result.issues.append(SpecIssue(err.message, err.path, name, None, None, origin, err.hint))
+        for origin, problem in errors:
+            result.issues.append(SpecIssue(problem.message, problem.path, name, None, None, origin, problem.hint))
         for item in found:
             ov.apply(data, item)
             result.origins = {p: o for p, o in result.origins.items() if p[: len(item.path)] != item.path}

@@ -173,7 +173,8 @@ def resolve_env_path(segments: Sequence[str], data: Any, schema: Schema) -> KeyP
             raise OverrideError(f"{seg!r} matches several keys: {', '.join(repr(m) for m in matches)}", "rename one of them or use --set with the exact key", tuple(path))
         if not matches:
             if is_map:
-                what = {("models",): "model", ("pipelines",): "pipeline"}.get(tuple(path), "entry")
+                maps: dict[tuple[str | int, ...], str] = {("models",): "model", ("pipelines",): "pipeline"}
+                what = maps.get(tuple(path), "entry")
                 close = did_you_mean(normalise(seg), [normalise(k) for k in present])
                 listed = f"declared: {', '.join(present)}; " if present else ""
                 raise OverrideError(f"no {what} named like {seg.lower()!r}", close or f"{listed}overrides never add entries, declare it in the spec file", tuple(path))

@@ -18,7 +18,7 @@ def _type(schema: Schema, node: Schema) -> str:
         return " \\| ".join(f"`{json.dumps(v)}`" for v in node["enum"])
     if "const" in node:
         return f"`{json.dumps(node['const'])}`"
-    kind = node.get("type", "any")
+    kind = str(node.get("type", "any"))
     if kind == "array":
         item = resolve(schema, node.get("items", {}))
         return "list of tables (below)" if item.get("properties") else f"list of {_type(schema, item)}"

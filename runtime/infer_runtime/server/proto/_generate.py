@@ -10,6 +10,7 @@ tests/test_grpc_proto.py regenerates into a temporary directory and compares.
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 import tempfile
@@ -40,7 +41,10 @@ def serialized_descriptor(pb2_text: str) -> bytes:
     match = re.search(r"AddSerializedFile\((b'.*?')\)\n", pb2_text, re.S)
     if match is None:
         raise ValueError("no serialized descriptor found")
-    return eval(match.group(1))  # noqa: S307 - a bytes literal written by protoc
+    value = ast.literal_eval(match.group(1))  # a bytes literal written by protoc
+    if not isinstance(value, bytes):
+        raise ValueError("the serialized descriptor is not a bytes literal")
+    return value
 
 
 if __name__ == "__main__":
