@@ -236,6 +236,30 @@ async def test_stop_timeout_cancels_what_is_still_queued(spec) -> None:  # type:
     np.testing.assert_array_equal((await running)["x"], np.zeros((1, 1), np.float32))  # never lost
 
 
+def test_sync_stop_timeout_still_delivers_the_running_batch(spec) -> None:  # type: ignore[no-untyped-def]
+    """SyncRuntime: a batch still running when the drain timeout expires completes after
+    the dispatcher has seen the engine stop; its result must still reach the caller (it
+    was once cancelled instead)."""
+    text = gated("late", batching="[models.late.batching]\nmax_batch_size = 1\n")
+    rt = SyncRuntime.from_spec(spec(text), environ={}).start()
+    got: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            got["result"] = rt.infer("late", {"x": np.full((1, 1), 7, np.float32)})
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertion below
+            got["error"] = exc
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert tb.entered("late").wait(10)
+    threading.Timer(0.3, tb.gate("late").set).start()  # finishes long after the 50 ms drain
+    rt.stop(timeout_s=0.05)
+    caller.join(10)
+    assert "error" not in got, got
+    np.testing.assert_array_equal(got["result"]["x"], np.full((1, 1), 7, np.float32))  # type: ignore[index]
+
+
 def _threads_and_fds() -> tuple[list[str], int]:
     # The loop's default executor (asyncio.to_thread) starts its workers lazily, up to a
     # fixed cap: those are not ours and not a leak. Everything else is counted.

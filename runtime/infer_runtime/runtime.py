@@ -374,6 +374,7 @@ class SyncRuntime(_Common):
     def __init__(self, loaded: LoadedSpec) -> None:
         self._core = _Core(loaded)
         self._lock = threading.Lock()  # submission: descriptors are reused per model
+        self._delivery = Delivery(_DRAIN_BATCH, _MAX_OUTPUTS)  # the dispatcher's, then stop()'s
         self._dispatcher: threading.Thread | None = None
         self._running = False
 
@@ -409,6 +410,10 @@ class SyncRuntime(_Common):
         self._core.close(timeout)
         if self._dispatcher is not None:
             self._dispatcher.join()
+        # The dispatcher returns once the stopped engine has nothing queued, which can be
+        # before a batch still running at the drain timeout completes; close() waited for
+        # those, so deliver what they published before freeing the engine.
+        self._deliver_ready()
         self._core.destroy()
         for waiter, _ in list(self._core.pending.values()):
             if not waiter.done():
@@ -433,16 +438,24 @@ class SyncRuntime(_Common):
     def _dispatch(self) -> None:
         engine = self._core.engine
         assert engine is not None
-        delivery = Delivery(_DRAIN_BATCH, _MAX_OUTPUTS)
-        pop = self._core.pending.pop
         while True:
-            n = engine.wait(None, delivery.buffer)
+            n = engine.wait(None, self._delivery.buffer)
             if n == 0:  # only when the engine has stopped and nothing is left
                 return
-            columns = delivery.columns(n)
-            with self._lock:
-                waiters = [pop(cookie, _NO_WAITER)[0] for cookie in columns[0]]
-            delivery.resolve(columns, waiters)
+            self._resolve(n)
+
+    def _deliver_ready(self) -> None:
+        """Delivers every completion waiting now (after the dispatcher has returned)."""
+        engine = self._core.engine
+        while engine is not None and (n := engine.drain_into(self._delivery.buffer, _DRAIN_BATCH)):
+            self._resolve(n)
+
+    def _resolve(self, n: int) -> None:
+        columns = self._delivery.columns(n)
+        pop = self._core.pending.pop
+        with self._lock:
+            waiters = [pop(cookie, _NO_WAITER)[0] for cookie in columns[0]]
+        self._delivery.resolve(columns, waiters)
 
 
 _DRAIN_BATCH = 256
