@@ -271,7 +271,11 @@ size_t ir_engine_drain(ir_engine* engine, ir_completion* out, size_t capacity);
 size_t ir_engine_poll(ir_engine* engine, int64_t spin_us, ir_completion* out, size_t capacity);
 
 /* Like ir_engine_drain, but blocks up to `timeout_us` (-1: forever) until at least one
- * completion is available or the engine stops. Returns how many were written. */
+ * completion is available or the engine stops. Returns how many were written. Once the
+ * engine has stopped it returns 0 as soon as nothing is queued, even while a batch an
+ * external worker was running at the stop timeout has yet to complete (native instances
+ * finish theirs inside ir_engine_stop): after joining the external workers, drain once
+ * more before ir_engine_destroy. */
 size_t ir_engine_wait(ir_engine* engine, int64_t timeout_us, ir_completion* out, size_t capacity);
 
 /* Outputs of a successful request. Each output's rows belong to this request only. */
