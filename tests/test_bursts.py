@@ -425,3 +425,21 @@ async def test_a_caller_cancelled_while_held_does_not_disturb_the_burst(echo: Pa
             np.testing.assert_array_equal(done[i]["x"], xs[i])
         assert rt._core.pending == {}
         assert rt.stats("echo").in_flight == 0
+
+
+def test_each_refused_caller_gets_its_own_exception_object() -> None:
+    from infer_runtime.engine.core import _copy_error
+    from infer_runtime.errors import InternalError
+
+    original = QueueFullError("model 'm' queue is full (3 requests)")
+    original.code = "RESOURCE_EXHAUSTED"
+    copy = _copy_error(original)
+    assert copy is not original and type(copy) is QueueFullError
+    assert (str(copy), copy.code) == (str(original), "RESOURCE_EXHAUSTED")
+
+    class Picky(Exception):
+        def __init__(self, a: str, b: str) -> None:
+            super().__init__(f"{a}/{b}")
+
+    fallback = _copy_error(Picky("x", "y"))
+    assert isinstance(fallback, InternalError) and "Picky: x/y" in str(fallback)

@@ -123,8 +123,12 @@ def _concatenate(arrays: list[np.ndarray]) -> Any:
 
 
 def _copy_error(exc: Exception) -> Exception:
-    """A fresh exception like ``exc`` (one raised object per caller, not one shared)."""
-    copy = type(exc)(*exc.args)
+    """A fresh exception like ``exc`` (one raised object per caller, not one shared); an
+    InternalError with its text when its type cannot be rebuilt from its args."""
+    try:
+        copy = type(exc)(*exc.args)
+    except Exception:  # noqa: BLE001 - any constructor that needs more than args
+        return InternalError(f"{type(exc).__name__}: {exc}")
     copy.__dict__.update(exc.__dict__)
     return copy
 
@@ -473,7 +477,6 @@ class Delivery:
     def __init__(self, capacity: int, max_outputs: int = 64) -> None:
         assert ffi.sizeof("ir_completion") == 8 * _COMPLETION_WORDS
         self.buffer = ffi.new("ir_completion[]", capacity)
-        self.capacity = capacity
         self._words = np.frombuffer(ffi.buffer(self.buffer), np.uint64).reshape(capacity, _COMPLETION_WORDS)
         self._tensors = ffi.new("ir_tensor[]", max_outputs)
         self._batches: dict[int, tuple[tuple[str, np.ndarray], ...]] = {}  # batch key → (name, array over it)
