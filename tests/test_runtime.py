@@ -419,29 +419,44 @@ def test_quiet_admission_waits_for_the_doorbell_unless_it_fills_a_batch() -> Non
         engine.destroy()
 
 
-async def test_lone_requests_poll_only_while_polling_pays(spec) -> None:  # type: ignore[no-untyped-def]
-    """A lone request busy-waits (in C) for its completion only while the model answers
-    within runtime.idle_spin_us; a slower model sends lone requests the eventfd way, and a
-    fast answer switches polling back on. Results are the same either way."""
+async def test_lone_requests_poll_with_backoff_after_a_miss(spec) -> None:  # type: ignore[no-untyped-def]
+    """A lone request busy-waits (in C) for its completion up to runtime.idle_spin_us. After
+    a miss (a slower model) the next 1, 2, 4, ... (at most 128) lone requests go the eventfd
+    way, then one polls again; a hit resets the backoff. Results are the same either way.
+    (Polling once stayed off for good after a burst on a slow machine.)"""
     path = spec('[runtime]\nidle_spin_us = 200\n[models.fast]\nbackend = "identity"\ninputs = [{ name = "x", dtype = "float32", shape = [-1, 2] }]\n'
                 + gated("slow", batching="[models.slow.batching]\nmax_batch_size = 4"))
-    tb.gate("slow").set()  # opens at once, but a Python backend answers in far more than 200 us
+    tb.gate("slow").set()
     async with Runtime.from_spec(path, environ={}) as rt:
         x = np.arange(2, dtype=np.float32).reshape(1, 2)
-        for _ in range(5):
-            np.testing.assert_array_equal((await rt.infer("fast", {"x": x}))["x"], x)
-        assert rt._poll_pays  # identity answers within the spin
-        tb.gate("slow").clear()
-        task = asyncio.ensure_future(rt.infer("slow", {"x": np.ones((1, 1), np.float32)}))
-        await asyncio.sleep(0)  # submitted; its poll of 200 us missed
-        assert not rt._poll_pays
-        tb.gate("slow").set()
-        np.testing.assert_array_equal((await task)["x"], np.ones((1, 1), np.float32))
-        for _ in range(50):  # the eventfd way; one answer within the spin re-arms polling (bounded: a busy CI may be slow)
-            np.testing.assert_array_equal((await rt.infer("fast", {"x": x}))["x"], x)
-            if rt._poll_pays:
-                break
-        assert rt._poll_pays
+        one = np.ones((1, 1), np.float32)
+
+        async def fast_until_polling_hits() -> None:
+            for _ in range(200):  # bounded: a busy CI machine may miss a few 200 us polls
+                np.testing.assert_array_equal((await rt.infer("fast", {"x": x}))["x"], x)
+                if (rt._poll_skip, rt._poll_backoff) == (0, 1):
+                    return
+            raise AssertionError("polling never re-armed")
+
+        async def slow_miss() -> None:
+            tb.gate("slow").clear()  # held far longer than the 200 us poll
+            task = asyncio.ensure_future(rt.infer("slow", {"x": one}))
+            await asyncio.sleep(0)  # submitted; its poll missed (or it was left to the eventfd)
+            tb.gate("slow").set()
+            np.testing.assert_array_equal((await task)["x"], one)
+
+        await fast_until_polling_hits()
+        await slow_miss()
+        assert (rt._poll_skip, rt._poll_backoff) == (1, 2)
+        await slow_miss()  # skipped: the eventfd way, no poll
+        assert (rt._poll_skip, rt._poll_backoff) == (0, 2)
+        await slow_miss()  # polls, misses again: the backoff doubles
+        assert (rt._poll_skip, rt._poll_backoff) == (2, 4)
+        rt._poll_skip, rt._poll_backoff = 0, 128
+        await slow_miss()
+        assert (rt._poll_skip, rt._poll_backoff) == (128, 128)  # capped
+        rt._poll_skip = 3
+        await fast_until_polling_hits()  # three the eventfd way, then a hit resets it
 
 
 def test_engine_poll_returns_a_completion_or_nothing_after_the_spin() -> None:

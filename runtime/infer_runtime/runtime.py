@@ -19,7 +19,6 @@ import asyncio
 import concurrent.futures
 import os
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -190,9 +189,9 @@ class Runtime(_Common):
         self._doorbell_scheduled = False
         # Lone requests poll briefly for their completion (see _catch_lone).
         self._poll_us = loaded.spec.runtime.idle_spin_us
-        self._poll_pays = True
+        self._poll_skip = 0  # lone requests left to the eventfd before the next poll
+        self._poll_backoff = 1  # the next skip after a miss (doubles per miss, to a cap)
         self._serving: dict[str, Any] = {}  # model name → EngineModel, for the hot path
-        self._lone_since = 0.0  # perf_counter() of a lone request left to the eventfd path
 
     @classmethod
     def from_spec(cls, spec: str | os.PathLike[str] | LoadedSpec, *, overrides: Mapping[str, Any] | None = None, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Runtime:
@@ -304,16 +303,24 @@ class Runtime(_Common):
         """A lone request: nothing else is in flight, so the loop would sleep in epoll until
         the eventfd wakes it. When the model answers within the idle spin (identity, tiny
         models), busy-wait for the completion in C instead and resolve the waiter before
-        awaiting it: no sleep, no wake-up, no extra loop iteration. Adaptive: after a poll
-        that missed, lone requests go the eventfd way until one completes within the spin."""
-        if not self._poll_pays:
-            self._lone_since = time.perf_counter()
+        awaiting it: no sleep, no wake-up, no extra loop iteration. Adaptive, with backoff:
+        after a poll that missed (a model slower than the spin, or an engine still busy with
+        a burst), the next 1, 2, 4, ... up to 128 lone requests go the eventfd way before
+        one polls again; a hit resets it. A slow model thus costs one wasted spin per 128
+        requests, and a fast one is polled again soon after a burst. (Re-arming once a lone
+        request's eventfd round trip fitted in the spin never happened on a slow VM: that
+        round trip includes the loop's own wake-up.)"""
+        if self._poll_skip:
+            self._poll_skip -= 1
             return
         engine = self._core.engine
         assert engine is not None
         self._deliver_all(engine.poll_into(self._delivery.buffer, _DRAIN_BATCH, self._poll_us))
-        if not waiter.done():
-            self._poll_pays = False
+        if waiter.done():
+            self._poll_backoff = 1
+        else:
+            self._poll_skip = self._poll_backoff
+            self._poll_backoff = min(2 * self._poll_backoff, _POLL_BACKOFF_MAX)
 
     def _schedule_doorbell(self) -> None:
         if not self._doorbell_scheduled:
@@ -347,10 +354,6 @@ class Runtime(_Common):
             delivered += n
             if n < _DRAIN_BATCH:
                 break
-        if self._lone_since and delivered:
-            # Would a poll have caught that lone request? Then poll for the next one.
-            self._poll_pays = (time.perf_counter() - self._lone_since) * 1e6 <= self._poll_us
-            self._lone_since = 0.0
         if delivered > 1:
             # Several callers resume next: their wake-ups are queued ahead of the doorbell,
             # so it rings once they have all resubmitted. A single caller (concurrency 1)
@@ -459,5 +462,6 @@ class SyncRuntime(_Common):
 
 
 _DRAIN_BATCH = 256
+_POLL_BACKOFF_MAX = 128
 _MAX_OUTPUTS = 64
 _NO_WAITER: tuple[Any, Any] = (None, None)
