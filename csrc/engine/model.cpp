@@ -184,11 +184,7 @@ Status Model::check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* r
 
 Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake) {
   int32_t admitted = 0;
-  return admit(cookie, inputs, n_inputs, nullptr, 1, priority, timeout_us, wake, &admitted);
-}
-
-Status Model::submit_many(uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, bool wake, int32_t* admitted) {
-  return admit(first_cookie, inputs, n_inputs, rows, n_requests, priority, timeout_us, wake, admitted);
+  return submit_many(cookie, inputs, n_inputs, nullptr, 1, priority, timeout_us, wake, &admitted);
 }
 
 Status Model::check_parts(const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int64_t total_rows) const {
@@ -212,7 +208,7 @@ Status Model::check_parts(const ir_tensor* inputs, int32_t n_inputs, const int64
   return Status::Ok();
 }
 
-Status Model::admit(uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, bool wake, int32_t* admitted) {
+Status Model::submit_many(uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, bool wake, int32_t* admitted) {
   *admitted = 0;
   if (n_requests < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "no requests to submit");
   ModelStats::add(stats_.submitted, static_cast<uint64_t>(n_requests));

@@ -76,8 +76,9 @@ class Model {
   [[nodiscard]] const ModelConfig& config() const { return config_; }
 
   Status submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake);
-  // `n_requests` requests over consecutive row ranges of one set of inputs (ir_submit_many);
-  // *admitted = how many went in before a refusal.
+  // `n_requests` requests over consecutive row ranges of one set of inputs (ir_submit_many;
+  // rows == nullptr: one request of all of them, which is what submit() is): validated,
+  // then admitted in order while the queue has room; *admitted = how many went in.
   Status submit_many(uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, bool wake, int32_t* admitted);
 
   // Hands requests admitted with wake = false to the batcher, as one burst, and wakes
@@ -110,8 +111,6 @@ class Model {
   Status check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* rows) const;
   // The split of `total_rows` into requests (rows == nullptr: one request of all of them).
   Status check_parts(const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int64_t total_rows) const;
-  // Both submit paths: validate, then admit the requests in order while the queue has room.
-  Status admit(uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, bool wake, int32_t* admitted);
   // Points a request's views at rows [first_row, first_row + rows) of `inputs`.
   void fill_views(Request* request, const ir_tensor* inputs, int32_t n_inputs, int64_t first_row, int64_t rows, int64_t total_rows) const;
   void fail_locked(std::vector<Request*>& requests, ir_code code, const char* what);

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,6 +40,9 @@ from infer_runtime.errors import (
 from infer_runtime.spec import LoadedSpec, load_spec
 
 log = structlog.get_logger("infer_runtime.runtime")
+
+_NO_WAITER: tuple[Any, Any] = (None, None)  # pending.pop default: the caller is gone
+_NO_LOCK = contextlib.nullcontext()
 
 Arrays = dict[str, np.ndarray]
 
@@ -88,6 +93,17 @@ class _Core:
     def flush(self, model: Any) -> None:
         """Submits what ``model`` holds from :meth:`stage` (its cookies are taken here)."""
         self._next_cookie += model.flush(self._next_cookie, self.pending)
+
+    def deliver(self, delivery: Delivery, n: int, lock: AbstractContextManager[Any] = _NO_LOCK) -> None:
+        """Resolves the waiters of the first ``n`` completions in ``delivery``'s buffer;
+        their entries leave ``pending`` under ``lock`` (SyncRuntime's submission lock)."""
+        if not n:
+            return
+        columns = delivery.columns(n)
+        pop = self.pending.pop
+        with lock:
+            waiters = [pop(cookie, _NO_WAITER)[0] for cookie in columns[0]]
+        delivery.resolve(columns, waiters)
 
     def warmup_inputs(self) -> list[tuple[str, Arrays]]:
         """One small request per model that asks for warmup and has a known signature."""
@@ -362,10 +378,7 @@ class Runtime(_Common):
 
     def _deliver_all(self, n: int) -> None:
         """Resolves the waiters of the first ``n`` completions in the drain buffer."""
-        if n:
-            columns = self._delivery.columns(n)
-            pop = self._core.pending.pop
-            self._delivery.resolve(columns, [pop(cookie, _NO_WAITER)[0] for cookie in columns[0]])
+        self._core.deliver(self._delivery, n)
 
 
 class SyncRuntime(_Common):
@@ -445,23 +458,15 @@ class SyncRuntime(_Common):
             n = engine.wait(None, self._delivery.buffer)
             if n == 0:  # only when the engine has stopped and nothing is left
                 return
-            self._resolve(n)
+            self._core.deliver(self._delivery, n, self._lock)
 
     def _deliver_ready(self) -> None:
         """Delivers every completion waiting now (after the dispatcher has returned)."""
         engine = self._core.engine
         while engine is not None and (n := engine.drain_into(self._delivery.buffer, _DRAIN_BATCH)):
-            self._resolve(n)
-
-    def _resolve(self, n: int) -> None:
-        columns = self._delivery.columns(n)
-        pop = self._core.pending.pop
-        with self._lock:
-            waiters = [pop(cookie, _NO_WAITER)[0] for cookie in columns[0]]
-        self._delivery.resolve(columns, waiters)
+            self._core.deliver(self._delivery, n, self._lock)
 
 
 _DRAIN_BATCH = 256
 _POLL_BACKOFF_MAX = 128
 _MAX_OUTPUTS = 64
-_NO_WAITER: tuple[Any, Any] = (None, None)
