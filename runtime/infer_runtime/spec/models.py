@@ -39,6 +39,8 @@ class RuntimeSection(_Section):
 
     name: str = Field("infer-runtime", min_length=1, description="Name reported in logs, metrics and server metadata.")
     worker_threads: int = Field(2, ge=1, le=1024, description="Thread budget of the C++ scheduler and native instance workers.")
+    python_path: list[str] = Field(default_factory=list, description="Folders, relative to the spec file, put at the front of `sys.path` before any `python` backend's entrypoint is imported, so a spec's own Python steps import without the user editing `sys.path`.", json_schema_extra={"default": []})
+    load_timeout_s: float = Field(300.0, gt=0, description="Longest one model may take to load and warm up; a model still loading then fails to load (ModelLoadError) and startup goes on without it or stops, as `server.exit_on_error` says.")
     idle_spin_us: int = Field(50, ge=0, le=10000, description="An idle instance polls for new work this long before sleeping, and the event loop polls this long for the result of a lone request before sleeping: each saves a thread wake-up per request while it pays (both adapt: they stop polling after polls that missed), at the cost of some CPU; 0 = never poll.")
 
 
@@ -69,6 +71,9 @@ class ServerSection(_Section):
     grpc_max_message_bytes: int = Field(67108864, ge=1, description="Largest gRPC message accepted or sent.")
     exit_on_error: bool = Field(True, description="Fail startup when a model fails to load; false serves the others and reports that model unready.")
     access_log: bool = Field(False, description="Log one event per request.")
+    read_timeout_s: float = Field(30.0, gt=0, description="A client must send a whole request (headers and body) within this many seconds, or its connection is closed (slow-client defence).")
+    keepalive_timeout_s: float = Field(15.0, ge=0, description="An idle keep-alive connection is closed after this many seconds; 0 closes connections after each response.")
+    max_connections: int = Field(1024, ge=1, description="Most client connections open at once over HTTP; further ones wait in the listen backlog.")
 
 
 class TensorSpec(_Section):
@@ -88,6 +93,7 @@ class BatchingSection(_Section):
     max_queue_size: int = Field(1024, ge=1, description="Queued requests beyond this are rejected at once (RESOURCE_EXHAUSTED, HTTP 503).")
     default_timeout_ms: int = Field(0, ge=0, description="A request queued longer than this fails with DEADLINE_EXCEEDED and never runs; 0 = no timeout.")
     priority_levels: int = Field(1, ge=1, le=16, description="Number of priority levels; requests with a higher priority are served first.")
+    adaptive: bool = Field(True, description="`max_queue_delay_us` is a bound, not a wait: a batch is dispatched as soon as more arrivals within the window are not expected to lower the waiting requests' latency (docs/batching.md). `false` waits out the whole window, as Triton does.")
 
 
 class OnnxRuntimeOptions(_Section):
@@ -113,9 +119,11 @@ class TensorRTOptions(_Section):
 class RulesOptions(_Section):
     """Options of the `rules` backend (the C++ forward-chaining engine)."""
 
-    max_iterations: int = Field(1000, ge=1, description="Bound on forward-chaining rounds before the run fails.")
-    bindings: dict[str, str] = Field(default_factory=dict, description="Input tensor name → fact predicate it asserts.", json_schema_extra={"default": {}})
-    outputs: dict[str, str] = Field(default_factory=dict, description="Output tensor name → predicate whose derived facts fill it.", json_schema_extra={"default": {}})
+    max_iterations: int = Field(1000, ge=1, description="Most rule firings per row; a row with activations left after that fails with an error naming the limit.")
+    bindings: dict[str, str] = Field(default_factory=dict, description="Input tensor name → fact predicate: row r of the input becomes the fact `predicate(v0, ..., vk-1)`.", json_schema_extra={"default": {}})
+    outputs: dict[str, str] = Field(default_factory=dict, description="Output tensor name → predicate: row r of the output is the first argument of the newest such fact.", json_schema_extra={"default": {}})
+    defaults: dict[str, str | float] = Field(default_factory=dict, description="Output tensor name → value used for a row with no fact of its predicate.", json_schema_extra={"default": {}})
+    explain: bool = Field(False, description="Add a BYTES output `_fired`: the names of the rules fired for the row, in order, comma-separated.")
 
 
 class PythonOptions(_Section):
@@ -130,7 +138,8 @@ class PluginOptions(_Section):
 
     library: str | None = Field(None, min_length=1, description="Path of a built plugin library (.so), relative to the spec file. Exactly one of `library` and `sources`.")
     sources: list[str] | None = Field(None, min_length=1, description="C/C++ sources compiled and cached at startup. Exactly one of `library` and `sources`.")
-    compile_args: list[str] = Field(default_factory=list, description="Extra compiler arguments for `sources`.", json_schema_extra={"default": []})
+    cflags: list[str] = Field(default_factory=list, description="Extra compiler arguments for `sources` (after the built-in C++17, -O2, -fPIC, -shared and the plugin header's folder).", json_schema_extra={"default": []})
+    libs: list[str] = Field(default_factory=list, description="Libraries to link `sources` with (`m` for -lm), or paths of library files.", json_schema_extra={"default": []})
     config: dict[str, Any] = Field(default_factory=dict, description="Free-form table passed to the plugin at initialisation.", json_schema_extra={"default": {}})
 
 
@@ -142,6 +151,7 @@ class ModelSpec(_Section):
     registry: str | None = Field(None, pattern=REGISTRY_REF_PATTERN, description="Registry source: `name@environment`, `name@1.2.0`, or `name` for the latest version. Needs a [registry] section.", examples=["scorer@production", "scorer@1.2.0"])
     instances: int = Field(1, ge=1, le=256, description="Instances (workers) running batches concurrently.")
     warmup: bool = Field(True, description="Run one request before the model reports ready.")
+    execution_timeout_ms: int = Field(0, ge=0, description="A batch running longer than this fails its requests (DEADLINE_EXCEEDED) and its instance is marked unhealthy: replaced where the backend allows, else the model goes unready; 0 = no limit.")
     inputs: list[TensorSpec] | None = Field(None, description="Declared inputs, checked against the model; optional for backends that describe themselves.")
     outputs: list[TensorSpec] | None = Field(None, description="Declared outputs, checked against the model.")
     batching: BatchingSection | None = Field(None, description="Dynamic batching; absent = requests run one at a time per instance.")
