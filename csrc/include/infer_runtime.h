@@ -40,7 +40,7 @@ extern "C" {
 /* IR_CDEF_BEGIN */
 
 #define IR_ABI_VERSION_MAJOR 0
-#define IR_ABI_VERSION_MINOR 9
+#define IR_ABI_VERSION_MINOR 10
 
 /* ---- Versions --------------------------------------------------------------------
  * Threading: safe from any thread.
@@ -139,10 +139,11 @@ typedef struct ir_tensor {
 } ir_tensor;
 
 /* ---- Engine ------------------------------------------------------------------------
- * An engine owns models, their worker threads and one completion queue.
+ * An engine owns a table of models by name, their worker threads, a timekeeper thread that
+ * fails queued requests at their deadline, and one completion queue.
  * Ownership: caller owns the engine; free with ir_engine_destroy.
- * Threading: ir_submit, ir_engine_drain, ir_engine_wait, stats and ir_engine_stop are safe
- * from any thread. Completions are delivered to one consumer: either the eventfd +
+ * Threading: every function of this section is safe from any thread, concurrently with
+ * submission. Completions are delivered to one consumer: either the eventfd +
  * ir_engine_drain pair (asyncio) or ir_engine_wait (a blocking thread), not both.
  */
 
@@ -152,12 +153,16 @@ typedef struct ir_response ir_response;
 typedef struct ir_batch ir_batch;
 typedef struct ir_backend ir_backend;
 
+/* Creates an empty engine (its timekeeper thread starts).
+ * Ownership: caller owns *out; free with ir_engine_destroy. Errors: RESOURCE_EXHAUSTED when no
+ * eventfd or thread can be made. */
 ir_error* ir_engine_create(ir_engine** out);
 
 /* Stops the engine if still running (ir_engine_stop with timeout 0), joins its native
  * threads and frees every model, queued request and undrained completion. Call it only
- * after the threads serving external backends (ir_model_next_batch) have returned.
- * NULL is a harmless no-op. */
+ * after the threads serving external backends (ir_model_next_batch) have returned. Model
+ * handles still held afterwards answer UNAVAILABLE and must still be released.
+ * NULL is a harmless no-op. Threading: not concurrently with any other call on the engine. */
 void ir_engine_destroy(ir_engine* engine);
 
 /* A non-blocking eventfd that becomes readable when completions are waiting; read it
@@ -166,7 +171,8 @@ void ir_engine_destroy(ir_engine* engine);
 int ir_engine_event_fd(const ir_engine* engine);
 
 typedef enum ir_backend_kind {
-    IR_BACKEND_IDENTITY = 1,   /* native: outputs are the inputs, run by engine threads */
+    IR_BACKEND_IDENTITY = 1,   /* native identity (outputs are the inputs); shorthand for a
+                                  backend opened as "identity" */
     IR_BACKEND_EXTERNAL = 2,   /* batches are pulled by the host with ir_model_next_batch */
     IR_BACKEND_NATIVE = 3      /* an opened ir_backend (config.native), run by engine threads */
 } ir_backend_kind;
@@ -178,31 +184,62 @@ typedef struct ir_model_config {
     int32_t instances;                 /* >= 1 */
     int32_t batching;                  /* 0: one request at a time per instance */
     int64_t max_batch_size;            /* rows, when batching */
-    int64_t max_queue_delay_us;
+    int64_t max_queue_delay_us;        /* [0, 2^40] */
     const int64_t* preferred_batch_sizes;
     int32_t n_preferred;
     int64_t max_queue_size;            /* >= 1 */
-    int64_t default_timeout_us;        /* 0: none */
-    int32_t priority_levels;           /* >= 1 */
+    int64_t default_timeout_us;        /* [0, 2^40]; 0: none */
+    int32_t priority_levels;           /* [1, 64] */
     const ir_tensor* inputs;           /* the signature (data unused); NULL with n_inputs -1: any */
     int32_t n_inputs;
     int64_t idle_spin_us;              /* an idle worker polls for new work this long before
                                           sleeping: lower latency, some CPU; 0 = never */
     ir_backend* native;                /* IR_BACKEND_NATIVE: the opened backend; else NULL */
+    const ir_tensor* outputs;          /* declared outputs (data unused), checked against every
+                                          batch's outputs; NULL with n_outputs -1: unchecked */
+    int32_t n_outputs;
+    int64_t execution_timeout_us;      /* a batch running longer fails its requests with
+                                          DEADLINE_EXCEEDED (see ir_model_stats); 0: none */
+    int32_t adaptive;                  /* 1: dispatch before max_queue_delay_us when no arrival
+                                          is expected to pay for the wait (docs/batching.md) */
 } ir_model_config;
 
-/* Adds a model and starts its native workers. `config` and everything it points to are
- * borrowed for the duration of the call (copied), except `native`: on success the model
- * takes it over (the handle is freed; do not use or free it again); on failure the caller
- * still owns it. A native model's inputs must be the backend's (ir_backend_tensor), in
- * order; a -1 dimension may be narrowed.
- * Ownership: the model belongs to the engine; `*out` is borrowed until the engine is
- * destroyed. Errors: INVALID_ARGUMENT for a bad config or a duplicate name. */
+/* Adds a model under a new name and starts its native workers. `config` and everything it
+ * points to are borrowed for the call (copied), except `native`: on success the model takes
+ * it over (the handle is freed; do not use or free it again); on failure the caller still
+ * owns it. A native model's inputs must be the backend's (ir_backend_tensor), in order; a -1
+ * dimension may be narrowed.
+ * Ownership: caller owns *out (a handle on this model); release with ir_model_release. The
+ * engine holds its own reference while the model is in its table.
+ * Errors: INVALID_ARGUMENT for a bad config or a name already in the table; UNAVAILABLE once
+ * the engine stopped. */
 ir_error* ir_engine_add_model(ir_engine* engine, const ir_model_config* config, ir_model** out);
+
+/* Replaces the model called config->name with a new one, as ir_engine_add_model builds it.
+ * The new model admits at once; the old one stops admitting (a submission through an old
+ * handle goes to the new model), finishes what it admitted, then its workers stop and it is
+ * freed when its last handle is released. No request is lost or answered by a half-torn model.
+ * Ownership and `native`: as ir_engine_add_model. Errors: NOT_FOUND when no model has that
+ * name; otherwise as ir_engine_add_model (the old model keeps serving on any error). */
+ir_error* ir_engine_replace_model(ir_engine* engine, const ir_model_config* config, ir_model** out);
+
+/* Takes the model called `name` out of the table: it stops admitting (UNAVAILABLE), finishes
+ * what it admitted in the background, then its workers stop. `name` is borrowed for the call.
+ * Errors: NOT_FOUND. */
+ir_error* ir_engine_retire_model(ir_engine* engine, const char* name);
+
+/* A handle on the model currently called `name`. `name` is borrowed for the call.
+ * Ownership: caller owns *out; release with ir_model_release. Errors: NOT_FOUND. */
+ir_error* ir_engine_find_model(ir_engine* engine, const char* name, ir_model** out);
+
+/* Releases a model handle. NULL is a harmless no-op. Threading: any thread, once per handle. */
+void ir_model_release(ir_model* model);
 
 /* Stops admission (new submissions fail with UNAVAILABLE), waits up to `timeout_us` for
  * queued and running work to finish, then fails what is still queued with CANCELLED and
- * wakes every ir_model_next_batch caller with UNAVAILABLE. Idempotent. */
+ * wakes every ir_model_next_batch caller with UNAVAILABLE. A batch still running on an
+ * external (pulled) instance at the timeout completes later, when its host finishes it.
+ * Idempotent; a concurrent second call returns at once while the first drains. */
 void ir_engine_stop(ir_engine* engine, int64_t timeout_us);
 
 /* ---- Submission --------------------------------------------------------------------
@@ -210,7 +247,8 @@ void ir_engine_stop(ir_engine* engine, int64_t timeout_us);
  * for models without a fixed signature); the descriptors are borrowed for the call, and
  * the `data` they point to is borrowed until this request's completion is delivered.
  * `priority` is in [0, priority_levels), larger is more urgent. `timeout_us` > 0 may only
- * shorten the model's default timeout; 0 keeps it.
+ * shorten the model's default timeout (any value, however large, is safe); 0 keeps it. A
+ * model without a fixed signature takes at most 64 inputs.
  * Errors, at once and without enqueuing: INVALID_ARGUMENT (shape/dtype/rows), UNAVAILABLE
  * (stopping), RESOURCE_EXHAUSTED (queue full).
  * Threading: safe from any thread; never blocks on the model's work. */
@@ -243,6 +281,11 @@ ir_error* ir_submit_many(ir_model* model, uint64_t first_cookie, const ir_tensor
 /* Wakes the model's idle workers to look at the queue (see IR_SUBMIT_NO_WAKE).
  * Threading: safe from any thread. */
 void ir_model_wake(ir_model* model);
+
+/* Cancels the request submitted with `cookie` if it is still queued: it completes at once with
+ * CANCELLED (counted as cancelled) and never runs. Returns 1 if it was cancelled, 0 if it is
+ * running, finished or unknown (its completion comes as usual). Threading: any thread. */
+int32_t ir_model_cancel(ir_model* model, uint64_t cookie);
 
 /* ---- Completions ------------------------------------------------------------------- */
 
@@ -336,14 +379,56 @@ void ir_batch_finish(ir_batch* batch, ir_error* error);
  * error naming it. The batch is freed. */
 void ir_batch_complete(ir_batch* batch, const ir_tensor* outputs, int32_t n_outputs);
 
-/* ---- Native backends ----------------------------------------------------------------
- * A native backend runs batches on the engine's own instance threads: the host is never
- * called back. It is opened first (loading the model and reading its signature, so the host
- * can check it against its own declarations), then given to ir_engine_add_model.
- * Ownership: caller owns an opened backend until ir_engine_add_model takes it; free it with
- * ir_backend_free otherwise. Threading: one thread at a time.
+/* ---- Backends ------------------------------------------------------------------------
+ * A native backend runs batches on the engine's own instance threads through the backend
+ * contract (infer_runtime_backend.h): a built-in one found by name, or a plugin library. It is
+ * opened first (instances created, the signature read, so the host can check it against its
+ * own declarations), then given to ir_engine_add_model or ir_engine_replace_model.
+ * Ownership: caller owns an opened backend until a model takes it; free it with
+ * ir_backend_free otherwise. Threading: one thread at a time per backend.
  */
 
+typedef struct ir_backend_options {
+    uint32_t struct_size;              /* sizeof(ir_backend_options) */
+    const char* kind;                  /* a built-in ("identity", "onnxruntime", "rules") or
+                                          "plugin" */
+    const char* library;               /* "plugin": path of the shared library; else NULL */
+    const char* model_name;            /* for messages */
+    const char* config_json;           /* the backend's options as JSON; NULL reads as "{}" */
+    const ir_tensor* inputs;           /* declared signature (data unused); NULL with -1: none */
+    int32_t n_inputs;
+    const ir_tensor* outputs;
+    int32_t n_outputs;
+    int32_t instances;                 /* instances to create, >= 1 */
+    int64_t max_batch_rows;            /* the model's max_batch_size; 0: it does not batch */
+} ir_backend_options;
+
+/* Opens a backend: loads a plugin library (once per path for the life of the process; its
+ * entry symbol and IRB_ABI_VERSION checked), then creates `instances` instances.
+ * `options` and everything it points to are borrowed for the call.
+ * Errors: NOT_FOUND (unknown kind, library or file missing), INVALID_ARGUMENT (the backend
+ * refused its config or signature, the library lacks irb_plugin_init or was built for another
+ * IRB_ABI_VERSION -- the message names both), UNAVAILABLE (a library that cannot be loaded). */
+ir_error* ir_backend_open(const ir_backend_options* options, ir_backend** out);
+
+/* The backend's signature as its first instance reports it: inputs (`outputs` = 0) or
+ * outputs (`outputs` = 1). Count is -1 for backends that take any tensors (identity). In
+ * `out` (data unused), -1 in `shape` is any size; pointers are borrowed until the backend is
+ * freed or taken over. Errors: NOT_FOUND for an index out of range. */
+int32_t ir_backend_tensor_count(const ir_backend* backend, int32_t outputs);
+ir_error* ir_backend_tensor(const ir_backend* backend, int32_t outputs, int32_t index, ir_tensor* out);
+
+/* The batch rows the backend accepts (its instances' batch_range): [*min_rows, *max_rows]. */
+void ir_backend_batch_range(const ir_backend* backend, int64_t* min_rows, int64_t* max_rows);
+
+/* One line describing what runs the model, e.g. "onnxruntime 1.31.1 (CPUExecutionProvider)".
+ * Ownership: borrowed; valid until the backend is freed or taken over. */
+const char* ir_backend_info(const ir_backend* backend);
+
+/* Frees a backend no model took over (destroying its instances). NULL is a harmless no-op. */
+void ir_backend_free(ir_backend* backend);
+
+/* TRANSITIONAL (removed when ir_backend_open serves onnxruntime): the old opener. */
 typedef struct ir_onnxruntime_options {
     uint32_t struct_size;              /* sizeof(ir_onnxruntime_options) */
     const char* library;               /* path of the ONNX Runtime shared library (API 13+) */
@@ -362,19 +447,9 @@ typedef struct ir_onnxruntime_options {
  * non-tensor or string inputs/outputs, or an option is refused). */
 ir_error* ir_onnxruntime_open(const ir_onnxruntime_options* options, ir_backend** out);
 
-/* The backend's signature as read from its artifact: inputs (`outputs` = 0) or outputs
- * (`outputs` = 1). Count is 0 for backends without one. In `out` (data unused), -1 in
- * `shape` is any size; pointers are borrowed until the backend is freed or taken over.
- * Errors: NOT_FOUND for an index out of range. */
-int32_t ir_backend_tensor_count(const ir_backend* backend, int32_t outputs);
-ir_error* ir_backend_tensor(const ir_backend* backend, int32_t outputs, int32_t index, ir_tensor* out);
 
-/* One line describing what runs the model, e.g. "onnxruntime 1.31.1 (CPUExecutionProvider)".
- * Ownership: borrowed; valid until the backend is freed or taken over. */
-const char* ir_backend_info(const ir_backend* backend);
-
-/* Frees a backend no model took over. NULL is a harmless no-op. */
-void ir_backend_free(ir_backend* backend);
+/* The IRB_ABI_VERSION of the backend contract this engine implements. */
+uint32_t ir_backend_abi_version(void);
 
 /* ---- Statistics -------------------------------------------------------------------- */
 
@@ -404,6 +479,8 @@ typedef struct ir_model_stats {
     uint64_t request_ns_buckets[25];  /* submit to completion, successes */
     uint64_t request_ns_sum;
     uint64_t batch_rows_buckets[18];    /* IR_BATCH_BUCKETS */
+    uint64_t batches_early;             /* dispatched before the delay: no arrival expected (adaptive) */
+    uint64_t execution_timeouts;        /* batches failed for running past execution_timeout_us */
 } ir_model_stats;
 
 /* A consistent-enough snapshot (each counter is atomic). `out->struct_size` must be set. */
@@ -427,7 +504,7 @@ typedef struct ir_sim_event {
     int32_t kind;            /* one of ir_sim_kind */
     uint64_t request_id;
     int64_t batch;           /* index of the batch (IR_SIM_BATCH), else -1 */
-    int32_t reason;          /* 1 full, 2 preferred, 3 delay (IR_SIM_BATCH), else 0 */
+    int32_t reason;          /* 1 full, 2 preferred, 3 delay, 4 early (IR_SIM_BATCH), else 0 */
     int32_t instance;        /* which instance ran it (IR_SIM_BATCH), else -1 */
 } ir_sim_event;
 
@@ -438,6 +515,40 @@ typedef struct ir_sim_event {
 ir_error* ir_batcher_simulate(const ir_model_config* config, const ir_sim_request* requests, size_t n_requests,
                               int32_t instances, int64_t exec_base_ns, int64_t exec_per_row_ns,
                               ir_sim_event* out, size_t capacity, size_t* n_out);
+
+/* ---- Registry reader ---------------------------------------------------------------
+ * Resolves model references against a registry file (docs/registry.md) through the SQLite C
+ * API, read-only, so the engine opens the artifact a reference names.
+ * Threading: safe from any thread; each call opens its own connection.
+ */
+
+typedef struct ir_registry_entry ir_registry_entry;
+
+/* Resolves `reference` ("name@environment", "name@1.2.0" or "name" for the latest version)
+ * in the registry at `db_path`. Both strings are borrowed for the call.
+ * Ownership: caller owns *out; free with ir_registry_entry_free.
+ * Errors: NOT_FOUND (no such file, name, version or environment: the message says what exists),
+ * INVALID_ARGUMENT (a malformed reference; a registry of a newer schema), UNAVAILABLE (the file
+ * is not a readable registry). */
+ir_error* ir_registry_resolve(const char* db_path, const char* reference, ir_registry_entry** out);
+
+/* A field of a resolved entry as text: "name", "version", "environment" (empty when resolved
+ * by version), "artifact" (absolute path), "filename", "format", "backend", "sha256", "size",
+ * "created_at", "metadata" (JSON). NULL for an unknown field.
+ * Ownership: borrowed; valid until the entry is freed. */
+const char* ir_registry_entry_field(const ir_registry_entry* entry, const char* field);
+
+/* Frees an entry. NULL is a harmless no-op. */
+void ir_registry_entry_free(ir_registry_entry* entry);
+
+/* ---- Self-test hook: the engine's JSON reader (for the cross-language test) --------- */
+
+/* Parses `size` bytes of `text` with the JSON reader the backends use and writes its
+ * canonical form to `out` (compact; object members in document order; numbers as the
+ * shortest text that reads back to the same double; strings with only the escapes JSON
+ * requires). `*n_out` gets the length needed, even when larger than `capacity` (then nothing
+ * is written). Errors: INVALID_ARGUMENT naming line and column of the first problem. */
+ir_error* ir_selftest_json(const char* text, size_t size, char* out, size_t capacity, size_t* n_out);
 
 /* IR_CDEF_END */
 
