@@ -134,6 +134,12 @@ typedef struct irb_host {
     irb_error* (*output_copy)(irb_sink* sink, const irb_tensor* tensor);
     irb_error* (*output_adopt)(irb_sink* sink, const irb_tensor* tensor, irb_release_fn release,
                                void* owner);
+
+    /* Fails one request of the batch (`request` indexes irb_batch.request_rows) with `error`,
+     * whose ownership moves to the host: that request completes with the error while the
+     * others get their rows of the outputs (the outputs must still cover every row). For a
+     * failure that concerns one row's data, not the batch. */
+    void (*request_fail)(irb_sink* sink, int32_t request, irb_error* error);
 } irb_host;
 
 /* What create is given. Everything it points to is borrowed for the call. */
