@@ -42,4 +42,5 @@ int main(int argc, char** argv) {
   std::sort(us.begin(), us.end());
   std::printf("engine round trip: p50 %.1f us  p99 %.1f us  (n=%d)\n", us[us.size() / 2], us[us.size() * 99 / 100], n);
   ir_engine_destroy(engine);
+  ir_model_release(model);
 }

@@ -57,7 +57,7 @@ ir::Status to_model_config(const ir_model_config* c, ir::ModelConfig* out) {
   out->idle_spin_ns = c->idle_spin_us * 1000;
   out->fixed_signature = c->n_inputs >= 0;
   IR_RETURN_IF_ERROR(read_tensors(c->inputs, c->n_inputs, "inputs", &out->inputs));
-  out->outputs_declared = c->n_outputs >= 0 && (c->outputs != nullptr || c->n_outputs == 0);
+  out->outputs_declared = c->n_outputs >= 0 && c->outputs != nullptr;
   if (out->outputs_declared) IR_RETURN_IF_ERROR(read_tensors(c->outputs, c->n_outputs, "outputs", &out->outputs));
   return ir::Status::Ok();
 }

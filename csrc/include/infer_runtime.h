@@ -196,7 +196,7 @@ typedef struct ir_model_config {
                                           sleeping: lower latency, some CPU; 0 = never */
     ir_backend* native;                /* IR_BACKEND_NATIVE: the opened backend; else NULL */
     const ir_tensor* outputs;          /* declared outputs (data unused), checked against every
-                                          batch's outputs; NULL with n_outputs -1: unchecked */
+                                          batch's outputs; NULL: unchecked */
     int32_t n_outputs;
     int64_t execution_timeout_us;      /* a batch running longer fails its requests with
                                           DEADLINE_EXCEEDED (see ir_model_stats); 0: none */

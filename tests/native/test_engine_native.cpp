@@ -91,6 +91,7 @@ void identity_under_concurrency() {
   CHECK(stats.succeeded == static_cast<uint64_t>(kThreads * kPerThread));
   CHECK(stats.in_flight == 0);
   ir_engine_destroy(engine);
+  ir_model_release(model);  // handles outlive the engine harmlessly
 }
 
 void external_backend_with_errors_and_shutdown() {
@@ -173,6 +174,7 @@ void external_backend_with_errors_and_shutdown() {
   ir_error_free(refused);
   for (auto& w : workers) w.join();
   ir_engine_destroy(engine);
+  ir_model_release(model);  // handles outlive the engine harmlessly
 }
 
 void destroy_with_undrained_completions() {
@@ -188,6 +190,7 @@ void destroy_with_undrained_completions() {
     ir_error_free(ir_submit(model, 1, &in, 1, 0, 0, 0));
   }
   ir_engine_destroy(engine);  // frees queued requests and undrained responses
+  ir_model_release(model);
 }
 
 std::string serialize(const std::vector<std::string>& items) {
@@ -256,6 +259,7 @@ void bytes_rows_are_scattered_by_byte_offsets() {
   ir_model_stats_get(model, &stats);
   CHECK(stats.batches == 1);  // all five shared one batch, so the scatter was exercised
   ir_engine_destroy(engine);
+  ir_model_release(model);  // handles outlive the engine harmlessly
 }
 
 // ir_submit_many from two threads at once on an identity model with a small queue: every
@@ -328,6 +332,7 @@ void submit_many_from_threads() {
   ir_completions_release(done, got);
   CHECK(done[0].response == nullptr && done[1].response == nullptr);
   ir_engine_destroy(engine);
+  ir_model_release(model);  // handles outlive the engine harmlessly
 }
 
 }  // namespace
