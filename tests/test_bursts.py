@@ -23,7 +23,7 @@ import ir_test_backends as tb
 from infer_runtime import Runtime
 from infer_runtime._native import check, ffi, lib, take_error
 from infer_runtime.engine import Delivery, Engine, ModelSignature, TensorSignature
-from infer_runtime.engine.core import COALESCE_MAX_BYTES
+from infer_runtime._native.engine import COALESCE_MAX_BYTES
 from infer_runtime.errors import InvalidInputError, QueueFullError
 
 WIDTH = 3
@@ -428,7 +428,7 @@ async def test_a_caller_cancelled_while_held_does_not_disturb_the_burst(echo: Pa
 
 
 def test_each_refused_caller_gets_its_own_exception_object() -> None:
-    from infer_runtime.engine.core import _copy_error
+    from infer_runtime._native.engine import _copy_error
     from infer_runtime.errors import InternalError
 
     original = QueueFullError("model 'm' queue is full (3 requests)")

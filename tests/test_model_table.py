@@ -127,6 +127,7 @@ async def test_a_cancelled_caller_cancels_its_queued_request(tmp_path: Path) -> 
 
     tb.GATES.pop("held", None)
     tb.ENTERED.pop("held", None)
+    tb.CALLS.pop("held", None)
     spec = tmp_path / "spec.toml"
     spec.write_text("""
 [models.held]

@@ -23,11 +23,9 @@ from typing import Any
 
 import structlog
 
-from infer_runtime._native import lib
 from infer_runtime.backends.base import LoadedBackend, served_signature
-from infer_runtime.backends.executor import PullExecutor
-from infer_runtime.engine import Engine, EngineModel, ModelSignature, signature_from_specs
-from infer_runtime.engine.native import open_backend
+from infer_runtime._native.executor import PullExecutor
+from infer_runtime.engine import Engine, EngineModel, ModelSignature, Runner, open_backend, signature_from_specs
 from infer_runtime.errors import InferRuntimeError, ModelLoadError
 from infer_runtime.spec import LoadedSpec
 from infer_runtime.spec.models import ModelSpec
@@ -135,11 +133,11 @@ def assemble_model(loaded: LoadedSpec, engine: Engine, name: str, spec: ModelSpe
     executor = None
     if backend.native is not None:  # run by the engine's own threads
         try:
-            handle = engine.add_model(name, lib.IR_BACKEND_NATIVE, backend.signature, native=backend.native, **common)
+            handle = engine.add_model(name, Runner.NATIVE, backend.signature, native=backend.native, **common)
         finally:
             backend.native.free()  # a no-op once the model took it
     else:
-        handle = engine.add_model(name, lib.IR_BACKEND_EXTERNAL, backend.signature, **common)
+        handle = engine.add_model(name, Runner.EXTERNAL, backend.signature, **common)
         executor = PullExecutor(name, handle.handle, backend.instances)
         executor.start()
     model = AssembledModel(name, spec.backend, handle, executor, dict(backend.details), artifact.version)

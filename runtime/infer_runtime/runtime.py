@@ -31,7 +31,7 @@ import numpy as np
 import structlog
 
 from infer_runtime.assemble import AssembledModel, Artifact, Assembly, assemble, assemble_model
-from infer_runtime.backends.executor import PullExecutor
+from infer_runtime._native.executor import PullExecutor
 from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats
 from infer_runtime.errors import (
     ModelLoadError,

@@ -25,9 +25,9 @@ from infer_runtime._native import ffi, lib, take_error
 from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize
 from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
 
-from .base import BackendInstance
+from infer_runtime.backends.base import BackendInstance
 
-log = structlog.get_logger("infer_runtime.backends.executor")
+log = structlog.get_logger("infer_runtime.executor")
 
 _MAX_TENSORS = 64
 

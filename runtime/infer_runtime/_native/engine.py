@@ -1,11 +1,12 @@
-"""The thin tier over the engine's C ABI: one engine, its models, submission, completions
-and statistics. Everything here is synchronous; the front-ends (``Runtime``,
+"""The thin tier over the engine's C ABI: one engine, its model table, submission,
+completions and statistics. Everything here is synchronous; the front-ends (``Runtime``,
 ``SyncRuntime``) decide how completions are waited for.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import operator
 from collections.abc import Mapping
@@ -18,12 +19,21 @@ import structlog
 from infer_runtime._native import check, ffi, lib, take_error
 from infer_runtime.errors import InternalError, InvalidInputError
 
-from .bytes_codec import deserialize, is_bytes_like, serialize
-from .dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
-from .native import NativeBackend
-from .signature import ModelSignature, TensorSignature
+from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize
+from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
+from infer_runtime.engine.signature import ModelSignature, TensorSignature
+
+from .backends import NativeBackend
 
 log = structlog.get_logger("infer_runtime.engine")
+
+class Runner(enum.IntEnum):
+    """Who runs a model's batches (``ir_backend_kind``)."""
+
+    IDENTITY = int(lib.IR_BACKEND_IDENTITY)  # native identity, opened by the engine itself
+    EXTERNAL = int(lib.IR_BACKEND_EXTERNAL)  # pulled by host threads (Python-hosted backends)
+    NATIVE = int(lib.IR_BACKEND_NATIVE)  # an opened native backend, on engine threads
+
 
 DURATION_BOUNDS_S: tuple[float, ...] = tuple(1e-6 * 2**i for i in range(24))
 """Upper bounds of the engine's duration histogram buckets (the last bucket is +Inf)."""
@@ -743,7 +753,7 @@ def _signature_descriptors(tensors: tuple[TensorSignature, ...] | None, keep: li
 
 def signature_from_specs(inputs: Any, outputs: Any, max_batch_size: int) -> ModelSignature:
     """A signature from the spec's declared tensors (None when not declared)."""
-    from .dtypes import SPEC_TO_NUMPY
+    from infer_runtime.engine.dtypes import SPEC_TO_NUMPY
 
     def conv(tensors: Any) -> tuple[TensorSignature, ...] | None:
         if tensors is None:

@@ -17,8 +17,8 @@ import numpy as np
 
 from infer_runtime._native import check, ffi, lib
 
-from .dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
-from .signature import TensorSignature
+from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
+from infer_runtime.engine.signature import TensorSignature
 
 
 class NativeBackend:
