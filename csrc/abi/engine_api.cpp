@@ -196,7 +196,7 @@ IR_API void ir_engine_stop(ir_engine* engine, int64_t timeout_us) {
   }
 }
 
-IR_API ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags) {
+IR_API ir_error* ir_model_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags) {
   return ir::abi::guard([&]() -> ir::Status {
     if (model == nullptr || (n_inputs > 0 && inputs == nullptr)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "model or inputs is NULL");
     int32_t admitted = 0;
@@ -204,7 +204,7 @@ IR_API ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* in
   });
 }
 
-IR_API ir_error* ir_submit_many(ir_model* model, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted) {
+IR_API ir_error* ir_model_submit_many(ir_model* model, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted) {
   int32_t ignored = 0;
   if (admitted == nullptr) admitted = &ignored;
   *admitted = 0;

@@ -49,7 +49,7 @@ Batch* InstancePool::form(int32_t instance, int64_t timeout_ns, bool* stopped) {
 }
 
 // Gathers the requests' inputs into the slot's buffers -- unless they already lie back to
-// back in the caller's memory (one request, or consecutive parts of one ir_submit_many) and
+// back in the caller's memory (one request, or consecutive parts of one ir_model_submit_many) and
 // the batch may not be abandoned while running.
 void InstancePool::build(Slot& slot, int32_t instance) {
   (void)instance;

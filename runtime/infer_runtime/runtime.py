@@ -90,7 +90,7 @@ class _Core:
         cookie = self._next_cookie
         self._next_cookie = cookie + 1
         # Completions are drained on the submitting thread (Runtime) or under the same lock
-        # as submission (SyncRuntime), so registering after ir_submit cannot miss one.
+        # as submission (SyncRuntime), so registering after ir_model_submit cannot miss one.
         self.pending[cookie] = (waiter, model.submit(cookie, inputs, priority, timeout_ms, wake))
         return model
 

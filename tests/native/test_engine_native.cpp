@@ -74,7 +74,7 @@ void identity_under_concurrency() {
         int id = t * kPerThread + i;
         data[id][0] = static_cast<float>(id);
         ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-        ir_error* err = ir_submit(model, static_cast<uint64_t>(id), &in, 1, id % 2, 0, 0);
+        ir_error* err = ir_model_submit(model, static_cast<uint64_t>(id), &in, 1, id % 2, 0, 0);
         CHECK(err == nullptr);
         ir_error_free(err);
       }
@@ -141,7 +141,7 @@ void external_backend_with_errors_and_shutdown() {
   for (int id = 0; id < 300; ++id) {
     data[id][0] = id == 7 ? -1.0f : static_cast<float>(id);
     ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-    ir_error* err = ir_submit(model, static_cast<uint64_t>(id == 7 ? 7 : id), &in, 1, 0, 0, id % 3 ? IR_SUBMIT_NO_WAKE : 0);
+    ir_error* err = ir_model_submit(model, static_cast<uint64_t>(id == 7 ? 7 : id), &in, 1, 0, 0, id % 3 ? IR_SUBMIT_NO_WAKE : 0);
     CHECK(err == nullptr);
     ir_error_free(err);
   }
@@ -155,7 +155,7 @@ void external_backend_with_errors_and_shutdown() {
   data[7][0] = 7.0f;
   for (int id = 0; id < 50; ++id) {
     ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-    ir_error_free(ir_submit(model, static_cast<uint64_t>(id), &in, 1, 0, 0, 0));
+    ir_error_free(ir_model_submit(model, static_cast<uint64_t>(id), &in, 1, 0, 0, 0));
   }
   ir_engine_stop(engine, 0);
   // A batch an external worker took before the stop completes after it, possibly after
@@ -169,7 +169,7 @@ void external_backend_with_errors_and_shutdown() {
   CHECK(late == 50);
   // After stop, submission is refused at once.
   ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[0].data(), 12};
-  ir_error* refused = ir_submit(model, 1, &in, 1, 0, 0, 0);
+  ir_error* refused = ir_model_submit(model, 1, &in, 1, 0, 0, 0);
   CHECK(refused != nullptr && ir_error_code(refused) == IR_ERROR_UNAVAILABLE);
   ir_error_free(refused);
   for (auto& w : workers) w.join();
@@ -187,7 +187,7 @@ void destroy_with_undrained_completions() {
   int64_t shape[] = {1, 3};
   for (int i = 0; i < 20; ++i) {
     ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, v, 12};
-    ir_error_free(ir_submit(model, 1, &in, 1, 0, 0, 0));
+    ir_error_free(ir_model_submit(model, 1, &in, 1, 0, 0, 0));
   }
   ir_engine_destroy(engine);  // frees queued requests and undrained responses
   ir_model_release(model);
@@ -227,14 +227,14 @@ void bytes_rows_are_scattered_by_byte_offsets() {
   for (int r = 0; r < 5; ++r) {
     int64_t shape[] = {rows_of[r], 2};
     ir_tensor in{"s", IR_DTYPE_BYTES, 2, shape, payloads[r].data(), payloads[r].size()};
-    ir_error* err = ir_submit(model, static_cast<uint64_t>(r), &in, 1, 0, 0, 0);
+    ir_error* err = ir_model_submit(model, static_cast<uint64_t>(r), &in, 1, 0, 0, 0);
     CHECK(err == nullptr);
     ir_error_free(err);
   }
   std::string bad = serialize({"x"}) + "junk";  // trailing bytes: refused at submission
   int64_t bad_shape[] = {1, 2};
   ir_tensor bad_in{"s", IR_DTYPE_BYTES, 2, bad_shape, bad.data(), bad.size()};
-  ir_error* refused = ir_submit(model, 99, &bad_in, 1, 0, 0, 0);
+  ir_error* refused = ir_model_submit(model, 99, &bad_in, 1, 0, 0, 0);
   CHECK(refused != nullptr && ir_error_code(refused) == IR_ERROR_INVALID_ARGUMENT);
   ir_error_free(refused);
   int seen = 0;
@@ -262,7 +262,7 @@ void bytes_rows_are_scattered_by_byte_offsets() {
   ir_model_release(model);  // handles outlive the engine harmlessly
 }
 
-// ir_submit_many from two threads at once on an identity model with a small queue: every
+// ir_model_submit_many from two threads at once on an identity model with a small queue: every
 // admitted request completes with its own rows (value = its cookie), the refused tail is
 // reported, and ir_completions_release drops a run of completions in one call.
 void submit_many_from_threads() {
@@ -299,7 +299,7 @@ void submit_many_from_threads() {
         int64_t shape[] = {total, 3};
         ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, v.data(), static_cast<uint64_t>(total) * 12};
         int32_t admitted = -1;
-        ir_error* err = ir_submit_many(model, first, &in, 1, rows, kParts, 0, 0, 0, &admitted);
+        ir_error* err = ir_model_submit_many(model, first, &in, 1, rows, kParts, 0, 0, 0, &admitted);
         CHECK(admitted >= 0 && admitted <= kParts);
         CHECK((err == nullptr) == (admitted == kParts));
         if (err != nullptr) CHECK(ir_error_code(err) == IR_ERROR_RESOURCE_EXHAUSTED);
@@ -324,7 +324,7 @@ void submit_many_from_threads() {
   int64_t shape[] = {2, 3};
   ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, v, 24};
   int32_t admitted = 0;
-  CHECK(ir_submit_many(model, 1, &in, 1, rows, 2, 0, 0, 0, &admitted) == nullptr && admitted == 2);
+  CHECK(ir_model_submit_many(model, 1, &in, 1, rows, 2, 0, 0, 0, &admitted) == nullptr && admitted == 2);
   ir_completion done[2];
   size_t got = 0;
   for (int tries = 0; got < 2 && tries < 100; ++tries) got += ir_engine_wait(engine, 100000, done + got, 2 - got);
@@ -361,7 +361,7 @@ void replace_while_submitting() {
       for (int c = 0; c < kCalls && go.load(); ++c) {
         int64_t shape[] = {1, 2};
         ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data.data(), 8};
-        ir_error* err = ir_submit(mine, static_cast<uint64_t>(t * kCalls + c + 1), &in, 1, 0, 0, 0);
+        ir_error* err = ir_model_submit(mine, static_cast<uint64_t>(t * kCalls + c + 1), &in, 1, 0, 0, 0);
         CHECK(err == nullptr);
         if (err == nullptr) ++submitted;
         ir_error_free(err);

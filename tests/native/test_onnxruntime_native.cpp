@@ -90,7 +90,7 @@ int main() {
   auto submit = [&](uint64_t cookie, int64_t k) {
     int64_t shape[2] = {k, width};
     ir_tensor t{"input", IR_DTYPE_FLOAT32, 2, shape, rows.data(), static_cast<uint64_t>(k * width) * sizeof(float)};
-    ir_error* e = ir_submit(model, cookie, &t, 1, 0, 0, 0);
+    ir_error* e = ir_model_submit(model, cookie, &t, 1, 0, 0, 0);
     CHECK(e == nullptr);
     ir_error_free(e);
   };

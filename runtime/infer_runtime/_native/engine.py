@@ -186,7 +186,7 @@ class EngineModel:
         n = len(signature.inputs) if signature.inputs is not None else 0
         self._n = n
         # Reused descriptors: prepare+submit run without yielding, and the engine copies
-        # descriptors during ir_submit, so one set per model is enough on one thread.
+        # descriptors during ir_model_submit, so one set per model is enough on one thread.
         self._descs = ffi.new("ir_tensor[]", max(n, 1))
         self._shapes = [ffi.new("int64_t[]", max(len(t.shape), 1)) for t in (signature.inputs or ())]
         self._names = [ffi.new("char[]", t.name.encode()) for t in (signature.inputs or ())]
@@ -225,14 +225,14 @@ class EngineModel:
         except InvalidInputError:
             self.rejected_invalid += 1  # folded into stats(); costs nothing on success
             raise
-        err = lib.ir_submit(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
+        err = lib.ir_model_submit(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
         if err:  # a NULL pointer is false (and cheaper to test than a comparison)
             raise take_error(err)  # type: ignore[misc]
         return keep
 
     def stage(self, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, waiter: Any) -> bool:
         """Holds a request for the next :meth:`flush`, which checks and submits everything
-        held, in one engine call per (priority, timeout) (``ir_submit_many``). Returns
+        held, in one engine call per (priority, timeout) (``ir_model_submit_many``). Returns
         False, holding nothing, when the request should go alone through :meth:`submit`:
         the model cannot coalesce (no fixed signature, no batching, variable inner dims or
         BYTES), an input is not a numpy array or a name is missing (``submit`` converts or
@@ -289,7 +289,7 @@ class EngineModel:
                     desc.byte_size = len(buf)
                     dims[0] = total_rows
                     keep.append(buf)
-                err = lib.ir_submit_many(self.handle, cookie, self._descs, self._n, ffi.new("int64_t[]", rows), n, priority, timeout_us, lib.IR_SUBMIT_NO_WAKE, self._admitted)
+                err = lib.ir_model_submit_many(self.handle, cookie, self._descs, self._n, ffi.new("int64_t[]", rows), n, priority, timeout_us, lib.IR_SUBMIT_NO_WAKE, self._admitted)
                 admitted = self._admitted[0]
                 for i in range(admitted):
                     pending[cookie + i] = (burst.waiters[i], keep)
