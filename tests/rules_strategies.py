@@ -14,19 +14,23 @@ from hypothesis import strategies as st
 ARITY = {"a": 1, "b": 2, "c": 1, "e": 0}
 VALUES: list[Any] = [0.0, 1.0, 2.0, -1.5, "x", "y"]
 VARIABLES = ["?x", "?y", "?z"]
+NUMBERS: list[Any] = [0.0, 1.0, 2.0, -1.5]
+STRINGS: list[Any] = ["x", "y"]
+TYPED = {"a": NUMBERS, "b": NUMBERS, "c": STRINGS, "e": []}
+"""With ``typed=True`` each predicate holds one type, so outputs have one dtype."""
 
 
-def _value() -> st.SearchStrategy[Any]:
-    return st.sampled_from(VALUES)
+def _values(pred: str, typed: bool) -> list[Any]:
+    return TYPED[pred] if typed else VALUES
 
 
 @st.composite
-def facts(draw: st.DrawFn, max_size: int = 5) -> list[list[Any]]:
+def facts(draw: st.DrawFn, max_size: int = 5, typed: bool = False) -> list[list[Any]]:
     """Ground facts over the predicates."""
     out = []
     for _ in range(draw(st.integers(0, max_size))):
         pred = draw(st.sampled_from(sorted(ARITY)))
-        out.append([pred, *[draw(_value()) for _ in range(ARITY[pred])]])
+        out.append([pred, *[draw(st.sampled_from(_values(pred, typed))) for _ in range(ARITY[pred])]])
     return out
 
 
@@ -55,9 +59,10 @@ def _guard(draw: st.DrawFn, bound: list[str]) -> str:
 
 
 @st.composite
-def rule(draw: st.DrawFn, name: str, negation: bool, retract: bool) -> dict[str, Any]:
+def rule(draw: st.DrawFn, name: str, negation: bool, retract: bool, typed: bool = False) -> dict[str, Any]:
     """One valid rule; ``negation``/``retract`` allow ``not`` conditions and retracts."""
     bound: list[str] = []
+    kinds: dict[str, str] = {}  # variable → "num"/"str" of its first binding (typed mode)
     facts_named: list[str] = []
     when: list[Any] = []
     for index in range(draw(st.integers(0, 3))):
@@ -66,7 +71,7 @@ def rule(draw: st.DrawFn, name: str, negation: bool, retract: bool) -> dict[str,
         for _ in range(ARITY[pred]):
             choice = draw(st.integers(0, 3))
             if choice == 0:
-                args.append(draw(_value()))
+                args.append(draw(st.sampled_from(_values(pred, typed))))
             elif choice == 1:
                 args.append("?_")
             else:
@@ -74,6 +79,7 @@ def rule(draw: st.DrawFn, name: str, negation: bool, retract: bool) -> dict[str,
                 args.append(var)
                 if var not in bound:
                     bound.append(var)
+                    kinds[var] = "str" if pred == "c" else "num"
         pattern = [pred, *args]
         if retract and draw(st.integers(0, 2)) == 0:
             name_f = f"?f{index}"
@@ -92,15 +98,16 @@ def rule(draw: st.DrawFn, name: str, negation: bool, retract: bool) -> dict[str,
     then: list[Any] = []
     for _ in range(draw(st.integers(1, 2))):
         pred = draw(st.sampled_from(sorted(ARITY)))
-        then.append({"assert": [pred, *[draw(st.sampled_from([*bound, *VALUES])) for _ in range(ARITY[pred])]]})
+        usable = [v for v in bound if not typed or kinds[v] == ("str" if pred == "c" else "num")]
+        then.append({"assert": [pred, *[draw(st.sampled_from([*usable, *_values(pred, typed)])) for _ in range(ARITY[pred])]]})
     if facts_named and draw(st.booleans()):
         then.insert(draw(st.integers(0, len(then))), {"retract": draw(st.sampled_from(facts_named))})
     return {"name": name, "salience": draw(st.sampled_from([-1, 0, 0, 1])), "when": when, "then": then}
 
 
 @st.composite
-def rulesets(draw: st.DrawFn, negation: bool = True, retract: bool = True, max_rules: int = 5) -> dict[str, Any]:
+def rulesets(draw: st.DrawFn, negation: bool = True, retract: bool = True, max_rules: int = 5, typed: bool = False) -> dict[str, Any]:
     """A rules-file tree."""
     n = draw(st.integers(1, max_rules))
-    return {"kind": "rules", "version": 1, "facts": draw(facts(max_size=2)),
-            "rules": [draw(rule(f"r{i}", negation, retract)) for i in range(n)]}
+    return {"kind": "rules", "version": 1, "facts": draw(facts(max_size=2, typed=typed)),
+            "rules": [draw(rule(f"r{i}", negation, retract, typed)) for i in range(n)]}
