@@ -135,6 +135,8 @@ def _unbound(name: str, scope: _Scope) -> tuple[str, str]:
     if name in scope.not_locals:
         return message, "a variable first seen inside a `not` is local to it; bind it in a pattern before"
     hint = did_you_mean(name, scope.values)
+    if hint is None and scope.values:
+        hint = f"bound so far: {', '.join(sorted(scope.values))}"
     return message, hint or "bind it in a pattern of `when` before this point"
 
 
