@@ -202,18 +202,20 @@ class ClipsRules:
         return ClipsRow(facts, names, exhausted)
 
     def run_batch(self, rows: Sequence[Sequence[Sequence[Any]]], max_iterations: int = 1000) -> list[list[str]]:
-        """``row_field`` mode: every row's facts in one environment and one run; returns the
-        firing order per row (the benchmark reads outputs through the facts)."""
+        """``row_field`` mode: every row's facts in one environment, asserted by one
+        ``(assert ...)`` (cheaper than one call per fact), and one run; returns the firing
+        order per row."""
         assert self.row_field
         env = self.env
         env.reset()
         self._fired_rows = []
+        parts = []
         for r, row in enumerate(rows):
-            env.assert_string(f"(row {number(r)})")
-            for fact in self.ruleset.facts:
-                env.assert_string(self.fact(fact.as_list(), r))
-            for value in row:
-                env.assert_string(self.fact(value, r))
+            parts.append(f"(row {number(r)})")
+            parts.extend(self.fact(fact.as_list(), r) for fact in self.ruleset.facts)
+            parts.extend(self.fact(value, r) for value in row)
+        if parts:
+            env.eval(f"(assert {' '.join(parts)})")
         env.run(max_iterations * max(1, len(rows)))
         fired: list[list[str]] = [[] for _ in rows]
         for r, i in self._fired_rows:
@@ -222,12 +224,19 @@ class ClipsRules:
 
     def batch_outputs(self, rows: int, outputs: dict[str, str], defaults: dict[str, Any]) -> list[dict[str, Any]]:
         """After :meth:`run_batch`: per row, the first argument of the newest fact of each
-        output predicate, else the default."""
-        newest: dict[tuple[int, str], Any] = {}
-        back = {sym: pred for pred, sym in self.predicates.items()}
-        for f in self.env.facts():
-            pred = back.get(f.template.name)
-            values = list(f)
-            if pred is not None and len(values) > 1:
-                newest[(int(values[0]), pred)] = values[1]
-        return [{t: newest.get((r, p), defaults.get(t)) for t, p in outputs.items()} for r in range(rows)]
+        output predicate, else the default (read with one ``find-all-facts`` per output)."""
+        out: list[dict[str, Any]] = [{t: defaults.get(t) for t in outputs} for _ in range(rows)]
+        for tensor, predicate in outputs.items():
+            symbol = self.predicates.get(predicate)
+            if symbol is None:
+                continue
+            for f in env_facts(self.env, symbol):  # index order: the newest last
+                values = list(f)
+                if len(values) > 1:
+                    out[int(values[0])][tensor] = values[1]
+        return out
+
+
+def env_facts(env: Any, symbol: str) -> list[Any]:
+    """Every fact of one predicate, in creation order."""
+    return list(env.eval(f"(find-all-facts ((?f {symbol})) TRUE)"))
