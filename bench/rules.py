@@ -29,10 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from reference.rules import RowResult, binding_facts, run_batch  # noqa: E402
-
-from infer_runtime.rules import rules_from_data  # noqa: E402
-from infer_runtime.rules.ruleset import RuleSet  # noqa: E402
+from infer_runtime.rules import rules_from_data
+from infer_runtime.rules.ruleset import RuleSet
+from reference.rules import RowResult, binding_facts, run_batch
 
 BINDINGS = {"score": "score", "amount": "amount", "country": "country", "channel": "channel", "hour": "hour"}
 OUTPUTS = {"decision": "decision", "reason": "reason"}

@@ -29,7 +29,15 @@ from typing import Any
 import clips
 
 from infer_runtime.rules.guard import Binary, Node, Num, Str, Unary, Var
-from infer_runtime.rules.ruleset import AssertAction, Atom, NotCondition, PatternCondition, RetractAction, RuleSet, TestCondition
+from infer_runtime.rules.ruleset import (
+    AssertAction,
+    Atom,
+    NotCondition,
+    PatternCondition,
+    RetractAction,
+    RuleSet,
+    TestCondition,
+)
 
 FactTuple = tuple[Any, ...]
 ROW = "row"  # the row-id fact's symbol in row_field mode (our predicates map to p<N>, never this)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import tomli_w
 
@@ -85,7 +85,7 @@ class EngineModel:
     def close(self) -> None:
         self.runtime.stop(5)
 
-    def __enter__(self) -> EngineModel:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -120,7 +120,7 @@ def unavailable(directory: Path) -> str | None:
             rows = model.infer({"a": np.array([2.0], np.float64)})
             if rows[0].outputs["out"] != 2.0:
                 reason = f"the rules backend answered {rows[0]} to a probe"
-    except Exception as exc:  # any failure means: not merged or not built here
+    except Exception as exc:  # noqa: BLE001  (any failure means: not merged or not built here)
         reason = f"backend = \"rules\" does not run here yet ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
     _REASON.append(reason)
     return reason

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from reference.rules import run_row
-from rules_strategies import facts, rulesets
 
 from infer_runtime.rules import rules_from_data
 from infer_runtime.rules.ruleset import RuleSet
+from reference.rules import run_row
+from rules_strategies import facts, rulesets
 
 clips = pytest.importorskip("clips", reason="clipspy is a test dependency")
-from rules_clips import ClipsRules  # noqa: E402  (needs clipspy)
+from rules_clips import ClipsRules
 
 
 def rules(*rule_list: dict[str, Any], facts: list[list[Any]] | None = None) -> RuleSet:

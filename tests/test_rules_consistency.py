@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference.rules import RowLimitError, RowResult, run_batch
-from rules_engine import EngineModel, unavailable
-from rules_strategies import NUMBERS, STRINGS, rulesets
 
 from infer_runtime.rules import rules_from_data
 from infer_runtime.rules.ruleset import RuleSet
+from reference.rules import RowLimitError, RowResult, run_batch
+from rules_engine import EngineModel, unavailable
+from rules_strategies import NUMBERS, STRINGS, rulesets
 
 BINDINGS = {"a": "a", "b": "b", "c": "c"}
 OUTPUTS = {"a_out": "a", "c_out": "c"}

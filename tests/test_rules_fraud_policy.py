@@ -4,15 +4,14 @@ C++ engine where the rules backend runs (same rows, same answers)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from reference.rules import RowResult, run_batch, run_row
-from rules_engine import EngineModel, unavailable
 
 from infer_runtime.rules import check_rules, load_rules
 from infer_runtime.spec import check_spec
+from reference.rules import RowResult, run_batch, run_row
+from rules_engine import EngineModel, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "examples" / "rules" / "fraud_policy.toml"

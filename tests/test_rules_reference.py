@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from reference.rules import RowLimitError, guard_holds, run_batch, run_row
 
 from infer_runtime.rules import rules_from_data
 from infer_runtime.rules.guard import parse_guard
 from infer_runtime.rules.ruleset import RuleSet
+from reference.rules import RowLimitError, guard_holds, run_batch, run_row
 
 
 def rules(*rule_list: dict[str, Any], facts: list[list[Any]] | None = None) -> RuleSet:

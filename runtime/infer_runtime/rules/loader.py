@@ -23,7 +23,7 @@ from .semantic import RulesProblem, check_rules_tree
 if TYPE_CHECKING:
     from .ruleset import RuleSet
 
-_KIND = re.compile(r"""^\s*["']?kind["']?\s*[=:]\s*["']?rules\b""", re.M)
+_KIND = re.compile(r"""^\s*["']?kind["']?\s*[=:]\s*["']?rules\b""", re.MULTILINE)
 
 
 class _RulesValidator(Validator):

@@ -113,7 +113,9 @@ class RuleSet:
         """Builds the typed form of a tree that :func:`check_rules` found clean (through the
         pydantic models, the language's source of truth)."""
         from .models import AssertAction as AssertModel
-        from .models import BindCondition, NotCondition as NotModel, RulesFile, TestCondition as TestModel
+        from .models import BindCondition, RulesFile
+        from .models import NotCondition as NotModel
+        from .models import TestCondition as TestModel
 
         model = RulesFile.model_validate(data)
         rules = []

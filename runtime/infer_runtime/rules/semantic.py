@@ -174,7 +174,7 @@ def _pattern(path: KeyPath, pattern: Any, scope: _Scope | None, mode: str, out: 
         elif arg not in scope.values:
             message, hint = _unbound(arg, scope)
             out.append(RulesProblem(where, f"assert: {message}", hint))
-    if mode == "not":
+    if mode == "not" and scope is not None:
         scope.not_locals |= locals_here - scope.values
 
 
