@@ -6,11 +6,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from infer_runtime.rules import rules_from_data
 from infer_runtime.rules.guard import parse_guard
 from infer_runtime.rules.ruleset import RuleSet
 from reference.rules import RowLimitError, guard_holds, run_batch, run_row
+from rules_strategies import facts, rulesets
 
 
 def rules(*rule_list: dict[str, Any], facts: list[list[Any]] | None = None) -> RuleSet:
@@ -190,3 +192,19 @@ def test_batch_bindings_rows_shapes_and_bytes() -> None:
     assert first.facts[0] == ("score", float(np.float32(0.1)), float(np.float32(0.9)))
     bad = run_batch(rs, {"x": np.array([1.0, 2.0])}, bindings={"x": "x"}, outputs={}, max_iterations=5)
     assert all(isinstance(r, RowLimitError) for r in bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=rulesets(), row=facts(max_size=6))
+def test_generated_rule_sets_run_and_keep_invariants(data: dict[str, Any], row: list[list[Any]]) -> None:
+    rs = rules_from_data(data)
+    assert rules_from_data(rs.to_data()) == rs  # the typed form round-trips
+    try:
+        result = run_row(rs, [tuple(f) for f in row], outputs={"a_out": "a"}, defaults={"a_out": "none"}, max_iterations=50)
+    except RowLimitError as exc:
+        assert exc.limit == 50
+        return
+    assert len(result.fired) <= 50
+    assert len(set(result.facts)) == len(result.facts)  # working memory is a set
+    newest_a = [f for f in result.facts if f[0] == "a"]
+    assert result.outputs["a_out"] == (newest_a[-1][1] if newest_a else "none")
