@@ -248,3 +248,109 @@ class ClipsRules:
 def env_facts(env: Any, symbol: str) -> list[Any]:
     """Every fact of one predicate, in creation order."""
     return list(env.eval(f"(find-all-facts ((?f {symbol})) TRUE)"))
+
+
+# -- lockstep (RULES_SEMANTICS.md §8 A) ------------------------------------------------------
+
+
+class _Capture(clips.Router):
+    """Collects CLIPS's watch output (facts and activations) line by line."""
+
+    def __init__(self) -> None:
+        super().__init__("rules-lockstep", 30)
+        self.buffer = ""
+
+    def query(self, name: str) -> bool:
+        return name in ("stdout", "wtrace")
+
+    def write(self, name: str, message: str) -> None:
+        self.buffer += message
+
+    def take(self) -> list[str]:
+        *lines, self.buffer = self.buffer.split("\n")
+        return lines
+
+
+ActivationKey = tuple[int, tuple[int, ...]]  # rule index, CLIPS fact indices of its positive patterns
+
+
+@dataclass(slots=True)
+class LockstepResult:
+    """A row run in lockstep: the firings both made, and the final facts of each."""
+
+    fired: list[str]
+    ours: list[FactTuple]
+    theirs: list[FactTuple]
+    limit_reached: bool
+
+
+class Lockstep:
+    """Runs our reference and CLIPS side by side on one row. Before each firing, the
+    reference's choice must be in CLIPS's top group: the activations of the top salience that
+    the newest change created (CLIPS orders them "arbitrarily"); CLIPS is then steered to fire
+    exactly that activation. This checks everything CLIPS's depth strategy defines (salience,
+    recency across changes, refraction, which activations exist and when they are dropped)
+    and nothing it leaves open."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.clips = ClipsRules(ruleset)
+        self.capture = _Capture()
+        env = self.clips.env
+        env.add_router(self.capture)
+        env.eval("(watch facts)")
+        env.eval("(watch activations)")
+        self.change = 0
+        self.created: dict[ActivationKey, int] = {}
+
+    @staticmethod
+    def _key(text: str) -> ActivationKey:
+        """``"r2: f-1,*,f-3"`` → ``(2, (1, 3))``."""
+        rule, _, basis = text.strip().partition(":")
+        facts = tuple(int(part.strip()[2:]) for part in basis.split(",") if part.strip().startswith("f-"))
+        return int(rule.strip()[1:]), facts
+
+    def _read_watch(self) -> None:
+        for line in self.capture.take():
+            text = line.strip()
+            if text.startswith(("==> f-", "<== f-")):
+                self.change += 1
+            elif text.startswith("==> Activation"):
+                self.created[self._key(text.split(None, 3)[3])] = self.change
+            elif text.startswith("<== Activation"):
+                self.created.pop(self._key(text.split(None, 3)[3]), None)
+
+    def run(self, row: Iterable[Sequence[Any]], max_steps: int = 60) -> LockstepResult:
+        from reference.rules import Row  # the tests' reference (tests/ is on sys.path there)
+
+        env = self.clips.env
+        ours = Row(self.clips.ruleset)
+        initial = [tuple(f.as_list()) for f in self.clips.ruleset.facts] + [tuple(f) for f in row]
+        env.reset()
+        self._read_watch()
+        ours.start(initial)
+        for value in initial:
+            env.assert_string(self.clips.fact(value))
+            self._read_watch()
+        fired: list[str] = []
+        for _ in range(max_steps):
+            act = ours.next_activation()
+            agenda = list(env.activations())
+            if act is None:
+                assert agenda == [], f"CLIPS has activations left that we do not: {[str(a) for a in agenda]}"
+                break
+            want: ActivationKey = (act.rule, tuple(i + 1 for i in act.facts))  # CLIPS numbers facts from 1
+            keys = [self._key(str(a).split(None, 1)[1]) for a in agenda]
+            assert agenda, f"we fire {want}, CLIPS's agenda is empty"
+            top_salience, top_change = agenda[0].salience, self.created.get(keys[0])
+            group = {k for a, k in zip(agenda, keys) if a.salience == top_salience and self.created.get(k) == top_change}
+            assert want in group, f"we fire {want}; CLIPS's top group is {sorted(group)} (agenda {[str(a) for a in agenda]}), after {fired}"
+            target = agenda[keys.index(want)]
+            target.salience = 10000  # steer CLIPS to our choice; the group's order is CLIPS's own
+            env.reorder()
+            ours.fire(act)
+            env.run(1)
+            self._read_watch()
+            fired.append(self.clips.ruleset.rules[act.rule].name)
+        limit = ours.next_activation() is not None
+        theirs = [(self.clips._back(f.template.name), *list(f)) for f in env.facts()]
+        return LockstepResult(fired, ours.alive(), theirs, limit)

@@ -20,7 +20,7 @@ from reference.rules import run_row
 from rules_strategies import facts, rulesets
 
 clips = pytest.importorskip("clips", reason="clipspy is a test dependency")
-from rules_clips import ClipsRules
+from rules_clips import ClipsRules, Lockstep  # noqa: E402  (needs clipspy)
 
 
 def rules(*rule_list: dict[str, Any], facts: list[list[Any]] | None = None) -> RuleSet:
@@ -180,3 +180,21 @@ def test_difference_clips_guard_error_halts_the_run() -> None:
     ours, theirs = both(rs, [])
     assert ours == theirs == ["r0"]
     assert run_row(rs, []).facts == [("c", "x"), ("d", 1.0)]
+
+
+# -- lockstep on generated sets with negation and retract ------------------------------------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=rulesets(negation=True, retract=True), row=facts(max_size=5))
+def test_generated_rule_sets_in_lockstep_with_clips(data: dict[str, Any], row: list[list[Any]]) -> None:
+    """At every firing our choice is one CLIPS's depth strategy could make (top salience,
+    newest change); steered to it, CLIPS ends with the same facts."""
+    result = Lockstep(rules_from_data(data)).run([tuple(f) for f in row], max_steps=40)
+    assert sorted(map(repr, result.ours)) == sorted(map(repr, result.theirs))
+
+
+@pytest.mark.parametrize("row", [[("score", 0.05, 0.95), ("country", "NG")], [("score", 0.6, 0.4), ("country", "NG"), ("flag", "stale")]])
+def test_design_example_in_lockstep(row: list[tuple[Any, ...]]) -> None:
+    result = Lockstep(FRAUD).run(row)
+    assert result.fired == run_row(FRAUD, row).fired and not result.limit_reached

@@ -251,31 +251,42 @@ class Row:
         return True
 
     # -- the cycle ---------------------------------------------------------------------
-    def run(self, initial: Iterable[FactTuple], max_iterations: int) -> None:
-        """Row start (activating rules with no positive pattern), the facts in order, then
-        the agenda until it is empty. Raises :class:`RowLimitError`."""
+    def start(self, initial: Iterable[FactTuple]) -> None:
+        """Row start (activating rules with no positive pattern), then the facts in order."""
         self.update(None)
         for value in initial:
             self.assert_fact(value)
+
+    def next_activation(self) -> Activation | None:
+        """The activation the agenda fires next: highest (salience, number), unfired."""
+        pending = [a for a in self.activations.values() if not a.fired]
+        if not pending:
+            return None
+        return max(pending, key=lambda a: (self.ruleset.rules[a.rule].salience, a.number))
+
+    def fire(self, act: Activation) -> None:
+        """Fires one activation: marks it (refraction) and runs its whole ``then``."""
+        act.fired = True
+        rule = self.ruleset.rules[act.rule]
+        self.firings.append((rule.name, act.facts))
+        for action in rule.then:
+            if isinstance(action, AssertAction):
+                args = [act.env[a] if isinstance(a, str) and a in act.env else a for a in action.pattern.args]
+                self.assert_fact((action.pattern.predicate, *args))
+            else:
+                assert isinstance(action, RetractAction)
+                self.retract_fact(act.fact_vars[action.variable])
+
+    def run(self, initial: Iterable[FactTuple], max_iterations: int) -> None:
+        """Starts the row, then fires until the agenda is empty. Raises :class:`RowLimitError`
+        when activations are left after ``max_iterations`` firings."""
+        self.start(initial)
         fired = 0
-        while True:
-            pending = [a for a in self.activations.values() if not a.fired]
-            if not pending:
-                return
+        while (act := self.next_activation()) is not None:
             if fired >= max_iterations:
                 raise RowLimitError(max_iterations)
-            act = max(pending, key=lambda a: (self.ruleset.rules[a.rule].salience, a.number))
-            act.fired = True
+            self.fire(act)
             fired += 1
-            rule = self.ruleset.rules[act.rule]
-            self.firings.append((rule.name, act.facts))
-            for action in rule.then:
-                if isinstance(action, AssertAction):
-                    args = [act.env[a] if isinstance(a, str) and a in act.env else a for a in action.pattern.args]
-                    self.assert_fact((action.pattern.predicate, *args))
-                else:
-                    assert isinstance(action, RetractAction)
-                    self.retract_fact(act.fact_vars[action.variable])
 
     def alive(self) -> list[FactTuple]:
         """The working memory, in creation order."""
