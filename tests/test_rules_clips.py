@@ -20,7 +20,7 @@ from reference.rules import run_row
 from rules_strategies import facts, rulesets
 
 clips = pytest.importorskip("clips", reason="clipspy is a test dependency")
-from rules_clips import ClipsRules, Lockstep  # noqa: E402  (needs clipspy)
+from rules_clips import ClipsRules, Lockstep  # after importorskip: needs clipspy
 
 
 def rules(*rule_list: dict[str, Any], facts: list[list[Any]] | None = None) -> RuleSet:
