@@ -11,11 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import run_cli
 from infer_runtime.errors import SpecError
 from infer_runtime.rules import RulesError, check_rules, load_rules, rules_from_data
-from infer_runtime.rules.guard import GuardSyntaxError, parse_guard, unparse
+from infer_runtime.rules.guard import (
+    Binary,
+    GuardSyntaxError,
+    Node,
+    Num,
+    Str,
+    Unary,
+    Var,
+    parse_guard,
+    unparse,
+)
 from infer_runtime.rules.loader import _validator
 from infer_runtime.rules.schema import PACKAGED_RULES_SCHEMA, generate_rules_schema
 from infer_runtime.spec.schema import render_schema, resolve
@@ -261,3 +273,61 @@ def test_a_spec_mentioning_kind_rules_elsewhere_is_still_a_spec(tmp_path: Path) 
     spec.write_text('version = 1\n[models.a]\nbackend = "identity"\n[models.a.batching]\n# kind = "rules"\nmax_batch_size = 0\n')
     proc = run_cli("validate", str(spec))
     assert proc.returncode == 1 and "models.a.batching.max_batch_size" in proc.stdout
+
+
+# -- the guard grammar under hypothesis: precedence and parentheses ---------------------------
+
+_PREC = {"or": 1, "and": 2, "not": 3, "<": 4, "<=": 4, ">": 4, ">=": 4, "==": 4, "!=": 4, "+": 5, "-": 5, "*": 6, "/": 6}
+
+
+def _values(depth: int) -> st.SearchStrategy[Node]:
+    leaf = st.one_of(st.builds(Num, st.sampled_from([0.0, 1.0, 2.5, 1000.0]), st.just(0)), st.builds(Var, st.sampled_from(["?a", "?b"]), st.just(0)))
+    if depth == 0:
+        return leaf
+    sub = _values(depth - 1)
+    return st.one_of(leaf, st.builds(Binary, st.sampled_from(["+", "-", "*", "/"]), sub, sub, st.just(0)),
+                     st.builds(Unary, st.just("-"), sub.filter(lambda n: not isinstance(n, Num)), st.just(0)))
+
+
+def _truths(depth: int) -> st.SearchStrategy[Node]:
+    cmp = st.builds(Binary, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), _values(2), _values(2), st.just(0))
+    if depth == 0:
+        return cmp
+    sub = _truths(depth - 1)
+    return st.one_of(cmp, st.builds(Binary, st.sampled_from(["and", "or"]), sub, sub, st.just(0)), st.builds(Unary, st.just("not"), sub, st.just(0)))
+
+
+def _prec(node: Node) -> int:
+    if isinstance(node, Binary):
+        return _PREC[node.op]
+    if isinstance(node, Unary):
+        return 3 if node.op == "not" else 7
+    return 8
+
+
+def _render(node: Node) -> str:
+    """With as few parentheses as the grammar allows."""
+    if isinstance(node, Num):
+        return repr(node.value)
+    if isinstance(node, Var):
+        return node.name
+    if isinstance(node, Str):
+        return repr(node.value)
+    if isinstance(node, Unary):
+        need = 3 if node.op == "not" else 7
+        inner = _render(node.operand)
+        inner = inner if _prec(node.operand) >= need else f"({inner})"
+        return f"not {inner}" if node.op == "not" else f"-{inner}"
+    p = _PREC[node.op]
+    left, right = _render(node.left), _render(node.right)
+    left = left if _prec(node.left) >= p + (1 if p == 4 else 0) else f"({left})"
+    right = right if _prec(node.right) > p else f"({right})"
+    return f"{left} {node.op} {right}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(tree=_truths(3))
+def test_guard_grammar_round_trips(tree: Node) -> None:
+    text = _render(tree)
+    assert unparse(parse_guard(text)) == unparse(tree), text
+    assert unparse(parse_guard(unparse(tree))) == unparse(tree)  # fully parenthesised too
