@@ -129,14 +129,20 @@ def test_difference_shared_network_structure() -> None:
     assert theirs == ["r1", "r3", "r2"]
 
 
-def test_difference_several_partners_in_one_rule() -> None:
-    """One change, one rule, several partners: we fire older partners first; CLIPS fires
-    partners of later patterns newest first."""
-    rs = rules(rule("pair", [["a", "?x"], ["b", "?y"]], [{"assert": ["seen", "?y"]}]))
-    ours = run_row(rs, [("b", 1), ("b", 2), ("b", 3), ("a", 0)])
-    theirs = ClipsRules(rs).run_row([("b", 1), ("b", 2), ("b", 3), ("a", 0)])
-    assert [f for f in ours.facts if f[0] == "seen"] == [("seen", 1.0), ("seen", 2.0), ("seen", 3.0)]
-    assert [f for f in theirs.facts if f[0] == "seen"] == [("seen", 3.0), ("seen", 2.0), ("seen", 1.0)]
+@pytest.mark.parametrize(("when", "row"), [
+    ([["a", "?x"], ["b", "?y"]], [("b", 1), ("b", 2), ("b", 3), ("a", 0)]),  # partners newest first
+    ([["b", "?y"], ["a", "?x"]], [("b", 1), ("b", 2), ("b", 3), ("a", 0)]),  # partial matches oldest first
+    ([["b", "?y"], ["c", "?z"], ["a", "?x"]], [("b", 1), ("b", 2), ("c", 1), ("c", 2), ("a", 0)]),  # by creation
+    ([["a", "?x"], ["a", "?y"]], [("a", 1), ("a", 2)]),  # a fact filling two patterns
+])
+def test_one_rule_several_matches_in_one_change(when: list[Any], row: list[tuple[Any, ...]]) -> None:
+    """One change, one rule, several matches: the same order as CLIPS (RULES_SEMANTICS.md §2)."""
+    variables = sorted({a for p in when for a in p[1:]})
+    rs = rules(rule("r", when, [{"assert": ["seen", *variables]}]))
+    ours = run_row(rs, row)
+    theirs = ClipsRules(rs).run_row(row)
+    assert [f for f in ours.facts if f[0] == "seen"] == [f for f in theirs.facts if f[0] == "seen"]
+    assert len([f for f in ours.facts if f[0] == "seen"]) >= 2
 
 
 def test_difference_rules_without_positive_patterns() -> None:

@@ -64,10 +64,31 @@ def test_within_one_change_file_order() -> None:
     assert run_row(rs, [("a", 1.0)]).fired == ["r1", "r2", "r3"]
 
 
-def test_within_one_rule_older_facts_first() -> None:
+def test_within_one_rule_newest_partner_first() -> None:
     rs = rules(rule("pair", [["a", "?x"], ["b", "?y"]], [{"assert": ["seen", "?x", "?y"]}]))
-    result = run_row(rs, [("b", 1), ("b", 2), ("a", 0)])
-    assert result.firings == [("pair", (2, 0)), ("pair", (2, 1))]
+    result = run_row(rs, [("b", 1), ("b", 2), ("b", 3), ("a", 0)])
+    assert result.firings == [("pair", (3, 2)), ("pair", (3, 1)), ("pair", (3, 0))]
+
+
+def test_within_one_rule_older_partial_match_first() -> None:
+    rs = rules(rule("pair", [["b", "?y"], ["a", "?x"]], [{"assert": ["seen", "?x", "?y"]}]))
+    result = run_row(rs, [("b", 1), ("b", 2), ("b", 3), ("a", 0)])
+    assert result.firings == [("pair", (0, 3)), ("pair", (1, 3)), ("pair", (2, 3))]
+    # partial matches age by creation, not by their facts' age: (b2,c1) was made before (b1,c2)
+    rs3 = rules(rule("tri", [["b", "?y"], ["c", "?z"], ["a", "?x"]]))
+    result3 = run_row(rs3, [("b", 1), ("b", 2), ("c", 1), ("c", 2), ("a", 0)])
+    assert result3.firings == [("tri", (1, 2, 4)), ("tri", (0, 2, 4)), ("tri", (1, 3, 4)), ("tri", (0, 3, 4))]
+
+
+def test_within_one_rule_earlier_pattern_first() -> None:
+    rs = rules(rule("self", [["a", "?x"], ["a", "?y"]]))
+    # a2's change makes three matches; where a2 fills the earlier pattern comes first
+    assert run_row(rs, [("a", 1), ("a", 2)]).firings == [("self", (1, 1)), ("self", (1, 0)), ("self", (0, 1)), ("self", (0, 0))]
+
+
+def test_unblocked_not_oldest_partial_match_first() -> None:
+    rs = rules(rule("wait", [["a", "?x"], {"not": ["d"]}]), rule("kill", [{"bind": "?d", "pattern": ["d"]}, ["go"]], [{"retract": "?d"}], salience=1))
+    assert run_row(rs, [("d",), ("a", 1), ("a", 2), ("go",)]).firings == [("kill", (0, 3)), ("wait", (1,)), ("wait", (2,))]
 
 
 def test_refraction_each_activation_fires_once() -> None:

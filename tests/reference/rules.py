@@ -7,8 +7,7 @@ activations:
 
 * a match that was not live becomes a new activation, numbered when it is created; new
   activations of one change are numbered so that rules earlier in the file fire first, and,
-  within one rule, the match over older facts (fact creation order, pattern by pattern)
-  fires first;
+  within one rule, in CLIPS's order for one rule (see :class:`Row`);
 * a live activation whose match is gone (a fact retracted, a ``not`` that stopped holding)
   is dropped, fired or not, so a later equal match is a new activation;
 * the agenda fires the unfired activation with the highest (salience, number), runs its
@@ -169,13 +168,59 @@ def _unify(pattern: Atom, fact: FactTuple, env: dict[str, Value]) -> dict[str, V
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A rule as a chain of nodes (its patterns and ``not``s, in order), each followed by the
+    guards written after it; ``root_guards`` come before the first node."""
+
+    nodes: tuple[PatternCondition | NotCondition, ...]
+    guards: tuple[tuple[TestCondition, ...], ...]  # guards[k]: after node k
+    root_guards: tuple[TestCondition, ...]
+    positives_before: tuple[int, ...]  # positives_before[k]: positive nodes among the first k
+
+    @classmethod
+    def of(cls, rule: Rule) -> _Shape:
+        nodes: list[PatternCondition | NotCondition] = []
+        guards: list[list[TestCondition]] = []
+        root: list[TestCondition] = []
+        for cond in rule.when:
+            if isinstance(cond, TestCondition):
+                (guards[-1] if guards else root).append(cond)
+            else:
+                nodes.append(cond)
+                guards.append([])
+        before = [0]
+        for node in nodes:
+            before.append(before[-1] + isinstance(node, PatternCondition))
+        return cls(tuple(nodes), tuple(tuple(g) for g in guards), tuple(root), tuple(before))
+
+
+Partial = tuple[int, tuple[int, ...]]  # (level, fact ids of the positive nodes before it)
+
+
 class Row:
-    """One working memory and its agenda."""
+    """One working memory and its agenda.
+
+    Matches are tracked as *partial matches*: a rule's match through its first k nodes is a
+    partial match at level k (level 0: nothing matched yet; the last level: an activation).
+    A partial match lives from the change that creates it until one that removes it, and is
+    stamped, like an activation, when created. The stamps order the new activations of one
+    change (DESIGN §10 leaves this to the engine; ours is CLIPS's for one rule):
+
+    * rules earlier in the file fire first;
+    * a change enters a rule at a node (where the asserted fact fills a pattern, or the
+      ``not`` a retraction unblocked); entries at earlier nodes fire first (a fact filling two
+      patterns fires first where it fills the earlier one);
+    * at the entry node, the older partial match before it fires first;
+    * at each later pattern, the newest partner fact fires first.
+    """
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self.facts: list[Fact] = []
         self.index: dict[FactTuple, Fact] = {}
+        self.shapes = [_Shape.of(rule) for rule in ruleset.rules]
+        self.partials: list[dict[Partial, int]] = [{} for _ in ruleset.rules]  # → stamp
         self.activations: dict[tuple[int, tuple[int, ...]], Activation] = {}
         self.counter = 0
         self.firings: list[tuple[str, tuple[int, ...]]] = []
@@ -186,47 +231,69 @@ class Row:
         return {c.pattern.predicate for c in rule.when if isinstance(c, (PatternCondition, NotCondition))}
 
     # -- matching ----------------------------------------------------------------------
-    def matches(self, rule: Rule) -> list[tuple[tuple[int, ...], dict[str, Value], dict[str, int]]]:
-        """Every match of ``rule`` now: fact ids of its positive patterns, values, fact names."""
-        out: list[tuple[tuple[int, ...], dict[str, Value], dict[str, int]]] = []
-
-        def walk(i: int, ids: tuple[int, ...], env: dict[str, Value], fvars: dict[str, int]) -> None:
-            if i == len(rule.when):
-                out.append((ids, env, fvars))
-                return
-            cond = rule.when[i]
-            if isinstance(cond, PatternCondition):
-                for fact in self.facts:
-                    if not fact.alive:
-                        continue
-                    bound = _unify(cond.pattern, fact.value, env)
-                    if bound is not None:
-                        walk(i + 1, ids + (fact.id,), bound, {**fvars, cond.bind: fact.id} if cond.bind else fvars)
-            elif isinstance(cond, TestCondition):
-                if guard_holds(cond.node, env):
-                    walk(i + 1, ids, env, fvars)
-            elif not any(fact.alive and _unify(cond.pattern, fact.value, env) is not None for fact in self.facts):
-                walk(i + 1, ids, env, fvars)
-
-        walk(0, (), {}, {})
+    def matches(self, r: int) -> dict[Partial, tuple[dict[str, Value], dict[str, int]]]:
+        """Every partial match of rule ``r`` now, with its values and fact names."""
+        shape = self.shapes[r]
+        out: dict[Partial, tuple[dict[str, Value], dict[str, int]]] = {}
+        if not all(guard_holds(g.node, {}) for g in shape.root_guards):
+            return out
+        frontier: list[tuple[tuple[int, ...], dict[str, Value], dict[str, int]]] = [((), {}, {})]
+        out[(0, ())] = ({}, {})
+        for k, node in enumerate(shape.nodes):
+            grown = []
+            for ids, env, fvars in frontier:
+                if isinstance(node, PatternCondition):
+                    for fact in self.facts:
+                        bound = _unify(node.pattern, fact.value, env) if fact.alive else None
+                        if bound is not None:
+                            grown.append((ids + (fact.id,), bound, {**fvars, node.bind: fact.id} if node.bind else fvars))
+                elif not any(fact.alive and _unify(node.pattern, fact.value, env) is not None for fact in self.facts):
+                    grown.append((ids, env, fvars))
+            frontier = [(ids, env, fvars) for ids, env, fvars in grown if all(guard_holds(g.node, env) for g in shape.guards[k])]
+            for ids, env, fvars in frontier:
+                out[(k + 1, ids)] = (env, fvars)
         return out
 
+    def _creation_key(self, r: int, key: Partial, old: dict[Partial, int]) -> tuple[int, int, int, tuple[int, ...]]:
+        """Sorts one change's new partial matches into the order they are created: rules last
+        to first, entry nodes last to first, older partial match at the entry first... read
+        backwards (the last created fires first), this is the order of the class docstring."""
+        shape = self.shapes[r]
+        level, ids = key
+        entry, parent_stamp = -1, 0
+        for k in range(level - 1, -1, -1):  # the deepest prefix that existed before the change
+            prefix = (k, ids[: shape.positives_before[k]])
+            if prefix in old:
+                entry, parent_stamp = k, old[prefix]
+                break
+        choices = []
+        rest = iter(ids[shape.positives_before[max(entry, 0)]:])
+        for node in shape.nodes[max(entry, 0):level]:
+            choices.append(next(rest) if isinstance(node, PatternCondition) else -1)
+        return (-r, -entry, -parent_stamp, tuple(choices))
+
     def update(self, changed: str | None) -> None:
-        """Brings the agenda up to date after one change to predicate ``changed`` (None: all)."""
-        created: list[tuple[int, tuple[int, ...], dict[str, Value], dict[str, int]]] = []
-        for r, rule in enumerate(self.ruleset.rules):
+        """Brings partial matches and the agenda up to date after one change to predicate
+        ``changed`` (None: the row start, every rule)."""
+        created: list[tuple[tuple[int, int, int, tuple[int, ...]], int, Partial, dict[str, Value], dict[str, int]]] = []
+        for r in range(len(self.ruleset.rules)):
             if changed is not None and changed not in self.mentions[r]:
                 continue
-            now = {ids: (env, fvars) for ids, env, fvars in self.matches(rule)}
-            for key in [k for k in self.activations if k[0] == r and k[1] not in now]:
-                del self.activations[key]
-            for ids, (env, fvars) in now.items():
-                if (r, ids) not in self.activations:
-                    created.append((r, ids, env, fvars))
-        created.sort(key=lambda c: (c[0], c[1]))
-        for r, ids, env, fvars in reversed(created):  # the first to fire gets the highest number
+            now = self.matches(r)
+            old = self.partials[r]
+            last = len(self.shapes[r].nodes)
+            for key in [k for k in old if k not in now]:
+                del old[key]
+                self.activations.pop((r, key[1]), None) if key[0] == last else None
+            for key, (env, fvars) in now.items():
+                if key not in old:
+                    created.append((self._creation_key(r, key, old), r, key, env, fvars))
+        created.sort(key=lambda c: (c[0], c[2][0]))
+        for _, r, key, env, fvars in created:
             self.counter += 1
-            self.activations[(r, ids)] = Activation(r, ids, self.counter, env, fvars)
+            self.partials[r][key] = self.counter
+            if key[0] == len(self.shapes[r].nodes):
+                self.activations[(r, key[1])] = Activation(r, key[1], self.counter, env, fvars)
 
     # -- changes -----------------------------------------------------------------------
     def assert_fact(self, value: FactTuple) -> bool:
