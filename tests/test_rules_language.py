@@ -142,6 +142,7 @@ def test_toml_and_yaml_give_the_same_rule_set(tmp_path: Path) -> None:
     ("(?a + ?b) * 2 == 1e3", "(((?a + ?b) * 2.0) == 1000.0)"),
     ("not not (?a != \"NG\")", "(not (not (?a != 'NG')))"),
     ("-?a < .5", "((- ?a) < 0.5)"),
+    (r"""?a == 'it\'s' or ?a != "x\\y" """, "((?a == \"it's\") or (?a != 'x\\\\y'))"),
 ])
 def test_guard_precedence(text: str, tree: str) -> None:
     assert unparse(parse_guard(text)) == tree

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from infer_runtime.rules import rules_from_data
 from infer_runtime.rules.guard import parse_guard
 from infer_runtime.rules.ruleset import RuleSet
-from reference.rules import RowLimitError, guard_holds, run_batch, run_row
+from reference.rules import RowLimitError, RowOutputError, guard_holds, run_batch, run_row
 from rules_strategies import facts, rulesets
 
 
@@ -200,6 +200,13 @@ def test_outputs_newest_fact_else_default() -> None:
     rs = rules(rule("r1", [["a"]], [{"assert": ["decision", "review"]}], salience=1), rule("r2", [["a"]], [{"assert": ["decision", "block"]}]))
     result = run_row(rs, [("a",)], outputs={"decision": "decision", "other": "nothing"}, defaults={"other": 3})
     assert result.outputs == {"decision": "block", "other": 3.0}
+
+
+def test_output_of_a_fact_without_argument_fails_the_row() -> None:
+    rs = rules(rule("r", [["a"]], [{"assert": ["decision"]}]))
+    with pytest.raises(RowOutputError, match="no argument"):
+        run_row(rs, [("a",)], outputs={"decision": "decision"}, defaults={"decision": "allow"})
+    assert run_row(rs, [], outputs={"decision": "decision"}, defaults={"decision": "allow"}).outputs == {"decision": "allow"}
 
 
 def test_batch_bindings_rows_shapes_and_bytes() -> None:

@@ -49,6 +49,10 @@ class RowLimitError(RuntimeError):
         self.limit = limit
 
 
+class RowOutputError(RuntimeError):
+    """The newest fact of an output's predicate has no argument to output."""
+
+
 # -- values and guards --------------------------------------------------------------------
 
 
@@ -362,10 +366,13 @@ class Row:
 
 def outputs_of(facts: Sequence[FactTuple], outputs: Mapping[str, str], defaults: Mapping[str, Any]) -> dict[str, Value | None]:
     """Per output tensor: the first argument of the newest fact of its predicate, else the
-    default (None when there is neither)."""
+    default (None when there is neither). Raises :class:`RowOutputError` when that newest
+    fact has no argument. (Whether the value fits the output's dtype is the engine's check.)"""
     out: dict[str, Value | None] = {}
     for tensor, predicate in outputs.items():
-        newest = [f for f in facts if f[0] == predicate and len(f) > 1]
+        newest = [f for f in facts if f[0] == predicate]
+        if newest and len(newest[-1]) == 1:
+            raise RowOutputError(f"output {tensor!r}: the newest fact of its predicate has no argument")
         default = defaults.get(tensor)
         out[tensor] = newest[-1][1] if newest else (None if default is None else normalise(default))
     return out
@@ -401,13 +408,13 @@ def _arg(value: Any) -> Value:
 
 
 def run_batch(ruleset: RuleSet, inputs: Mapping[str, Any], *, bindings: Mapping[str, str], outputs: Mapping[str, str],
-              defaults: Mapping[str, Any] | None = None, max_iterations: int = 1000) -> list[RowResult | RowLimitError]:
-    """Every row of a batch; a row that hits the limit gives its :class:`RowLimitError`."""
+              defaults: Mapping[str, Any] | None = None, max_iterations: int = 1000) -> list[RowResult | RowLimitError | RowOutputError]:
+    """Every row of a batch; a row that fails gives its error instead of a result."""
     rows = len(next(iter(inputs.values()))) if inputs else 1
-    results: list[RowResult | RowLimitError] = []
+    results: list[RowResult | RowLimitError | RowOutputError] = []
     for r in range(rows):
         try:
             results.append(run_row(ruleset, binding_facts(inputs, bindings, r), outputs=outputs, defaults=defaults, max_iterations=max_iterations))
-        except RowLimitError as exc:
+        except (RowLimitError, RowOutputError) as exc:
             results.append(exc)
     return results

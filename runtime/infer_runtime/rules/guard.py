@@ -12,6 +12,7 @@ The grammar (DESIGN §10), loosest binding first::
     unary := "-" unary | atom
     atom  := NUMBER | STRING | VARIABLE | "(" or ")"
 
+Strings are quoted with ' or "; a backslash takes the next character as it is ('it\\'s').
 Every expression is either a *value* (number or string) or a *truth* (a comparison or a
 combination of them); the parser checks the kinds statically so a guard never asks whether
 a number is true. String literals ('NG' or "NG") may only be compared with ``==``/``!=``.
@@ -107,7 +108,7 @@ _TOKEN = re.compile(
     r"""(?P<ws>\s+)
       | (?P<num>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
       | (?P<var>\?[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<str>'[^']*'|"[^"]*")
+      | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
       | (?P<op><=|>=|==|!=|[-+*/<>()])
       | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
     """,
@@ -115,6 +116,7 @@ _TOKEN = re.compile(
 )
 
 _WORDS = ("and", "or", "not")
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)  # a backslash takes the next character as it is
 _MISTAKES = {"&&": "and", "||": "or", "!": "not", "=": "==", "<>": "!=", "=<": "<=", "=>": ">="}
 
 
@@ -275,7 +277,7 @@ class _Parser:
         if tok.kind == "num":
             return Num(float(tok.text), tok.column), "value"
         if tok.kind == "str":
-            return Str(tok.text[1:-1], tok.column), "value"
+            return Str(_ESCAPE.sub(r"\1", tok.text[1:-1]), tok.column), "value"
         if tok.kind == "var":
             if tok.text == "?_":
                 raise GuardSyntaxError("the wildcard ?_ has no value to test", tok.column, "bind a named variable in a pattern")
