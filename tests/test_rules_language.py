@@ -332,3 +332,21 @@ def test_guard_grammar_round_trips(tree: Node) -> None:
     text = _render(tree)
     assert unparse(parse_guard(text)) == unparse(tree), text
     assert unparse(parse_guard(unparse(tree))) == unparse(tree)  # fully parenthesised too
+
+
+def test_check_rules_for_model_locates_option_problems_in_the_spec(tmp_path: Path) -> None:
+    from infer_runtime.rules import check_rules_for_model
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text('version = 1\n[models.policy]\nbackend = "rules"\npath = "policy.toml"\n[models.policy.rules]\n'
+                    'bindings = { score = "score" }\noutputs = { decision = "decison" }\ndefaults = { verdict = "allow" }\n')
+    rules_file = tmp_path / "policy.toml"
+    rules_file.write_text((CORPUS / "valid" / "design_example.toml").read_text().replace('"?fraud > 0.9"', '"?fraud > "'))
+    doc = read_document(spec)
+    options = doc.data["models"]["policy"]["rules"]
+    issues = check_rules_for_model(rules_file, options, spec_file=str(spec), options_path=("models", "policy", "rules"), locate=doc.locate)
+    assert [i.format() for i in issues] == [
+        f"{spec}:7:13: error: models.policy.rules.outputs.decision: output 'decision' reads predicate 'decison', which no fact, binding or rule produces (did you mean 'decision'?)",
+        f"{rules_file}:12:22: error: rules[0].when[1].test: guard: expected a number, a string, a variable or '(' but found the end of the guard (column 10 of the guard)",
+        f"{spec}:8:14: error: models.policy.rules.defaults.verdict: default for 'verdict', which is not an output (outputs: decision)",
+    ]

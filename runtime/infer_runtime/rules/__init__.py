@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from .errors import RulesError
 from .loader import (
-           RulesCheck,
-           check_rules,
-           check_rules_data,
-           is_rules_document,
-           load_rules,
-           looks_like_rules,
-           rules_from_data,
+    RulesCheck,
+    check_rules,
+    check_rules_data,
+    check_rules_for_model,
+    is_rules_document,
+    load_rules,
+    looks_like_rules,
+    rules_from_data,
 )
 from .ruleset import RuleSet
 
-__all__ = ["RuleSet", "RulesCheck", "RulesError", "check_rules", "check_rules_data", "is_rules_document", "load_rules",
-           "looks_like_rules", "rules_from_data"]
+__all__ = ["RuleSet", "RulesCheck", "RulesError", "check_rules", "check_rules_data", "check_rules_for_model", "is_rules_document",
+           "load_rules", "looks_like_rules", "rules_from_data"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,6 +177,36 @@ def _check_tree(result: RulesCheck, data: dict[str, Any], outputs: Mapping[str, 
     result.issues.sort(key=lambda i: (i.line or 0, i.column or 0))
 
 
+def check_rules_for_model(rules_path: str | os.PathLike[str], options: Mapping[str, Any], *, spec_file: str,
+                          options_path: KeyPath, locate: Callable[[KeyPath], tuple[int | None, int | None]] | None = None) -> list[SpecIssue]:
+    """Every problem of a spec's ``rules`` model, for the spec-level check.
+
+    The rules file's own problems are located in the rules file; problems of the model's
+    options (an output reading a predicate nothing produces, a default naming no output) are
+    located in the spec, at ``options_path`` (e.g. ``("models", "policy", "rules")``) through
+    ``locate`` (the spec document's ``locate``).
+    """
+    outputs = dict(options.get("outputs") or {})
+    bindings = dict(options.get("bindings") or {})
+    result = check_rules(rules_path, outputs=outputs, bindings=bindings)
+
+    def at_spec(path: KeyPath, message: str, hint: str | None) -> SpecIssue:
+        full = options_path + path
+        line, column = locate(full) if locate is not None else (None, None)
+        return SpecIssue(message, full, spec_file, line, column, None, hint)
+
+    out = []
+    for issue in result.issues:
+        if issue.path[:1] == ("outputs",) and issue.line is None:
+            out.append(at_spec(issue.path, issue.message, issue.hint))
+        else:
+            out.append(issue)
+    for tensor in options.get("defaults") or {}:
+        if tensor not in outputs:
+            out.append(at_spec(("defaults", tensor), f"default for {tensor!r}, which is not an output", f"outputs: {', '.join(outputs) or '(none)'}"))
+    return out
+
+
 def load_rules(path: str | os.PathLike[str], *, text: str | None = None) -> RuleSet:
     """Loads and checks a rules file into a :class:`RuleSet`.
 
@@ -203,4 +233,4 @@ def rules_from_data(data: Mapping[str, Any], name: str = "<rules>") -> RuleSet:
     return RuleSet.from_checked(dict(data), name)
 
 
-__all__ = ["RulesCheck", "check_rules", "check_rules_data", "is_rules_document", "load_rules", "looks_like_rules", "rules_from_data", "show"]
+__all__ = ["RulesCheck", "check_rules", "check_rules_data", "check_rules_for_model", "is_rules_document", "load_rules", "looks_like_rules", "rules_from_data", "show"]
