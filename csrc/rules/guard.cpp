@@ -255,7 +255,7 @@ Status Guard::compile(std::string_view text, const std::function<int(std::string
 
 bool Guard::eval(const Val* bindings) const {
   // Guards are small (max_depth_ is known); a fixed array avoids any allocation per call.
-  constexpr size_t kInline = 32;
+  constexpr size_t kInline = 16;
   Val inline_stack[kInline];
   std::vector<Val> heap_stack;
   Val* st = inline_stack;

@@ -143,7 +143,7 @@ Status RuleSet::compile_rule(const json::Value& rule, size_t index) {
         }
         continue;
       }
-      Val v;
+      Val v{};
       Status st = constant(arg, &symbols, &v);
       if (!st.ok()) return bad(at + ", argument " + std::to_string(ai + 1) + ": " + st.message());
       test.constants.emplace_back(ai, v);
@@ -256,7 +256,7 @@ Status RuleSet::compile(const json::Value& ruleset, const std::vector<std::strin
       InitialFact fact;
       fact.pred = rs.symbols.intern(f.items()[0].as_string());
       for (size_t k = 1; k < f.items().size(); ++k) {
-        Val v;
+        Val v{};
         Status st = constant(f.items()[k], &rs.symbols, &v);
         if (!st.ok()) return bad(at + ", argument " + std::to_string(k) + ": " + st.message());
         fact.args.push_back(v);

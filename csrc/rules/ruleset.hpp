@@ -41,7 +41,7 @@ struct Node {
 struct ActionArg {
   bool from_slot = false;
   uint32_t slot = 0;
-  Val value;
+  Val value{};
 };
 
 struct Action {

@@ -29,6 +29,7 @@ Session::Session(const RuleSet* rules) : rs_(rules), symbols_(rules->symbols) {
   size_t slots = 0;
   for (const Rule& r : rs_->rules) slots = std::max<size_t>(slots, r.n_slots);
   rhs_.resize(slots);
+  scratch_.resize(slots);
 }
 
 // ---- the fact set -------------------------------------------------------------------------
@@ -123,10 +124,13 @@ bool Session::join_ok(const Node& node, uint32_t token, uint32_t fact) const {
 // roots and `not` nodes), if the guards there hold; else kNone.
 uint32_t Session::make_token(uint32_t parent, uint32_t fact, uint32_t rule, uint32_t level) {
   const Rule& r = rs_->rules[rule];
-  const auto off = static_cast<uint32_t>(binds_.size());
-  binds_.resize(off + r.n_slots);
-  if (parent != kNone && r.n_slots != 0) {
-    std::copy_n(binds_.begin() + tokens_[parent].bind_off, r.n_slots, binds_.begin() + off);
+  // Bindings are built in scratch and copied to the arena only when the guards hold: most
+  // candidate tokens of threshold rules die at their guard.
+  Val* b = scratch_.data();
+  if (parent != kNone) {
+    std::copy_n(binds_.data() + tokens_[parent].bind_off, r.n_slots, b);
+  } else {
+    std::fill_n(b, r.n_slots, Val{});
   }
   const std::vector<uint32_t>* guards = &r.root_guards;
   if (level > 0) {
@@ -134,16 +138,15 @@ uint32_t Session::make_token(uint32_t parent, uint32_t fact, uint32_t rule, uint
     guards = &node.guards;
     if (fact != kNone) {
       const Val* a = fact_args_.data() + facts_[fact].arg_off;
-      for (const auto& [arg, slot] : node.binds) binds_[off + slot] = a[arg];
-      if (node.fact_slot != kNone) binds_[off + node.fact_slot] = Val::fact(fact);
+      for (const auto& [arg, slot] : node.binds) b[slot] = a[arg];
+      if (node.fact_slot != kNone) b[node.fact_slot] = Val::fact(fact);
     }
   }
   for (uint32_t g : *guards) {
-    if (!rs_->guards[g].eval(binds_.data() + off)) {
-      binds_.resize(off);
-      return kNone;
-    }
+    if (!rs_->guards[g].eval(b)) return kNone;
   }
+  const auto off = static_cast<uint32_t>(binds_.size());
+  binds_.insert(binds_.end(), b, b + r.n_slots);
   const auto id = static_cast<uint32_t>(tokens_.size());
   Token t{};
   t.parent = parent;

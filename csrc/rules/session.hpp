@@ -122,7 +122,7 @@ class Session {
   std::vector<Activation> agenda_;  // binary heap
   uint32_t counter_ = 0;
   std::vector<uint32_t> fired_;
-  std::vector<Val> rhs_, args_scratch_;
+  std::vector<Val> rhs_, args_scratch_, scratch_;
   std::vector<uint32_t> kill_stack_;
 };
 

@@ -10,11 +10,12 @@ namespace ir::rules {
 
 enum class Kind : uint8_t { kNum, kStr, kFact, kBool };
 
-// 16 bytes: strings are symbol ids, so comparing two values never compares text.
+// 16 bytes: strings are symbol ids, so comparing two values never compares text. Trivial
+// (no member initializers), so scratch arrays cost nothing to declare; Val{} is zero.
 struct Val {
-  Kind kind = Kind::kNum;
-  uint32_t id = 0;  // symbol id (kStr), fact id (kFact), 0/1 (kBool)
-  double num = 0.0;
+  Kind kind;
+  uint32_t id;  // symbol id (kStr), fact id (kFact), 0/1 (kBool)
+  double num;
 
   static Val number(double d) { return Val{Kind::kNum, 0, d}; }
   static Val symbol(uint32_t s) { return Val{Kind::kStr, s, 0.0}; }
