@@ -252,6 +252,7 @@ void Session::assert_fact(uint32_t pred, const Val* args, uint32_t n) {
   const auto id = static_cast<uint32_t>(facts_.size());
   facts_.push_back(Fact{pred, n, static_cast<uint32_t>(fact_args_.size()), kNone, h, true});
   fact_args_.insert(fact_args_.end(), args, args + n);
+  for (uint32_t i = 0; i < n; ++i) fact_args_[facts_[id].arg_off + i].num += 0.0;  // -0.0 is stored as 0.0
   set_insert(id);
   if (pred >= rs_->entries_by_pred.size()) return;  // a predicate no pattern mentions
   for (uint32_t a : rs_->alphas_by_pred[pred]) {

@@ -313,11 +313,12 @@ void config_errors() {
 }
 
 void values() {
-  // 1 and 1.0 are one number; the string "1" is not a number; -0.0 equals 0.0.
+  // 1 and 1.0 are one number; the string "1" is not a number; -0.0 equals 0.0 (and is stored
+  // as 0.0, as the reference and the CLIPS translation normalise it).
   const std::string rs = ruleset({logger("one", R"([["v",1]])"), logger("str", R"([["v","1"]])")});
   CHECK_EQ_STR(run_once(rs, {R"(["v",1.0])"}).fired, "one");
   CHECK_EQ_STR(run_once(rs, {R"(["v","1"])"}).fired, "str");
-  CHECK_EQ_STR(run_once(ruleset({logger("z", R"([["z",0]])")}), {R"(["z",-0.0])", R"(["z",0.0])"}).facts, R"([["z",-0.0],["log","z"]])");
+  CHECK_EQ_STR(run_once(ruleset({logger("z", R"([["z",0]])")}), {R"(["z",-0.0])", R"(["z",0.0])"}).facts, R"([["z",0.0],["log","z"]])");
   // Arity is part of a pattern.
   CHECK_EQ_STR(run_once(ruleset({logger("two", R"([["v","?a","?b"]])")}), {R"(["v",1])", R"(["v",1,2,3])"}).fired, "");
   // An assert argument that is exactly a bound variable takes its value.
