@@ -290,9 +290,9 @@ Status Instance::configure(const irb_create_args* args) {
       if (!known) return fail_batch("rules config: defaults." + m.first + " names no output of rules.outputs");
     }
   }
-  for (const char* extra_name : {"_fired", "_facts"}) {
-    if ((extra_name[2] == 'i' ? explain_ : trace_)) {
-      Output o;
+  for (const auto& [extra_name, wanted] : {std::pair<const char*, bool>{"_fired", explain_}, {"_facts", trace_}}) {
+    if (wanted) {
+      Output o;  // BYTES, no predicate
       o.name = extra_name;
       outputs_.push_back(std::move(o));
     }
