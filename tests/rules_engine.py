@@ -1,11 +1,9 @@
 """Runs a rule set on the C++ rules engine through ``SyncRuntime`` (a spec with one
 ``backend = "rules"`` model), for the agreement tests and the benchmark.
 
-The engine and its backend land on other branches; until they do, :func:`unavailable`
-says why the engine cannot run here, and callers skip with that reason. The row trace
-(``_facts``: the final working memory per row) needs ``trace = true`` in the model's
-``rules`` table; where the spec does not take it yet, runs go without it and
-:attr:`EngineModel.traced` is False.
+:func:`unavailable` says why the engine cannot run here (the tests then fail with that
+reason). The row trace (``_facts``: the final working memory per row) comes from
+``trace = true`` in the model's ``rules`` table.
 """
 
 from __future__ import annotations
@@ -65,7 +63,7 @@ class EngineModel:
             spec_file.write_text(tomli_w.dumps(_spec(rules_file, bindings, outputs, defaults or {}, max_iterations, False, batch)), encoding="utf-8")
             self.runtime = SyncRuntime.from_spec(spec_file, environ={})
         self.runtime.start()
-        failed = self.runtime.failed_models()
+        failed = self.runtime.failed_models
         if failed:
             self.runtime.stop(0)
             raise RuntimeError(f"rules model failed to load: {failed}")

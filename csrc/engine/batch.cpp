@@ -61,14 +61,17 @@ Status Batch::add_output(const TensorRef& t, std::shared_ptr<Buffer> owner) {
 }
 
 Status Batch::alloc_output(const char* name, int32_t dtype, int32_t ndim, const int64_t* shape, uint64_t bytes, void** data) {
-  if (is_bytes(dtype)) return Status(IR_ERROR_BACKEND, "output '" + std::string(name ? name : "?") + "': BYTES outputs cannot be allocated before they are known: use output_copy or output_adopt");
-  auto buffer = Buffer::Allocate(bytes);
-  TensorRef t{name, dtype, ndim, shape, buffer->data(), bytes};
   if (name == nullptr || *name == '\0') return Status(IR_ERROR_BACKEND, "output needs a name");
   uint64_t elements = 0;
   std::string problem;
-  if (!describe_tensor(t, &elements, &problem)) return Status(IR_ERROR_BACKEND, "output '" + std::string(name) + "': " + problem);
+  if (!dtype_valid(dtype)) return Status(IR_ERROR_BACKEND, "output '" + std::string(name) + "': unsupported dtype " + std::to_string(dtype));
+  if (!shape_elements(shape, ndim, &elements, &problem)) return Status(IR_ERROR_BACKEND, "output '" + std::string(name) + "': " + problem);
+  // BYTES content is not there yet: its length prefixes are checked once the backend returns.
+  if (!is_bytes(dtype) && elements * dtype_size(dtype) != bytes) return Status(IR_ERROR_BACKEND, "output '" + std::string(name) + "': byte_size does not match shape and dtype");
+  auto buffer = Buffer::Allocate(bytes);
+  TensorRef t{name, dtype, ndim, shape, buffer->data(), bytes};
   IR_RETURN_IF_ERROR(check_output(t, elements));
+  if (is_bytes(dtype)) unparsed_.push_back(outputs.size());
   BatchOutput out;
   out.name = name;
   out.dtype = dtype;
@@ -87,7 +90,20 @@ void Batch::fail_request(int32_t index, Status error) {
   failed.emplace_back(index, std::move(error));
 }
 
-Status Batch::check_complete() const {
+Status Batch::check_complete() {
+  // BYTES outputs written into allocated memory: now that they hold their elements, check the
+  // length prefixes and find the rows.
+  for (size_t index : unparsed_) {
+    BatchOutput& o = outputs[index];
+    uint64_t elements = 1;
+    for (int64_t d : o.shape) elements *= static_cast<uint64_t>(d);
+    const uint64_t per_row = batching && rows > 0 ? elements / static_cast<uint64_t>(rows) : 0;
+    o.row_starts.clear();
+    bool ok = parse_bytes(o.buffer->data(), o.buffer->size(), elements, per_row, batching ? &o.row_starts : nullptr);
+    if (batching && per_row == 0) o.row_starts.assign(static_cast<size_t>(rows) + 1, 0);
+    if (!ok) return Status(IR_ERROR_BACKEND, "output '" + o.name + "': BYTES data does not hold " + std::to_string(elements) + " length-prefixed elements");
+  }
+  unparsed_.clear();
   if (declared == nullptr) return Status::Ok();
   for (const TensorSig& s : *declared) {
     bool found = std::any_of(outputs.begin(), outputs.end(), [&](const BatchOutput& o) { return o.name == s.name; });
@@ -123,6 +139,7 @@ void Batch::complete_into(const Status& error, int64_t done_ns, std::vector<Comp
 }
 
 void Batch::clear() {
+  unparsed_.clear();
   requests.clear();
   request_rows.clear();
   outputs.clear();

@@ -39,14 +39,16 @@ struct Batch {
   // declared outputs (name, dtype, per-row shape).
   Status add_output(const TensorRef& t, std::shared_ptr<Buffer> owner);
 
-  // Allocates engine memory for an output the backend then fills (*data, `bytes` long).
+  // Allocates engine memory for an output the backend then fills (*data, `bytes` long; for
+  // BYTES, exactly the serialized elements, checked when the backend returns).
   Status alloc_output(const char* name, int32_t dtype, int32_t ndim, const int64_t* shape, uint64_t bytes, void** data);
 
   // Fails request `index` alone (the others keep the outputs).
   void fail_request(int32_t index, Status error);
 
-  // Every declared output was set (call after the backend returned successfully).
-  [[nodiscard]] Status check_complete() const;
+  // After the backend returned successfully: every declared output was set, and BYTES outputs
+  // written into allocated memory hold well-formed elements.
+  [[nodiscard]] Status check_complete();
 
   // Completions for every request: their rows of the outputs, or `error` for all of them when
   // it is set; requests failed alone get their own error. Leaves outputs empty.
@@ -56,6 +58,7 @@ struct Batch {
 
  private:
   Status check_output(const TensorRef& t, uint64_t elements) const;
+  std::vector<size_t> unparsed_;  // BYTES outputs filled in place, checked by check_complete
 };
 
 }  // namespace ir

@@ -55,11 +55,17 @@ void InstancePool::build(Slot& slot, int32_t instance) {
   (void)instance;
   Batch& batch = slot.batch;
   const ModelConfig& config = model_->config();
-  for (Request* r : batch.requests) {
-    batch.rows += r->rows;
-    batch.request_rows.push_back(r->rows);
-  }
   const Request& head = *batch.requests.front();
+  if (batch.batching) {
+    for (Request* r : batch.requests) {
+      batch.rows += r->rows;
+      batch.request_rows.push_back(r->rows);
+    }
+  } else {  // one request: its rows are its first input's leading dimension, if any
+    const bool leading = !head.inputs.empty() && !head.inputs.front().shape.empty();
+    batch.rows = leading ? head.inputs.front().shape.front() : 1;
+    batch.request_rows.push_back(batch.rows);
+  }
   const size_t n = head.inputs.size();
   batch.inputs.resize(n);
   batch.input_refs.resize(n);

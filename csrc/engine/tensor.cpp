@@ -10,12 +10,8 @@ std::string shape_text(const int64_t* shape, int32_t ndim) {
   return out + "]";
 }
 
-bool describe_tensor(const TensorRef& t, uint64_t* elements, std::string* problem) {
-  if (!dtype_valid(t.dtype)) {
-    *problem = "unsupported dtype " + std::to_string(t.dtype);
-    return false;
-  }
-  if (t.ndim < 0 || t.ndim > 32 || (t.ndim > 0 && t.shape == nullptr)) {
+bool shape_elements(const int64_t* shape, int32_t ndim, uint64_t* elements, std::string* problem) {
+  if (ndim < 0 || ndim > 32 || (ndim > 0 && shape == nullptr)) {
     *problem = "bad shape";
     return false;
   }
@@ -24,19 +20,30 @@ bool describe_tensor(const TensorRef& t, uint64_t* elements, std::string* proble
   constexpr uint64_t kMaxElements = uint64_t{1} << 48;
   uint64_t count = 1;
   bool too_large = false;
-  for (int32_t d = 0; d < t.ndim; ++d) {
-    if (t.shape[d] < 0) {
+  for (int32_t d = 0; d < ndim; ++d) {
+    if (shape[d] < 0) {
       *problem = "negative dimension";
       return false;
     }
-    const auto dim = static_cast<uint64_t>(t.shape[d]);
+    const auto dim = static_cast<uint64_t>(shape[d]);
     if (dim > kMaxElements) too_large = true;
     count = dim == 0 || count == 0 ? 0 : (count > kMaxElements / dim ? kMaxElements + 1 : count * dim);
   }
   if (too_large || count > kMaxElements) {
-    *problem = "shape " + shape_text(t.shape, t.ndim) + " is too large";
+    *problem = "shape " + shape_text(shape, ndim) + " is too large";
     return false;
   }
+  *elements = count;
+  return true;
+}
+
+bool describe_tensor(const TensorRef& t, uint64_t* elements, std::string* problem) {
+  if (!dtype_valid(t.dtype)) {
+    *problem = "unsupported dtype " + std::to_string(t.dtype);
+    return false;
+  }
+  uint64_t count = 0;
+  if (!shape_elements(t.shape, t.ndim, &count, problem)) return false;
   if (t.byte_size > 0 && t.data == nullptr) {
     *problem = "no data";
     return false;

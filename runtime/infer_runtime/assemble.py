@@ -183,7 +183,7 @@ def _rules(loaded: LoadedSpec, name: str, spec: ModelSpec, declared: ModelSignat
         raise ModelLoadError(f"model '{name}': {exc}") from exc
     config = ruleset.engine_config(bindings=dict(options.bindings), outputs=dict(options.outputs), defaults=dict(options.defaults),
                                    explain=options.explain, max_iterations=options.max_iterations, trace=options.trace)
-    return _open_native("rules", name, spec, declared, config, details={"rules": str(artifact.path), "version": artifact.version})
+    return _open_native("rules", name, spec, declared, config, details={"rules": str(artifact.path)})
 
 
 def _plugin(loaded: LoadedSpec, name: str, spec: ModelSpec, declared: ModelSignature, artifact: Artifact) -> LoadedBackend:
