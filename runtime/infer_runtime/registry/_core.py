@@ -20,7 +20,8 @@ from ._db import Db, check_version, migrate, transact
 from .artifacts import StoredArtifact, check_artifact
 from .errors import ArtifactIntegrityError, InvalidReferenceError, RegistryError, RegistryFileError
 from .records import ArtifactProblem, Deployment, Event, ModelVersion, Resolution, VerifyReport
-from .refs import check_environment, check_name, check_version as check_version_text, parse_reference
+from .refs import check_environment, check_name, parse_reference
+from .refs import check_version as check_version_text
 
 T = TypeVar("T")
 log = structlog.get_logger("infer_runtime.registry")
@@ -135,6 +136,11 @@ class Core:
         if environment is not None:
             check_environment(environment)
         return await self._tx(False, lambda db: _ops.history(db, self.ctx, name, environment))
+
+    async def current(self, name: str | None) -> Deployments:
+        if name is not None:
+            check_name(name)
+        return await self._tx(False, lambda db: _ops.current_all(db, name))
 
     async def events(self, name: str | None, limit: int | None) -> Events:
         return await self._tx(False, lambda db: _ops.events(db, name, limit))

@@ -228,6 +228,18 @@ async def history(db: Db, ctx: Ctx, name: str, environment: str | None) -> list[
     return [deployment_from_row(r) for r in rows]
 
 
+async def current_all(db: Db, name: str | None) -> list[Deployment]:
+    """The current deployment of every (model, environment) pair (of ``name``)."""
+    where, params = ("AND d.name = ?", [name]) if name is not None else ("", [])
+    rows = await db.fetchall(
+        f"SELECT {', '.join('d.' + c for c in _DEPLOY_COLS.split(', '))} FROM deployments d "
+        f"WHERE d.id = (SELECT MAX(id) FROM deployments WHERE name = d.name AND environment = d.environment) {where} "
+        "ORDER BY d.name, d.environment",
+        params,
+    )
+    return [deployment_from_row(r) for r in rows]
+
+
 async def events(db: Db, name: str | None, limit: int | None) -> list[Event]:
     """The event log (of ``name``), oldest first; ``limit`` keeps the newest entries."""
     where, params = ("WHERE name = ?", [name]) if name is not None else ("", [])

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import aiosqlite
 
-from ._core import Core, Deployments, Events, Versions, check_metadata, check_source, integrity_error, verify_report
+from ._core import (
+    Core,
+    Deployments,
+    Events,
+    Versions,
+    check_metadata,
+    check_source,
+    integrity_error,
+    verify_report,
+)
 from ._db import BUSY_TIMEOUT_MS, RETRY_BUDGET_S, Row, require_file, translate
 from .artifacts import check_artifact, ingest
 from .errors import RegistryError
@@ -48,7 +58,7 @@ class Registry:
         self._conn: aiosqlite.Connection | None = None
         self._core_: Core | None = None
 
-    async def open(self) -> Registry:
+    async def open(self) -> Self:
         """Opens the connection and upgrades an older file (``async with`` calls it)."""
         if self._create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,18 +66,19 @@ class Registry:
             require_file(self.path)
         try:
             conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        except Exception as exc:  # sqlite3.Error raised from the worker thread
-            raise _translated(exc, self.path) from None
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from None
         try:
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await conn.execute("PRAGMA foreign_keys = ON")
             core = Core(_AioDb(conn), self.path, asyncio.sleep, self._budget_s)
             await _retry_wal(conn, self.path)
             await core.prepare()
-        except BaseException as exc:
+        except sqlite3.Error as exc:
             await conn.close()
-            if isinstance(exc, Exception) and not isinstance(exc, RegistryError):
-                raise _translated(exc, self.path) from None
+            raise translate(exc, self.path) from None
+        except BaseException:
+            await conn.close()
             raise
         self._conn, self._core_ = conn, core
         return self
@@ -78,7 +89,7 @@ class Registry:
             await self._conn.close()
             self._conn = self._core_ = None
 
-    async def __aenter__(self) -> Registry:
+    async def __aenter__(self) -> Self:
         return await self.open()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -131,6 +142,10 @@ class Registry:
         """See :meth:`SyncRegistry.history`."""
         return await self._core.history(name, environment)
 
+    async def current(self, name: str | None = None) -> Deployments:
+        """See :meth:`SyncRegistry.current`."""
+        return await self._core.current(name)
+
     async def events(self, name: str | None = None, limit: int | None = None) -> Events:
         """See :meth:`SyncRegistry.events`."""
         return await self._core.events(name, limit)
@@ -148,12 +163,6 @@ class Registry:
         return report
 
 
-def _translated(exc: BaseException, path: Path) -> RegistryError:
-    import sqlite3
-
-    return translate(exc, path) if isinstance(exc, sqlite3.Error) else RegistryError(f"{path}: {exc}")
-
-
 async def _retry_wal(conn: aiosqlite.Connection, path: Path) -> None:
     # Switching to WAL needs the write lock briefly; a busy file is retried like a transaction.
     from ._db import is_busy
@@ -165,7 +174,7 @@ async def _retry_wal(conn: aiosqlite.Connection, path: Path) -> None:
         try:
             await conn.execute("PRAGMA journal_mode = WAL")
             return
-        except Exception as exc:
+        except sqlite3.OperationalError as exc:
             if not is_busy(exc) or loop.time() >= deadline:
                 raise
         await asyncio.sleep(delay)

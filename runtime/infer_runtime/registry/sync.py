@@ -6,9 +6,18 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-from ._core import Core, Deployments, Events, Versions, check_metadata, check_source, integrity_error, verify_report
+from ._core import (
+    Core,
+    Deployments,
+    Events,
+    Versions,
+    check_metadata,
+    check_source,
+    integrity_error,
+    verify_report,
+)
 from ._db import RETRY_BUDGET_S, SyncDb, connect_sync, run_sync, sleep_blocking
 from .artifacts import check_artifact, ingest
 from .records import Deployment, ModelVersion, Resolution, VerifyReport
@@ -48,7 +57,7 @@ class SyncRegistry:
         """Closes the connection (idempotent)."""
         self._conn.close()
 
-    def __enter__(self) -> SyncRegistry:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -120,6 +129,10 @@ class SyncRegistry:
     def history(self, name: str, environment: str | None = None) -> Deployments:
         """Deployments of ``name`` (in ``environment``), oldest first."""
         return run_sync(self._core.history(name, environment))
+
+    def current(self, name: str | None = None) -> Deployments:
+        """The deployment now current in each environment (of ``name``), by name and environment."""
+        return run_sync(self._core.current(name))
 
     def events(self, name: str | None = None, limit: int | None = None) -> Events:
         """The append-only event log (of ``name``), oldest first; ``limit`` keeps the newest."""

@@ -13,6 +13,7 @@ import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
+from typing import Self
 
 import structlog
 
@@ -111,7 +112,7 @@ class RegistryWatcher:
                 conn, self._conn = self._conn, None
                 await asyncio.to_thread(conn.close)
 
-    async def __aenter__(self) -> RegistryWatcher:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
