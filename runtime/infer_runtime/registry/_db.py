@@ -113,7 +113,7 @@ async def transact(db: Db, write: bool, body: Callable[[Db], Awaitable[T]], slee
             if not is_busy(exc):
                 raise translate(exc, path) from None
             if time.monotonic() >= deadline:
-                raise RegistryBusyError(f"{path}: the registry stayed locked by other writers for {budget_s:.0f} s; try again") from None
+                raise RegistryBusyError(f"{path}: the registry stayed locked by other writers for {budget_s:g} s; try again") from None
         await sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 0.1)
 

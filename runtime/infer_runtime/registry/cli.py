@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
     register = cmds.add_parser("register", help="copy an artifact into the registry as a new version")
     register.add_argument("name", metavar="NAME")
     register.add_argument("file", metavar="FILE")
-    register.add_argument("--version", help="version, starting with a digit (default: the next integer)")
+    register.add_argument("--version", dest="model_version", help="version, starting with a digit (default: the next integer)")
     register.add_argument("--backend", help="backend that serves it (default from the suffix: .onnx → onnxruntime, .toml → rules)")
     register.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata entry (repeatable; VALUE parsed as JSON when it is JSON, else kept as text)")
     register.add_argument("--promote", metavar="ENV", help="also deploy the new version to ENV")
@@ -145,7 +145,7 @@ def _dispatch(args: argparse.Namespace, path: Path) -> int:
         return _usage("--meta takes KEY=VALUE")
     with SyncRegistry(path, create=writes) as reg:
         if command == "register":
-            model = reg.register(args.name, args.file, version=args.version, backend=args.backend, metadata=meta)
+            model = reg.register(args.name, args.file, version=args.model_version, backend=args.backend, metadata=meta)
             print(f"registered {model.reference} ({model.backend}, {_size(model.size)}, sha256 {model.sha256[:12]}) from {args.file}")
             if args.promote:
                 _print_deployment(reg.promote(model.name, model.version, args.promote, args.note))
