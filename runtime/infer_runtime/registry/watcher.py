@@ -130,9 +130,9 @@ class RegistryWatcher:
             try:
                 await self._check(force=False)
                 self._last_problem = None
-            except RegistryError as exc:
+            except Exception as exc:  # noqa: BLE001 - one failed poll must never end the watching
                 if str(exc) != self._last_problem:  # log a lasting problem once, not every poll
-                    log.warning("registry_watch_failed", registry=str(self.path), error=str(exc))
+                    log.warning("registry_watch_failed", registry=str(self.path), error=str(exc), kind=type(exc).__name__)
                     self._last_problem = str(exc)
 
     def _data_version_now(self) -> int:
