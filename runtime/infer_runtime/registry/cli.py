@@ -111,13 +111,18 @@ def _meta(items: list[str]) -> dict[str, Any] | None:
     return out
 
 
-def main(args: argparse.Namespace) -> int:
-    """Runs ``infer-runtime registry ...``; returns the exit code."""
+def configure_quiet_logging() -> None:
+    """Logs errors only, to stderr: a command's stdout is its output (tables, JSON)."""
     from infer_runtime.monitoring.logging import configure_logging
 
+    configure_logging("error", "console")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Runs ``infer-runtime registry ...``; returns the exit code."""
     from .errors import InvalidReferenceError, RegistryError
 
-    configure_logging("error", "console")  # stdout is the command's output; problems go to stderr
+    configure_quiet_logging()
     path = _registry_path(args)
     if isinstance(path, int):
         return path
