@@ -57,7 +57,12 @@ def _native_resolve(db: Path, ref: str) -> str:
 async def measure(db: Path, name: str, files: list[Path], input_name: str, width: int, rounds: int, poll_s: float) -> dict[str, list[float]]:
     import onnxruntime as ort
 
-    from infer_runtime.registry import RegistryWatcher, ResolvedArtifact, SyncRegistry, resolve_source
+    from infer_runtime.registry import (
+        RegistryWatcher,
+        ResolvedArtifact,
+        SyncRegistry,
+        resolve_source,
+    )
 
     times: dict[str, list[float]] = {step: [] for step in STEPS}
     with SyncRegistry(db) as reg:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from registry_helpers import artifact
 
 from infer_runtime.errors import ModelLoadError
 from infer_runtime.registry import (
@@ -23,13 +22,15 @@ from infer_runtime.registry import (
     Registry,
     RegistryBusyError,
     RegistryConflictError,
+    RegistryError,
     RegistryFileError,
     RegistryNotFoundError,
     SyncRegistry,
+    _schema,
     parse_reference,
     resolve_source,
 )
-from infer_runtime.registry import _schema
+from registry_helpers import artifact
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +80,17 @@ def test_register_copies_into_content_addressed_store(reg: SyncRegistry, tmp_pat
     src.write_bytes(b"changed later")  # the registered copy does not follow the source
     assert reg.get("scorer", "1").artifact.read_bytes() == b"onnx-bytes"
     assert not list((tmp_path / "var" / "artifacts").glob(".incoming-*"))
+
+
+def test_stale_incoming_copies_are_cleaned_up(reg: SyncRegistry, tmp_path: Path) -> None:
+    store = tmp_path / "var" / "artifacts"
+    store.mkdir(parents=True)
+    old, fresh = store / ".incoming-old", store / ".incoming-fresh"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"in progress")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    reg.register("m", artifact(tmp_path, "a"))
+    assert not old.exists() and fresh.exists()
 
 
 def test_versions_default_to_next_integer(reg: SyncRegistry, tmp_path: Path) -> None:
@@ -256,6 +268,18 @@ def test_other_sqlite_files_and_garbage_are_clear_errors(tmp_path: Path) -> None
     with pytest.raises(ModelLoadError, match="no registry file"):
         resolve_source(tmp_path / "absent.db", "m", "production")
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_file_system_failures_are_registry_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory")
+    with pytest.raises(RegistryFileError, match="cannot create the registry's directory"):
+        SyncRegistry(blocker / "registry.db")
+    with SyncRegistry(tmp_path / "r.db") as reg:
+        (tmp_path / "artifacts").write_text("in the way")
+        with pytest.raises(RegistryError, match="cannot copy .* into the artifact store"):
+            reg.register("m", artifact(tmp_path / "src", "x"))
+        assert reg.list() == []
 
 
 def test_damaged_file_page_is_reported_by_verify_or_refused(tmp_path: Path) -> None:
@@ -527,5 +551,5 @@ def test_cli_one_command_from_trained_model_to_serving(tmp_path: Path) -> None:
 
 def test_cli_parser_stays_import_light() -> None:
     code = "import sys; from infer_runtime.cli import _parser; _parser(); print(sorted(m for m in ('aiosqlite', 'structlog', 'sqlite3', 'pydantic') if m in sys.modules))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "runtime")}, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "runtime")}, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stderr

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from registry_helpers import artifact, native_resolve
 
 from infer_runtime.registry import (
     InvalidReferenceError,
@@ -22,6 +21,7 @@ from infer_runtime.registry import (
     RegistryNotFoundError,
     SyncRegistry,
 )
+from registry_helpers import artifact, native_resolve
 
 NAMES = st.sampled_from(["a", "scorer", "m-2"])
 VERSIONS = st.one_of(st.none(), st.sampled_from(["1", "2", "1.2.0", "3-rc1", "10"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import random
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infer_runtime.registry import SyncRegistry
+from infer_runtime.registry import RegistryConflictError, RegistryNotFoundError, SyncRegistry
 
 KILLS = 100
 
@@ -29,10 +30,8 @@ def _writer(db: str, src_dir: str, seed: int) -> None:
             model = reg.register(rng.choice(["a", "b"]), src)
             reg.promote(model.name, model.version, rng.choice(["production", "staging"]), note=f"{seed}-{i}")
             if rng.random() < 0.3:
-                try:
+                with contextlib.suppress(RegistryConflictError, RegistryNotFoundError):  # nothing to roll back to yet
                     reg.rollback(model.name, "production")
-                except Exception:  # noqa: BLE001 - nothing to roll back to yet
-                    pass
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="uses fork to keep 100 kills fast")

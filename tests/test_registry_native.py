@@ -47,17 +47,17 @@ def test_declarations_match_sqlite3_h(tmp_path: Path) -> None:
     exe = tmp_path / "check"
     proc = subprocess.run(
         ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'csrc' / 'registry'}", f"-I{ROOT / 'csrc' / 'include'}", str(src), "-o", str(exe)],
-        capture_output=True, text=True, timeout=120,
+        check=False, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert subprocess.run([str(exe)], timeout=30).returncode == 0
+    assert subprocess.run([str(exe)], check=False, timeout=30).returncode == 0
 
 
 def test_reader_finds_sqlite_without_linking_it() -> None:
     """The extension does not link libsqlite3 (a fresh machine needs no -dev package)."""
     import infer_runtime._native._ir as ext
 
-    out = subprocess.run(["ldd", ext.__file__], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(["ldd", ext.__file__], check=False, capture_output=True, text=True, timeout=30).stdout
     assert "sqlite" not in out
 
 
@@ -79,7 +79,7 @@ def test_explicit_sqlite_library(tmp_path: Path, library: str, expected: str) ->
     db = tmp_path / "r.db"
     SyncRegistry(db).close()
     env = {**os.environ, "IR_SQLITE_LIBRARY": library, "PYTHONPATH": str(ROOT / "runtime")}
-    proc = subprocess.run([sys.executable, "-c", _PROBE, str(db), str(ROOT / "tests")], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", _PROBE, str(db), str(ROOT / "tests")], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert expected in proc.stdout
     if expected == "UNAVAILABLE":
@@ -131,16 +131,16 @@ def test_reader_under_address_sanitizer_with_leak_check(tmp_path: Path) -> None:
     sources = [str(p) for p in sorted((ROOT / "csrc" / "registry").glob("*.cpp"))]
     sources += [str(ROOT / "csrc" / "abi" / "registry_api.cpp"), str(ROOT / "csrc" / "abi" / "error.cpp")]
     san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g", "-O1"]
-    build = subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", *san, f"-I{ROOT / 'csrc' / 'include'}", *sources, str(driver), "-o", str(exe), "-ldl", "-pthread"], capture_output=True, text=True, timeout=300)
+    build = subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", *san, f"-I{ROOT / 'csrc' / 'include'}", *sources, str(driver), "-o", str(exe), "-ldl", "-pthread"], check=False, capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
     refs = ["m@production", "m", "m@2", "m@9", "x@production", "m@staging", "Bad@", "m@"]
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
     env.pop("LD_PRELOAD", None)
-    run = subprocess.run([str(exe), str(db), *refs], capture_output=True, text=True, env=env, timeout=120)
+    run = subprocess.run([str(exe), str(db), *refs], check=False, capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [
         "m@production -> 1", "m -> 2", "m@2 -> 2", "m@9 -> NOT_FOUND", "x@production -> NOT_FOUND",
         "m@staging -> NOT_FOUND", "Bad@ -> INVALID_ARGUMENT", "m@ -> INVALID_ARGUMENT",
     ]
-    missing = subprocess.run([str(exe), str(tmp_path / "none.db"), "m"], capture_output=True, text=True, env=env, timeout=120)
+    missing = subprocess.run([str(exe), str(tmp_path / "none.db"), "m"], check=False, capture_output=True, text=True, env=env, timeout=120)
     assert missing.returncode == 0 and missing.stdout.strip() == "m -> NOT_FOUND", missing.stderr

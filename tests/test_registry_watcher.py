@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from registry_helpers import artifact
 
-from infer_runtime.registry import RegistryFileError, RegistryWatcher, ResolvedArtifact, SyncRegistry, resolve_source
+from infer_runtime.registry import (
+    RegistryFileError,
+    RegistryWatcher,
+    ResolvedArtifact,
+    SyncRegistry,
+    resolve_source,
+)
+from registry_helpers import artifact
 
 ROOT = Path(__file__).resolve().parent.parent
 

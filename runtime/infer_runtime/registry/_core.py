@@ -17,7 +17,7 @@ import structlog
 
 from . import _ops, _schema
 from ._db import Db, check_version, migrate, transact
-from .artifacts import StoredArtifact, check_artifact
+from .artifacts import StoredArtifact, check_artifact, ingest
 from .errors import ArtifactIntegrityError, InvalidReferenceError, RegistryError, RegistryFileError
 from .records import ArtifactProblem, Deployment, Event, ModelVersion, Resolution, VerifyReport
 from .refs import check_environment, check_name, parse_reference
@@ -65,6 +65,14 @@ def check_source(file: str | Path) -> Path:
     if not source.is_file():
         raise RegistryError(f"{source}: no such file to register" if not source.exists() else f"{source}: not a regular file")
     return source
+
+
+def store(root: Path, source: Path) -> StoredArtifact:
+    """Copies ``source`` into the artifact store; file-system failures become RegistryError."""
+    try:
+        return ingest(root, source)
+    except OSError as exc:
+        raise RegistryError(f"cannot copy {source} into the artifact store {root / 'artifacts'}: {exc.strerror or exc}") from None
 
 
 class Core:

@@ -173,6 +173,14 @@ def require_file(path: Path) -> None:
         raise RegistryFileError(f"{path}: no registry file there (register a model to create one: `infer-runtime registry --db {path} register NAME FILE`)")
 
 
+def make_parent(path: Path) -> None:
+    """Creates the registry file's directory; failures become RegistryFileError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RegistryFileError(f"{path}: cannot create the registry's directory ({exc.strerror or exc})") from None
+
+
 def connect_sync(path: Path, *, readonly: bool = False, create: bool = True) -> sqlite3.Connection:
     """A blocking connection with the registry's pragmas (no migration).
 
@@ -182,7 +190,7 @@ def connect_sync(path: Path, *, readonly: bool = False, create: bool = True) -> 
     if readonly or not create:
         require_file(path)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_parent(path)
     try:
         if readonly:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)

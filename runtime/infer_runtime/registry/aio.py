@@ -19,10 +19,11 @@ from ._core import (
     check_metadata,
     check_source,
     integrity_error,
+    store,
     verify_report,
 )
-from ._db import BUSY_TIMEOUT_MS, RETRY_BUDGET_S, Row, require_file, translate
-from .artifacts import check_artifact, ingest
+from ._db import BUSY_TIMEOUT_MS, RETRY_BUDGET_S, Row, make_parent, require_file, translate
+from .artifacts import check_artifact
 from .errors import RegistryError
 from .records import Deployment, ModelVersion, Resolution, VerifyReport
 from .refs import check_name, check_version
@@ -61,7 +62,7 @@ class Registry:
     async def open(self) -> Self:
         """Opens the connection and upgrades an older file (``async with`` calls it)."""
         if self._create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_parent(self.path)
         else:
             require_file(self.path)
         try:
@@ -108,7 +109,7 @@ class Registry:
             check_version(version)
         meta = check_metadata(metadata)
         source = check_source(file)
-        stored = await asyncio.to_thread(ingest, self._core.ctx.root, source)
+        stored = await asyncio.to_thread(store, self._core.ctx.root, source)
         return await self._core.register(name, version, stored, source.name, backend, meta)
 
     async def get(self, name: str, version: str) -> ModelVersion:

@@ -7,9 +7,11 @@ half-written artifact under a final name, and a registered version's bytes never
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_STALE_S = 3600.0
+
+
+def _remove_stale_incoming(store: Path) -> None:
+    # A writer killed mid-copy leaves its temporary file; one older than an hour is no
+    # copy in progress, so it goes (another writer may remove it at the same time).
+    now = time.time()
+    for leftover in store.glob(".incoming-*"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > _STALE_S:
+                leftover.unlink()
+
+
 def ingest(root: Path, source: Path, filename: str | None = None) -> StoredArtifact:
     """Copies ``source`` into the store under ``root`` (the registry's directory).
 
@@ -54,6 +69,7 @@ def ingest(root: Path, source: Path, filename: str | None = None) -> StoredArtif
     filename = filename or source.name
     store = root / ARTIFACTS_DIR
     store.mkdir(parents=True, exist_ok=True)
+    _remove_stale_incoming(store)
     digest = hashlib.sha256()
     size = 0
     fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=store)

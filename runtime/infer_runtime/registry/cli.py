@@ -133,6 +133,11 @@ def main(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"infer-runtime registry: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except BrokenPipeError:
+        raise  # the CLI's main treats a closed pipe (`| head`) as success
+    except OSError as exc:  # e.g. stdout closed, a file vanishing mid-command
+        print(f"infer-runtime registry: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _dispatch(args: argparse.Namespace, path: Path) -> int:

@@ -16,10 +16,11 @@ from ._core import (
     check_metadata,
     check_source,
     integrity_error,
+    store,
     verify_report,
 )
 from ._db import RETRY_BUDGET_S, SyncDb, connect_sync, run_sync, sleep_blocking
-from .artifacts import check_artifact, ingest
+from .artifacts import check_artifact
 from .records import Deployment, ModelVersion, Resolution, VerifyReport
 from .refs import check_name, check_version
 
@@ -87,7 +88,7 @@ class SyncRegistry:
             check_version(version)
         meta = check_metadata(metadata)
         source = check_source(file)
-        stored = ingest(self._core.ctx.root, source)
+        stored = store(self._core.ctx.root, source)
         return run_sync(self._core.register(name, version, stored, source.name, backend, meta))
 
     def get(self, name: str, version: str) -> ModelVersion:
