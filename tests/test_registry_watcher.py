@@ -106,7 +106,7 @@ def test_check_now_without_polling_and_model_filter(db: Path) -> None:
 
 
 def test_baseline_catches_a_promotion_made_during_startup(db: Path) -> None:
-    served = {"m": resolve_source(db, "m@production", "production")}
+    served = [resolve_source(db, "m@production", "production"), resolve_source(db, "other@1", "production")]
     with SyncRegistry(db) as reg:
         reg.promote("m", "2", "production")  # after startup resolved, before the watcher runs
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from pathlib import Path
 from typing import Self
 
@@ -44,10 +44,13 @@ class RegistryWatcher:
             verification is logged and left out (retried on the next check); an exception
             from ``on_change`` is logged and the deployment counts as reported.
         models: report only these model names (default: every model of the environment).
-        baseline: what the runtime already serves (from :func:`resolve_source`); entries
+        baseline: what the runtime already serves (the :func:`resolve_source` results); those
             resolved through ``environment`` set the starting point, so a promotion made
             between startup and :meth:`start` is reported by the first check. Without it,
             :meth:`start` takes the current deployments as the starting point.
+
+    Model names here (``models``, the keys given to ``on_change``) are registry names
+    (``ResolvedArtifact.name``), which may differ from the spec's model keys.
 
     .. versionadded:: 0.1
     """
@@ -60,7 +63,7 @@ class RegistryWatcher:
         on_change: OnChange,
         *,
         models: Collection[str] | None = None,
-        baseline: Mapping[str, ResolvedArtifact] | None = None,
+        baseline: Iterable[ResolvedArtifact] | None = None,
     ) -> None:
         if poll_interval_s < 0:
             raise ValueError("poll_interval_s must be >= 0")
@@ -70,7 +73,7 @@ class RegistryWatcher:
         self._on_change = on_change
         self._models = frozenset(models) if models is not None else None
         self._known: dict[str, int | None] = {}
-        self._baseline = baseline
+        self._baseline = list(baseline) if baseline is not None else None
         self._conn: sqlite3.Connection | None = None
         self._data_version: int | None = None
         self._lock = asyncio.Lock()
@@ -91,7 +94,7 @@ class RegistryWatcher:
             return
         self._conn = await asyncio.to_thread(open_readonly, self.path)
         if self._baseline is not None:
-            self._known = {n: a.deployment_id for n, a in self._baseline.items() if a.watched and a.environment == self.environment}
+            self._known = {a.name: a.deployment_id for a in self._baseline if a.watched and a.environment == self.environment}
             await self._check(force=True)
         else:
             self._data_version = await asyncio.to_thread(self._data_version_now)
