@@ -5,7 +5,9 @@ examples/build_models.py, no downloads), each round:
 
 1. ``promote``: SyncRegistry.promote of the next version (a committed write);
 2. ``detect``: a RegistryWatcher (poll_interval_s = --poll) reports the new deployment, with
-   the artifact's sha256 and size verified (measured from the promote's return);
+   the artifact's sha256 and size verified (measured from the promote's return); with
+   ``--poll 0`` the watcher does not poll and ``check_now()`` runs right after the promote
+   (what Triton's ``POST /v2/repository/index`` triggers);
 3. ``resolve``: resolve_source of ``name@production`` (read-only open, resolve, verify);
 4. ``native``: the C++ reader's ir_registry_resolve of the same reference (no verification);
 5. ``session``: onnxruntime.InferenceSession on the resolved path;
@@ -74,13 +76,15 @@ async def measure(db: Path, name: str, files: list[Path], input_name: str, width
         if name in changed:
             seen.put_nowait(changed[name])
 
-    async with RegistryWatcher(db, "production", poll_s, on_change):
+    async with RegistryWatcher(db, "production", poll_s, on_change) as watcher:
         for r in range(rounds):
             version = versions[(r + 1) % len(versions)]
             t0 = time.perf_counter()
             with SyncRegistry(db) as reg:
                 reg.promote(name, version, "production")
             t1 = time.perf_counter()
+            if poll_s == 0:  # no polling: re-read at once, as POST /v2/repository/index does
+                await watcher.check_now()
             got = await asyncio.wait_for(seen.get(), 30)
             t2 = time.perf_counter()
             assert got.version == version
@@ -110,7 +114,7 @@ def _variant(src: Path, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Registry model load time (promote → warmed ONNX session).")
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--poll", type=float, default=0.1, help="watcher poll interval in seconds (default 0.1)")
+    parser.add_argument("--poll", type=float, default=0.1, help="watcher poll interval in seconds (default 0.1; 0 = check_now after each promote)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args(argv)
 
