@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--sources", action="store_true", help="show where every leaf came from: default, FILE:LINE, variable or flag")
     config.add_argument("--format", choices=("toml", "json"), default="toml", help="output format (default: toml)")
     config.add_argument("--no-env", action="store_true", help="ignore INFER_RUNTIME_* variables")
+
+    from infer_runtime.registry.cli import add_parser as add_registry_parser  # argparse only
+
+    add_registry_parser(sub)
     return parser
 
 
@@ -60,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    handler = {"validate": _validate, "schema": _schema, "config": _config, "run": _run}[args.command]
+    from infer_runtime.registry.cli import main as _registry
+
+    handler = {"validate": _validate, "schema": _schema, "config": _config, "run": _run, "registry": _registry}[args.command]
     try:
         return handler(args)
     except BrokenPipeError:  # e.g. piped into head
