@@ -46,6 +46,7 @@ class AssembledModel:
     executor: PullExecutor | None = None
     details: dict[str, Any] = field(default_factory=dict)
     version: str = DEFAULT_VERSION
+    artifact_source: Any = None  # what the registry resolved (None for a plain file)
 
     @property
     def signature(self) -> ModelSignature:
@@ -68,11 +69,23 @@ class Assembly:
 
 @dataclass(frozen=True)
 class Artifact:
-    """Where a model's artifact is, and which version it is."""
+    """Where a model's artifact is, and which version it is. ``source`` is what the registry
+    resolved (None for a plain file): the hot swap follows it."""
 
     path: Path | None
     version: str = DEFAULT_VERSION
+    source: Any = None
 
+
+@dataclass
+class Prepared:
+    """A model loaded but not yet in the engine: the slow half of assembling (files read,
+    sessions opened, Python instances built and warmed), done off the serving thread."""
+
+    name: str
+    spec: ModelSpec
+    backend: LoadedBackend
+    artifact: Artifact
 
 def assemble(loaded: LoadedSpec, engine: Engine) -> Assembly:
     """Builds every model of ``loaded`` into ``engine``; never raises for one model."""
@@ -113,13 +126,18 @@ def resolve_artifact(loaded: LoadedSpec, name: str, spec: ModelSpec) -> Artifact
     from infer_runtime.registry import resolve_source
 
     resolved = resolve_source(loaded.resolve_path(registry.path), spec.registry, registry.environment)
-    return Artifact(Path(resolved.path), str(resolved.version))
+    return Artifact(Path(resolved.path), str(resolved.version), resolved)
 
 
 def assemble_model(loaded: LoadedSpec, engine: Engine, name: str, spec: ModelSpec, *, artifact: Artifact | None = None,
                    replace: bool = False) -> AssembledModel:
     """Loads one model and adds it to ``engine`` (or, with ``replace``, swaps it in for the
     model of that name, which finishes what it admitted). Raises for this model only."""
+    return install(engine, prepare(loaded, name, spec, artifact), replace=replace, idle_spin_us=loaded.spec.runtime.idle_spin_us)
+
+
+def prepare(loaded: LoadedSpec, name: str, spec: ModelSpec, artifact: Artifact | None = None) -> Prepared:
+    """Loads a model's backend (blocking: files, sessions, constructors). Raises for it only."""
     if artifact is None:
         artifact = resolve_artifact(loaded, name, spec)
     max_batch = spec.batching.max_batch_size if spec.batching else 0
@@ -127,8 +145,15 @@ def assemble_model(loaded: LoadedSpec, engine: Engine, name: str, spec: ModelSpe
     loader = LOADERS.get(spec.backend)
     if loader is None:
         raise ModelLoadError(f"model '{name}': the {spec.backend} backend is not available in this build")
-    backend = loader(loaded, name, spec, declared, artifact)
-    common: dict[str, Any] = {"instances": spec.instances, "batching": spec.batching, "idle_spin_us": loaded.spec.runtime.idle_spin_us,
+    return Prepared(name, spec, loader(loaded, name, spec, declared, artifact), artifact)
+
+
+def install(engine: Engine, prepared: Prepared, *, replace: bool, idle_spin_us: int) -> AssembledModel:
+    """Adds a prepared model to ``engine``, or swaps it in for the model of that name (fast:
+    no file is read; run it where submissions are serialised with it, so that every request
+    is known to be served by the version it is reported with)."""
+    name, spec, backend = prepared.name, prepared.spec, prepared.backend
+    common: dict[str, Any] = {"instances": spec.instances, "batching": spec.batching, "idle_spin_us": idle_spin_us,
                               "execution_timeout_ms": spec.execution_timeout_ms, "replace": replace}
     executor = None
     if backend.native is not None:  # run by the engine's own threads
@@ -140,9 +165,9 @@ def assemble_model(loaded: LoadedSpec, engine: Engine, name: str, spec: ModelSpe
         handle = engine.add_model(name, Runner.EXTERNAL, backend.signature, **common)
         executor = PullExecutor(name, handle.handle, backend.instances)
         executor.start()
-    model = AssembledModel(name, spec.backend, handle, executor, dict(backend.details), artifact.version)
+    model = AssembledModel(name, spec.backend, handle, executor, dict(backend.details), prepared.artifact.version, prepared.artifact.source)
     batching = spec.batching.model_dump() if spec.batching else None
-    log.info("model replaced" if replace else "model assembled", model=name, version=artifact.version, backend=spec.backend, instances=spec.instances,
+    log.info("model replaced" if replace else "model assembled", model=name, version=model.version, backend=spec.backend, instances=spec.instances,
              batching=batching, inputs=[t.describe() for t in model.signature.inputs or ()], **model.details)
     return model
 

@@ -189,7 +189,8 @@ def _rules_issues(effective: dict[str, Any], base_dir: Path, spec_file: str, doc
             continue  # --check-files reports a missing file
         from infer_runtime.rules import check_rules_for_model
 
-        options = model.get("rules") if isinstance(model.get("rules"), dict) else {}
+        raw = model.get("rules")
+        options: dict[str, Any] = raw if isinstance(raw, dict) else {}
         out.extend(check_rules_for_model(rules_path, options, spec_file=spec_file, options_path=("models", name, "rules"), locate=doc.locate))
     return out
 
