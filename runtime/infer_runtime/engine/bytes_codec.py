@@ -29,20 +29,46 @@ def is_bytes_like(array: np.ndarray) -> bool:
 
 
 def serialize(array: np.ndarray) -> bytes:
-    """The engine's serialized form of a BYTES-like array (row-major)."""
+    """The engine's serialized form of a BYTES-like array (row-major). Lengths and layout
+    are computed by numpy over all elements at once, not element by element."""
     known = _WIRE.get(id(array))
     if known is not None and known[0]() is array:
         return bytes(known[1])  # one copy of the wire form, no per-element work
-    parts = []
-    pack = _LENGTH.pack
-    for item in array.ravel(order="C").tolist():
-        if isinstance(item, str):
-            item = item.encode("utf-8")
-        elif not isinstance(item, (bytes, bytearray, memoryview)):
-            raise TypeError(f"BYTES elements must be bytes or str, got {type(item).__name__}")
-        parts.append(pack(len(item)))
-        parts.append(bytes(item))
-    return b"".join(parts)
+    flat = array.ravel(order="C").tolist()
+    n = len(flat)
+    if not n:
+        return b""
+    if set(map(type, flat)) - {bytes}:
+        flat = [_as_bytes(item) for item in flat]
+    lengths = np.fromiter(map(len, flat), dtype=np.int64, count=n)
+    data = b"".join(flat)
+    first = int(lengths[0])
+    if (lengths == first).all():  # the common case: one record layout for every element
+        record = np.dtype([("n", "<u4"), ("v", f"V{first}")]) if first else np.dtype([("n", "<u4")])
+        records = np.empty(n, dtype=record)
+        records["n"] = first
+        if first:
+            records["v"] = np.frombuffer(data, dtype=f"V{first}")
+        return records.tobytes()
+    if int(lengths.max()) >= 2**32:
+        raise ValueError("a BYTES element is 4 GiB or larger")
+    out = np.empty(4 * n + len(data), dtype=np.uint8)
+    starts = np.arange(n, dtype=np.int64) * 4
+    starts[1:] += np.cumsum(lengths[:-1])
+    is_data = np.ones(len(out), dtype=np.bool_)
+    prefix_at = (starts[:, None] + np.arange(4)).ravel()
+    is_data[prefix_at] = False
+    out[prefix_at] = lengths.astype("<u4").view(np.uint8)
+    out[is_data] = np.frombuffer(data, dtype=np.uint8)
+    return out.tobytes()
+
+
+def _as_bytes(item: Any) -> bytes:
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    raise TypeError(f"BYTES elements must be bytes or str, got {type(item).__name__}")
 
 
 def _count(shape: tuple[int, ...]) -> int:

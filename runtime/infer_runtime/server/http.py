@@ -23,6 +23,7 @@ import orjson
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from infer_runtime.errors import ModelNotFoundError
 
@@ -101,6 +102,11 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
     try:
         try:
             response = await handler(request)
+        except asyncio.CancelledError:
+            # The client went away (handler cancellation) or the server is stopping: the
+            # runtime cancels the pending request; one event, no traceback.
+            log.info("request cancelled: the client disconnected", path=request.path)
+            raise
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -221,8 +227,9 @@ class _Handlers:
             raise UnsupportedMediaError(f"Content-Encoding {encoding[:40]!r} is not supported (use gzip, deflate or none)")
         try:
             body = await request.read()
-        except (ContentEncodingError, zlib.error) as exc:
-            raise ProtocolError(f"the request body cannot be decoded as {encoding}: {exc}") from None
+        except (ContentEncodingError, RequestPayloadError, zlib.error) as exc:
+            message = " ".join(str(exc).split())[:200]
+            raise ProtocolError(f"the request body cannot be read (Content-Encoding {encoding or 'identity'}): {message}") from None
         guard = guard_of(request)
         if guard is not None:
             guard.read_done()

@@ -24,7 +24,8 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
@@ -40,6 +41,13 @@ class GuardedRequestHandler(RequestHandler):
         self._on_close = on_close
         self._read_timer: asyncio.TimerHandle | None = None
         self._between_requests = True
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        # A connection must start (and send) its first request in time: an idle connection
+        # that never sends a byte would otherwise hold a slot of max_connections forever.
+        self._between_requests = False
+        self._read_timer = self._loop.call_later(self._read_timeout_s, self._read_timed_out)
 
     def data_received(self, data: bytes) -> None:
         if self._between_requests and data:  # the first byte of a request starts its clock
@@ -72,6 +80,16 @@ class GuardedRequestHandler(RequestHandler):
             on_close, self._on_close = self._on_close, None
             if on_close is not None:
                 on_close()
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """aiohttp's own failures outside the handlers (a body the client broke while it was
+        being drained, a reset): the client's doing, one line without a traceback; anything
+        else is ours and keeps its traceback."""
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, (RequestPayloadError, HttpProcessingError, ConnectionError, asyncio.CancelledError)):
+            log.info("connection failed", error=f"{type(exc).__name__}: {str(exc).strip()}"[:300])
+            return
+        log.error("connection failed: internal error", error=str(args[0] if args else ""), exc_info=exc if isinstance(exc, BaseException) else True)
 
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None) -> StreamResponse:
         """Parser-level errors (and anything aiohttp catches outside the handlers) answer
