@@ -130,28 +130,28 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
             log.error("request failed: internal error", status=status, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
         await context.abort(grpc_code(exc), client_message(exc, request_id))
 
-    async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:  # noqa: N802
+    async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=self.state.live)
 
-    async def ServerReady(self, request: Any, context: Any) -> pb.ServerReadyResponse:  # noqa: N802
+    async def ServerReady(self, request: Any, context: Any) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.state.not_ready_reason() is None)
 
-    async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:  # noqa: N802
+    async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=self.state.name, version=SERVER_VERSION, extensions=EXTENSIONS)
 
-    async def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:  # noqa: N802
+    async def ModelReady(self, request: Any, context: Any) -> pb.ModelReadyResponse:
         try:
             self._check(request.name, request.version)
             return pb.ModelReadyResponse(ready=self.state.model_not_ready_reason(request.name) is None)
-        except Exception as exc:  # noqa: BLE001 - every error gets its status
+        except Exception as exc:  # every error gets its status
             await self._fail(context, exc)
             raise
 
-    async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:  # noqa: N802
+    async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:
         try:
             self._check(request.name, request.version)
             meta = self.state.metadata(request.name)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             await self._fail(context, exc)
             raise
 
@@ -160,7 +160,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
 
         return pb.ModelMetadataResponse(name=meta["name"], versions=meta["versions"], platform=meta["platform"], inputs=tensors(meta["inputs"]), outputs=tensors(meta["outputs"]))
 
-    async def ModelStatistics(self, request: Any, context: Any) -> pb.ModelStatisticsResponse:  # noqa: N802
+    async def ModelStatistics(self, request: Any, context: Any) -> pb.ModelStatisticsResponse:
         try:
             if request.name:
                 self._check(request.name, request.version)
@@ -168,11 +168,11 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
             else:
                 entries = [self.state.statistics(m) for m in self.state.serving_models()]
             return pb.ModelStatisticsResponse(model_stats=[pb.ModelStatistics(**e) for e in entries])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             await self._fail(context, exc)
             raise
 
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         model = request.model_name
         rid = request.id or new_request_id()
         structlog.contextvars.clear_contextvars()
@@ -193,7 +193,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
                 response.outputs.add(name=name, datatype=protocol.v2_datatype(array.dtype), shape=list(array.shape))
                 response.raw_output_contents.append(protocol.to_raw(array))
             return response
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             await self._fail(context, exc, rid)
             raise
         finally:

@@ -126,7 +126,7 @@ def _check_depth(doc: Document) -> None:
 
 # -- TOML -------------------------------------------------------------------------------
 
-_TOML_AT = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)\s*$", re.S)
+_TOML_AT = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)\s*$", re.DOTALL)
 
 
 def _parse_toml(name: str, text: str) -> Document:
@@ -187,7 +187,7 @@ def _parse_yaml(name: str, text: str) -> Document:
 def _make_bounded_loader() -> Any:
     import yaml
 
-    class BoundedLoader(yaml.SafeLoader):
+    class BoundedLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML is untyped
         """PyYAML's safe loader, counting nodes and depth as it composes: a 9 MB document
         stops at the node cap instead of being composed whole first. (libyaml's faster
         parser is not used: its messages differ from the ones the spec corpus documents.)"""
