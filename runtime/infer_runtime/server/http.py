@@ -52,6 +52,9 @@ DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 """Content-Encodings aiohttp decodes for us (brotli and zstd only with extra packages)."""
 OFF_LOOP_BYTES = 1 << 20
 """Bodies larger than this are decoded on a worker thread, so /live keeps answering."""
+OFF_LOOP_ELEMENTS = 1 << 16
+"""Responses with more BYTES elements (or 64-byte units of other data) than this are
+encoded on a worker thread."""
 
 
 def error_response(status: int, message: str) -> web.Response:
@@ -97,8 +100,8 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
     if not rid.isascii() or len(rid) > 128:
         rid = new_request_id()
     request["request_id"] = rid
-    structlog.contextvars.clear_contextvars()  # a keep-alive connection's requests share a context
-    structlog.contextvars.bind_contextvars(request_id=rid)
+    # A keep-alive connection's requests share one context: bind, then reset to what was.
+    tokens = structlog.contextvars.bind_contextvars(request_id=rid, model=...)  # ... = unbound (structlog)
     try:
         try:
             response = await handler(request)
@@ -123,7 +126,7 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
             response.force_close()
         return response
     finally:
-        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.reset_contextvars(**tokens)
         if guard is not None:
             guard.request_done()
 
@@ -244,9 +247,10 @@ class _Handlers:
         else:
             header, inputs, request_id = _decode(body, header_length)
         if request_id:
-            structlog.contextvars.bind_contextvars(request_id=request_id)
+            structlog.contextvars.bind_contextvars(request_id=request_id, model=model)
             request["request_id"] = request_id
-        structlog.contextvars.bind_contextvars(model=model)
+        else:
+            structlog.contextvars.bind_contextvars(model=model)
         params = header.get("parameters")
         priority = parse_priority(protocol.parameter(params, "priority"))
         timeout_ms = parse_timeout_ms(protocol.parameter(params, "timeout"), self.state.default_timeout_ms(model))
@@ -254,17 +258,25 @@ class _Handlers:
         requested = protocol.requested_outputs(header)
         results = await self.state.runtime.infer(model, inputs, priority=priority, timeout_ms=timeout_ms)
         self.state.answered(model)
-        entries, chunks = protocol.encode_outputs(protocol.select_outputs(results, requested, binary_default))
-        response: dict[str, Any] = {"model_name": model, "model_version": MODEL_VERSION, "outputs": entries}
-        if request_id is not None:
-            response["id"] = request_id
-        payload = protocol.dump_json(response)
-        if not chunks:
-            return web.Response(body=payload, content_type="application/json")
-        return web.Response(
-            body=b"".join([payload, *chunks]),
-            headers={"Inference-Header-Content-Length": str(len(payload)), "Content-Type": "application/octet-stream"},
-        )
+        selected = protocol.select_outputs(results, requested, binary_default)
+        if sum(a.size if a.dtype.kind == "O" else a.nbytes // 64 for _, a, _ in selected) > OFF_LOOP_ELEMENTS:
+            return await asyncio.to_thread(_encode, model, request_id, selected)
+        return _encode(model, request_id, selected)
+
+
+def _encode(model: str, request_id: str | None, selected: list[tuple[str, Any, bool]]) -> web.Response:
+    """The response to an inference (JSON, or JSON and binary tensors)."""
+    entries, chunks = protocol.encode_outputs(selected)
+    response: dict[str, Any] = {"model_name": model, "model_version": MODEL_VERSION, "outputs": entries}
+    if request_id is not None:
+        response["id"] = request_id
+    payload = protocol.dump_json(response)
+    if not chunks:
+        return web.Response(body=payload, content_type="application/json")
+    return web.Response(
+        body=b"".join([payload, *chunks]),
+        headers={"Inference-Header-Content-Length": str(len(payload)), "Content-Type": "application/octet-stream"},
+    )
 
 
 __all__ = ["build_app", "error_response"]
