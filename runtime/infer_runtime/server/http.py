@@ -122,7 +122,7 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
             status = status_for(exc)
             _log_failure(exc, status)
             response = error_response(status, client_message(exc, request.get("request_id", rid)))
-        if request.app["keepalive_off"]:
+        if request.app["keepalive_off"] or request.get("force_close") or response.status == 413:
             response.force_close()
         return response
     finally:
@@ -227,10 +227,12 @@ class _Handlers:
             raise web.HTTPRequestEntityTooLarge(max_size=self.state.max_request_bytes, actual_size=declared)
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in DECODED_ENCODINGS:
+            request["force_close"] = True  # the body stays unread
             raise UnsupportedMediaError(f"Content-Encoding {encoding[:40]!r} is not supported (use gzip, deflate or none)")
         try:
             body = await request.read()
         except (ContentEncodingError, RequestPayloadError, zlib.error) as exc:
+            request["force_close"] = True  # the stream is broken: never reuse the connection
             message = " ".join(str(exc).split())[:200]
             raise ProtocolError(f"the request body cannot be read (Content-Encoding {encoding or 'identity'}): {message}") from None
         guard = guard_of(request)
