@@ -63,7 +63,7 @@ def _runnable(binary: Path, env: dict[str, str]) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("protocol", ["http"])
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_perf_analyzer_runs_against_the_server(tmp_path: Path, protocol: str) -> None:
     binary = _binary()
     if binary is None:
@@ -78,11 +78,12 @@ def test_perf_analyzer_runs_against_the_server(tmp_path: Path, protocol: str) ->
         url = f"127.0.0.1:{server.http_port if protocol == 'http' else server.grpc_port}"
         result = subprocess.run(
             [str(binary), "-m", "echo", "-u", url, "-i", protocol, "--concurrency-range", "1:4:3", "--measurement-interval", "800",
-             "--stability-percentage", "100", "--max-trials", "4"],
+             "--stability-percentage", "100", "--max-trials", "8"],
             check=False, capture_output=True, text=True, env=env, timeout=240,
         )
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-3000:]
         assert "compute counts must be the same" not in output
         assert re.search(r"Server:\s*\n\s*Inference count: [1-9]", output), output[-3000:]
-        assert re.search(r"Concurrency: 4, throughput: [0-9.]+ infer/sec", output), output[-3000:]
+        assert re.search(r"Concurrency: 1, throughput: [0-9.]+ infer/sec", output), output[-3000:]
+        assert re.search(r"compute input \d+ usec \+ compute infer \d+ usec \+ compute output \d+ usec", output), output[-3000:]

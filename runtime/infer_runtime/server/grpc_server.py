@@ -172,6 +172,26 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
             await self._fail(context, exc)
             raise
 
+    async def ModelConfig(self, request: Any, context: Any) -> pb.ModelConfigResponse:
+        try:
+            self._check(request.name, request.version)
+            cfg = self.state.config(request.name)
+        except Exception as exc:
+            await self._fail(context, exc)
+            raise
+        config = pb.ModelConfig(
+            name=cfg["name"], platform=cfg["platform"], backend=cfg["backend"], max_batch_size=cfg["max_batch_size"],
+            input=[pb.ModelInput(name=t["name"], data_type=pb.DataType.Value(t["data_type"]), dims=t["dims"]) for t in cfg["input"]],
+            output=[pb.ModelOutput(name=t["name"], data_type=pb.DataType.Value(t["data_type"]), dims=t["dims"]) for t in cfg["output"]],
+            instance_group=[pb.ModelInstanceGroup(name=f"{cfg['name']}_{i}", count=g["count"], kind=pb.ModelInstanceGroup.KIND_CPU) for i, g in enumerate(cfg["instance_group"])],
+        )
+        batching = cfg.get("dynamic_batching")
+        if batching:
+            config.dynamic_batching.CopyFrom(pb.ModelDynamicBatching(
+                preferred_batch_size=batching["preferred_batch_size"], max_queue_delay_microseconds=batching["max_queue_delay_microseconds"],
+                priority_levels=batching["priority_levels"]))
+        return pb.ModelConfigResponse(config=config)
+
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         model = request.model_name
         rid = request.id or new_request_id()

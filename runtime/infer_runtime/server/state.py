@@ -18,6 +18,11 @@ from .protocol import v2_datatype
 from .v2 import MODEL_VERSION, redact
 
 
+def _config_type(datatype: str) -> str:
+    """Triton's model-configuration name of a v2 datatype (BYTES is TYPE_STRING there)."""
+    return "TYPE_STRING" if datatype == "BYTES" else "TYPE_" + datatype
+
+
 class StartupError(InferRuntimeError):
     """The server could not start (a model failed with exit_on_error, a port in use, ...)."""
 
@@ -120,8 +125,8 @@ class ServingState:
             "platform": meta["platform"],
             "backend": spec.backend,
             "max_batch_size": batching.max_batch_size if batching else 0,
-            "input": [{"name": t["name"], "data_type": "TYPE_" + t["datatype"], "dims": dims(t["shape"])} for t in meta["inputs"]],
-            "output": [{"name": t["name"], "data_type": "TYPE_" + t["datatype"], "dims": dims(t["shape"])} for t in meta["outputs"]],
+            "input": [{"name": t["name"], "data_type": _config_type(t["datatype"]), "dims": dims(t["shape"])} for t in meta["inputs"]],
+            "output": [{"name": t["name"], "data_type": _config_type(t["datatype"]), "dims": dims(t["shape"])} for t in meta["outputs"]],
             "instance_group": [{"count": spec.instances, "kind": "KIND_CPU"}],
         }
         if batching:
