@@ -58,8 +58,10 @@ def test_health_and_metadata(server) -> None:  # type: ignore[no-untyped-def]
         c.get_model_metadata("nope")
     assert info.value.status() == "StatusCode.NOT_FOUND"
     with pytest.raises(InferenceServerException) as info:
-        c.get_model_config("echo")  # a Triton-only RPC we do not serve
+        c.get_model_repository_index()  # a Triton-only RPC we do not serve
     assert info.value.status() == "StatusCode.UNIMPLEMENTED"
+    config = c.get_model_config("echo", as_json=True)["config"]  # Triton's model configuration extension
+    assert config["name"] == "echo" and config["input"][0]["data_type"] == "TYPE_FP32" and config["input"][0]["dims"] == ["4"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: V2[d])
