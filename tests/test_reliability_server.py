@@ -552,3 +552,41 @@ def test_no_file_descriptor_leak_after_abuse(server: Server) -> None:
         with socket.create_connection(("127.0.0.1", server.http_port)) as sock:
             sock.sendall(b"POST /v2/models/echo/infer HTTP/1.1\r\nContent-Length: 10\r\n\r\n{")
     wait_for(lambda: len(os.listdir(f"/proc/{server.process.pid}/fd")) <= fds + 2, timeout=10)
+
+
+# -- issue 9 item 4: server/ without import cycles -----------------------------------------------
+
+
+def test_server_modules_import_without_cycles() -> None:
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "runtime" / "infer_runtime" / "server"
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        edges = graph.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    edges.add(node.module.split(".")[0])
+                else:
+                    edges.update(alias.name for alias in node.names)
+    graph = {m: {d for d in deps if d in graph and d != "proto"} for m, deps in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(module: str, trail: list[str]) -> None:
+        if state.get(module) == 1:
+            raise AssertionError("import cycle: " + " -> ".join([*trail, module]))
+        if state.get(module) == 2:
+            return
+        state[module] = 1
+        for dep in sorted(graph[module]):
+            visit(dep, [*trail, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert "metrics" not in graph  # Prometheus lives in infer_runtime.monitoring
+    from infer_runtime import __version__
+    from infer_runtime.server import v2
+
+    assert v2.SERVER_VERSION == __version__
