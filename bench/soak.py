@@ -260,8 +260,8 @@ async def soak(seconds: float) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFER_RUNTIME_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "runtime"), env.get("PYTHONPATH", "")])
     log = (tmp / "server.log").open("w")
-    server = subprocess.Popen(  # noqa: ASYNC220 - once, before any load[sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
-                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    command = [sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: ASYNC220 - once, before any load
     url = f"http://127.0.0.1:{http_port}"
     tally = Tally()
     try:

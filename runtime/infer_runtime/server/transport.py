@@ -164,13 +164,20 @@ class Listener:
                 self._slots.release()
                 raise
             self.open_connections += 1
+            made: list[GuardedRequestHandler] = []
+
+            def factory(made: list[GuardedRequestHandler] = made) -> GuardedRequestHandler:
+                made.append(self._protocol())
+                return made[-1]
+
             try:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.connect_accepted_socket(self._protocol, conn)
+                await loop.connect_accepted_socket(factory, conn)
             except OSError as exc:  # the client left before we set it up
                 log.debug("connection setup failed", error=str(exc))
                 conn.close()
-                self._closed()
+                if not made:  # else the protocol's connection_lost frees the slot
+                    self._closed()
 
     async def stop(self) -> None:
         """Stops accepting (open connections are closed by the runner's cleanup)."""
