@@ -1,13 +1,19 @@
-"""Prometheus metrics, read from the engine's counters at scrape time.
+"""Prometheus metrics of a runtime, read from the engine's counters at scrape time.
 
-Nothing is recorded per request in Python: a custom collector turns each model's
-``ir_model_stats`` snapshot into ``infer_runtime_*`` families when /metrics is scraped.
-Base units (seconds), ``_total`` counters, labels model/outcome/reason only.
+Nothing is recorded per request in Python: :class:`RuntimeCollector` turns each model's
+``ir_model_stats`` snapshot into ``infer_runtime_*`` families when the registry is
+collected. It takes a :class:`~infer_runtime.Runtime`, so a service that embeds the
+runtime (examples/fastapi_app.py) exports the same metrics as `infer-runtime run`.
+Base units (seconds), ``_total`` counters, labels model/outcome/reason only. Warmup
+requests are not counted (see :mod:`infer_runtime.monitoring.counters`).
+
+    registry = make_registry(rt)          # after ``await rt.start()``
+    body, content_type = render(registry)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -17,8 +23,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from infer_runtime import __version__
 from infer_runtime.engine import BATCH_BOUNDS, DURATION_BOUNDS_S
 
+from .counters import StatsView
+
 if TYPE_CHECKING:
-    from .app import ServingState
+    from infer_runtime.runtime import Runtime
 
 
 def _histogram(family: HistogramMetricFamily, labels: list[str], bounds: tuple[float, ...], buckets: tuple[int, ...], total: float) -> None:
@@ -32,17 +40,29 @@ def _histogram(family: HistogramMetricFamily, labels: list[str], bounds: tuple[f
     family.add_metric(labels, points, total)
 
 
-class EngineCollector:
-    """Yields the runtime's metric families from the engine's counters."""
+class RuntimeCollector:
+    """Yields a runtime's metric families from the engine's counters.
 
-    def __init__(self, state: ServingState) -> None:
-        self.state = state
+    Args:
+        runtime: a started runtime (or one about to start: models appear once loaded).
+        view: the warmup-excluding counters to read (default: a view rebased now).
+        model_ready: whether a model can serve (default: it loaded and the runtime runs);
+            the server passes its own, which also knows about draining.
+    """
+
+    def __init__(self, runtime: Runtime, *, view: StatsView | None = None, model_ready: Callable[[str], bool] | None = None) -> None:
+        self.runtime = runtime
+        if view is None:
+            view = StatsView(runtime)
+            view.rebase()
+        self.view = view
+        self.model_ready = model_ready or (lambda model: model in runtime.model_names)
 
     def describe(self) -> list[Any]:
         return []  # families are produced at scrape time only
 
     def collect(self) -> Iterator[Any]:
-        state = self.state
+        runtime = self.runtime
         requests = CounterMetricFamily("infer_runtime_requests", "Requests by model and outcome.", labels=["model", "outcome"])
         batches = CounterMetricFamily("infer_runtime_batches", "Batches executed, by why they were dispatched.", labels=["model", "reason"])
         rows = CounterMetricFamily("infer_runtime_inferences", "Rows (items) executed in batches.", labels=["model"])
@@ -56,11 +76,12 @@ class EngineCollector:
         load = GaugeMetricFamily("infer_runtime_model_load_duration_seconds", "How long loading (and assembling) the model took.", labels=["model"])
         info = GaugeMetricFamily("infer_runtime_build_info", "Version information (value 1).", labels=["version"])
         info.add_metric([__version__], 1)
-        for model in state.all_models():
-            ready.add_metric([model], 1.0 if state.model_not_ready_reason(model) is None else 0.0)
-            if model in state.load_seconds:
-                load.add_metric([model], state.load_seconds[model])
-        for model, s in state.model_stats().items():
+        load_seconds = runtime.load_seconds
+        for model in runtime.spec.spec.models:
+            ready.add_metric([model], 1.0 if self.model_ready(model) else 0.0)
+            if model in load_seconds:
+                load.add_metric([model], load_seconds[model])
+        for model, s in self.view.all().items():
             outcomes = {
                 "success": s.succeeded,
                 "invalid": s.failed_invalid,
@@ -83,15 +104,20 @@ class EngineCollector:
         yield from (requests, batches, rows, request_s, queue_s, compute_s, batch_size, depth, in_flight, ready, load, info)
 
 
-def make_registry(state: ServingState) -> CollectorRegistry:
-    """A fresh registry with the engine collector and the process/platform collectors."""
+def make_registry(runtime: Runtime, *, view: StatsView | None = None, model_ready: Callable[[str], bool] | None = None, process: bool = True) -> CollectorRegistry:
+    """A fresh registry with the runtime's collector (and, with ``process``, the process and
+    platform collectors). Create it after ``await runtime.start()`` so warmup is excluded."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(EngineCollector(state))
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
+    registry.register(RuntimeCollector(runtime, view=view, model_ready=model_ready))
+    if process:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
     return registry
 
 
 def render(registry: CollectorRegistry) -> tuple[bytes, str]:
-    """The Prometheus text exposition of ``registry``."""
+    """The Prometheus text exposition of ``registry`` and its content type."""
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+__all__ = ["RuntimeCollector", "make_registry", "render"]
