@@ -19,7 +19,7 @@ import structlog
 from infer_runtime._native import check, ffi, lib, take_error
 from infer_runtime.errors import InternalError, InvalidInputError
 
-from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize
+from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize, wire_form
 from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
 from infer_runtime.engine.signature import ModelSignature, TensorSignature
 
@@ -415,8 +415,10 @@ class EngineModel:
         for (name, dtype, ndim, tail, _fixed, desc, dims), arr in zip(self._checks, arrays):
             if dtype.kind == "O":  # BYTES: the engine takes the serialized form
                 try:
-                    raw = serialize(arr)
-                except TypeError as exc:
+                    raw: Any = wire_form(arr)  # decoded from the wire: its bytes as they came
+                    if raw is None:
+                        raw = serialize(arr)
+                except (TypeError, ValueError) as exc:
                     raise InvalidInputError(f"model '{self.name}': input '{name}': {exc}") from None
                 buf = ffi.from_buffer(raw)
                 desc.byte_size = len(raw)
@@ -447,8 +449,10 @@ class EngineModel:
             arr = np.ascontiguousarray(value)
             if is_bytes_like(arr):
                 try:
-                    payload: Any = serialize(arr)
-                except TypeError as exc:
+                    payload: Any = wire_form(arr)
+                    if payload is None:
+                        payload = serialize(arr)
+                except (TypeError, ValueError) as exc:
                     raise InvalidInputError(f"model '{self.name}': input '{name}': {exc}") from None
                 code, nbytes = lib.IR_DTYPE_BYTES, len(payload)
             else:

@@ -41,7 +41,7 @@ class StatsView:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._base: dict[str, ModelStats] = {}
+        self._base: dict[str, tuple[str, ModelStats]] = {}  # model → (version, its warmup counts)
 
     def rebase(self) -> None:
         """Takes the baseline: call once the runtime has started (warmup done), before
@@ -49,7 +49,7 @@ class StatsView:
         self._base = {}
         for model in self.runtime.model_names:
             try:
-                self._base[model] = self.runtime.stats(model)
+                self._base[model] = (self.runtime.version(model), self.runtime.stats(model))
             except InferRuntimeError:  # stopped meanwhile: nothing to subtract from
                 return
 
@@ -61,7 +61,9 @@ class StatsView:
         """
         now = self.runtime.stats(model)
         base = self._base.get(model)
-        return now if base is None else subtract(now, base)
+        if base is None or base[0] != self.runtime.version(model):  # a swapped-in version counts from zero
+            return now
+        return subtract(now, base[1])
 
     def all(self) -> dict[str, ModelStats]:
         """Counters of every serving model (empty when the runtime is not running)."""

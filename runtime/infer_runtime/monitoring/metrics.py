@@ -63,15 +63,17 @@ class RuntimeCollector:
 
     def collect(self) -> Iterator[Any]:
         runtime = self.runtime
-        requests = CounterMetricFamily("infer_runtime_requests", "Requests by model and outcome.", labels=["model", "outcome"])
-        batches = CounterMetricFamily("infer_runtime_batches", "Batches executed, by why they were dispatched.", labels=["model", "reason"])
-        rows = CounterMetricFamily("infer_runtime_inferences", "Rows (items) executed in batches.", labels=["model"])
-        request_s = HistogramMetricFamily("infer_runtime_request_duration_seconds", "Admission to completion in the engine, successful requests.", labels=["model"])
-        queue_s = HistogramMetricFamily("infer_runtime_queue_duration_seconds", "Time requests waited in the queue before their batch ran.", labels=["model"])
-        compute_s = HistogramMetricFamily("infer_runtime_compute_duration_seconds", "Batch execution time (gather, backend, scatter).", labels=["model"])
-        batch_size = HistogramMetricFamily("infer_runtime_batch_size", "Rows per executed batch.", labels=["model"])
-        depth = GaugeMetricFamily("infer_runtime_queue_depth", "Requests waiting in the model's queue.", labels=["model"])
-        in_flight = GaugeMetricFamily("infer_runtime_inflight_requests", "Requests admitted and not yet completed.", labels=["model"])
+        requests = CounterMetricFamily("infer_runtime_requests", "Requests by model and outcome.", labels=["model", "version", "outcome"])
+        batches = CounterMetricFamily("infer_runtime_batches", "Batches executed, by why they were dispatched.", labels=["model", "version", "reason"])
+        rows = CounterMetricFamily("infer_runtime_inferences", "Rows (items) executed in batches.", labels=["model", "version"])
+        request_s = HistogramMetricFamily("infer_runtime_request_duration_seconds", "Admission to completion in the engine, successful requests.", labels=["model", "version"])
+        queue_s = HistogramMetricFamily("infer_runtime_queue_duration_seconds", "Time requests waited in the queue before their batch ran.", labels=["model", "version"])
+        compute_s = HistogramMetricFamily("infer_runtime_compute_duration_seconds", "Batch execution time (gather, backend, scatter).", labels=["model", "version"])
+        batch_size = HistogramMetricFamily("infer_runtime_batch_size", "Rows per executed batch.", labels=["model", "version"])
+        depth = GaugeMetricFamily("infer_runtime_queue_depth", "Requests waiting in the model's queue.", labels=["model", "version"])
+        in_flight = GaugeMetricFamily("infer_runtime_inflight_requests", "Requests admitted and not yet completed.", labels=["model", "version"])
+        unhealthy = GaugeMetricFamily("infer_runtime_unhealthy_instances", "Instances out of service: a batch ran past execution_timeout_ms and has not returned.", labels=["model", "version"])
+        timeouts = CounterMetricFamily("infer_runtime_execution_timeouts", "Batches failed for running past execution_timeout_ms.", labels=["model", "version"])
         ready = GaugeMetricFamily("infer_runtime_model_ready", "1 when the model can serve.", labels=["model"])
         load = GaugeMetricFamily("infer_runtime_model_load_duration_seconds", "How long loading (and assembling) the model took.", labels=["model"])
         info = GaugeMetricFamily("infer_runtime_build_info", "Version information (value 1).", labels=["version"])
@@ -81,7 +83,11 @@ class RuntimeCollector:
             ready.add_metric([model], 1.0 if self.model_ready(model) else 0.0)
             if model in load_seconds:
                 load.add_metric([model], load_seconds[model])
+        swaps = CounterMetricFamily("infer_runtime_model_swaps", "Hot swaps of a model's version, by outcome (failure: the old version kept serving).", labels=["model", "outcome"])
+        for (model, outcome), count in runtime.swap_counts.items():
+            swaps.add_metric([model, outcome], count)
         for model, s in self.view.all().items():
+            version = runtime.version(model)
             outcomes = {
                 "success": s.succeeded,
                 "invalid": s.failed_invalid,
@@ -91,17 +97,21 @@ class RuntimeCollector:
                 "cancelled": s.cancelled,
             }
             for outcome, value in outcomes.items():
-                requests.add_metric([model, outcome], value)
-            for reason, value in (("full", s.batches_full), ("preferred", s.batches_preferred), ("delay", s.batches_delay)):
-                batches.add_metric([model, reason], value)
-            rows.add_metric([model], s.batched_rows)
-            _histogram(request_s, [model], DURATION_BOUNDS_S, s.request_ns_buckets, s.request_ns_sum / 1e9)
-            _histogram(queue_s, [model], DURATION_BOUNDS_S, s.queue_ns_buckets, s.queue_ns_sum / 1e9)
-            _histogram(compute_s, [model], DURATION_BOUNDS_S, s.compute_ns_buckets, s.compute_ns_sum / 1e9)
-            _histogram(batch_size, [model], tuple(float(b) for b in BATCH_BOUNDS), s.batch_rows_buckets, float(s.batched_rows))
-            depth.add_metric([model], s.queue_depth)
-            in_flight.add_metric([model], s.in_flight)
-        yield from (requests, batches, rows, request_s, queue_s, compute_s, batch_size, depth, in_flight, ready, load, info)
+                requests.add_metric([model, version, outcome], value)
+            reasons = (("full", s.batches_full), ("preferred", s.batches_preferred), ("delay", s.batches_delay), ("early", s.batches_early))
+            for reason, value in reasons:
+                batches.add_metric([model, version, reason], value)
+            labels = [model, version]
+            rows.add_metric(labels, s.batched_rows)
+            _histogram(request_s, labels, DURATION_BOUNDS_S, s.request_ns_buckets, s.request_ns_sum / 1e9)
+            _histogram(queue_s, labels, DURATION_BOUNDS_S, s.queue_ns_buckets, s.queue_ns_sum / 1e9)
+            _histogram(compute_s, labels, DURATION_BOUNDS_S, s.compute_ns_buckets, s.compute_ns_sum / 1e9)
+            _histogram(batch_size, labels, tuple(float(b) for b in BATCH_BOUNDS), s.batch_rows_buckets, float(s.batched_rows))
+            depth.add_metric(labels, s.queue_depth)
+            in_flight.add_metric(labels, s.in_flight)
+            unhealthy.add_metric(labels, s.unhealthy_instances)
+            timeouts.add_metric(labels, s.execution_timeouts)
+        yield from (requests, batches, rows, request_s, queue_s, compute_s, batch_size, depth, in_flight, unhealthy, timeouts, swaps, ready, load, info)
 
 
 def make_registry(runtime: Runtime, *, view: StatsView | None = None, model_ready: Callable[[str], bool] | None = None, process: bool = True) -> CollectorRegistry:

@@ -204,11 +204,11 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
             inputs = decode_request(request)
             priority = parse_priority(_param(request.parameters, "priority"))
             timeout_ms = parse_timeout_ms(_param(request.parameters, "timeout"), self.state.default_timeout_ms(model))
-            results = await self.state.runtime.infer(model, inputs, priority=priority, timeout_ms=timeout_ms)
+            results, version = await self.state.runtime.infer_with_version(model, inputs, priority=priority, timeout_ms=timeout_ms)
             self.state.answered(model)
             wanted = [protocol.RequestedOutput(protocol.check_name(o.name, "requested output"), True) for o in request.outputs] or None
             selected = protocol.select_outputs(results, wanted, True)
-            response = pb.ModelInferResponse(model_name=model, model_version=MODEL_VERSION, id=request.id)
+            response = pb.ModelInferResponse(model_name=model, model_version=version, id=request.id)
             for name, array, _ in selected:
                 response.outputs.add(name=name, datatype=protocol.v2_datatype(array.dtype), shape=list(array.shape))
                 response.raw_output_contents.append(protocol.to_raw(array))
@@ -223,8 +223,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
         if not model:
             raise InvalidInputError("a model name is required")
         self.state.check_model(model)
-        if version and version != MODEL_VERSION:
-            raise ModelNotFoundError(f"model '{model}' has no version '{version[:40]}' (versions: {MODEL_VERSION})")
+        self.state.check_version(model, version)
 
 
 async def start(state: ServingState, host: str, port: int, max_message_bytes: int) -> GrpcServer:

@@ -148,6 +148,8 @@ def build_app(state: ServingState, *, keepalive: bool = True) -> web.Application
         app.router.add_get(prefix + "/config", h.model_config)
         app.router.add_get(prefix + "/stats", h.model_stats)
     app.router.add_get("/metrics", h.metrics)
+    app.router.add_post("/v2/repository/index", h.repository_index)
+    app.router.add_post("/v2/repository/models/{model}/load", h.repository_load)
     return app
 
 
@@ -197,9 +199,23 @@ class _Handlers:
         model = request.match_info["model"]
         version = request.match_info.get("version")
         self.state.check_model(model)
-        if version is not None and version != MODEL_VERSION:
-            raise ModelNotFoundError(f"model '{model}' has no version '{version[:40]}' (versions: {MODEL_VERSION})")
+        self.state.check_version(model, version)
         return model
+
+    async def repository_index(self, request: web.Request) -> web.Response:
+        """Triton's repository index: checks the registry for new deployments now (swapping
+        them in), then lists every model with its serving version and state."""
+        await self.state.runtime.refresh_registry()
+        return _json(self.state.repository_index())
+
+    async def repository_load(self, request: web.Request) -> web.Response:
+        """Triton's model load: resolves the model's source again and swaps in what it names
+        (the old version keeps serving if the new one fails to load)."""
+        model = request.match_info["model"]
+        self.state.check_model(model)
+        if model in self.state.runtime.model_names:
+            await self.state.runtime.reload_model(model)
+        return _json({})
 
     async def model_metadata(self, request: web.Request) -> web.Response:
         return _json(self.state.metadata(self._model(request)))
@@ -258,18 +274,19 @@ class _Handlers:
         timeout_ms = parse_timeout_ms(protocol.parameter(params, "timeout"), self.state.default_timeout_ms(model))
         binary_default = protocol.parameter(params, "binary_data_output") is True
         requested = protocol.requested_outputs(header)
-        results = await self.state.runtime.infer(model, inputs, priority=priority, timeout_ms=timeout_ms)
+        results, version = await self.state.runtime.infer_with_version(model, inputs, priority=priority, timeout_ms=timeout_ms)
         self.state.answered(model)
         selected = protocol.select_outputs(results, requested, binary_default)
         if sum(a.size if a.dtype.kind == "O" else a.nbytes // 64 for _, a, _ in selected) > OFF_LOOP_ELEMENTS:
-            return await asyncio.to_thread(_encode, model, request_id, selected)
-        return _encode(model, request_id, selected)
+            return await asyncio.to_thread(_encode, model, version, request_id, selected)
+        return _encode(model, version, request_id, selected)
 
 
-def _encode(model: str, request_id: str | None, selected: list[tuple[str, Any, bool]]) -> web.Response:
-    """The response to an inference (JSON, or JSON and binary tensors)."""
+def _encode(model: str, version: str, request_id: str | None, selected: list[tuple[str, Any, bool]]) -> web.Response:
+    """The response to an inference (JSON, or JSON and binary tensors), naming the version
+    that served it."""
     entries, chunks = protocol.encode_outputs(selected)
-    response: dict[str, Any] = {"model_name": model, "model_version": MODEL_VERSION, "outputs": entries}
+    response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": entries}
     if request_id is not None:
         response["id"] = request_id
     payload = protocol.dump_json(response)

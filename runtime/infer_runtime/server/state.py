@@ -101,6 +101,31 @@ class ServingState:
             raise UnavailableError(redact(f"model '{model}' is not available: {self.runtime.failed_models.get(model, 'not loaded')}"))
         return self.runtime.signature(model)
 
+    def serving_version(self, model: str) -> str:
+        """The version of ``model`` serving now (the registry's, or "1" for a file)."""
+        try:
+            return self.runtime.version(model)
+        except InferRuntimeError:
+            return MODEL_VERSION
+
+    def check_version(self, model: str, version: str | None) -> None:
+        """Raises ModelNotFoundError unless ``version`` (when given) is the serving one."""
+        if version:
+            serving = self.serving_version(model)
+            if version != serving:
+                raise ModelNotFoundError(f"model '{model}' has no version '{version[:40]}' (serving: {serving})")
+
+    def repository_index(self) -> list[dict[str, str]]:
+        """Triton's repository index: every model of the spec, its serving version and state."""
+        out = []
+        for model in self.all_models():
+            ready = self.model_not_ready_reason(model) is None
+            entry = {"name": model, "version": self.serving_version(model), "state": "READY" if ready else "UNAVAILABLE"}
+            if not ready:
+                entry["reason"] = "not ready"
+            out.append(entry)
+        return out
+
     def metadata(self, model: str) -> dict[str, Any]:
         """KServe v2 model metadata; variable dimensions are -1."""
         sig = self._signature(model)
@@ -109,7 +134,7 @@ class ServingState:
         def tensors(ts: Any) -> list[dict[str, Any]]:
             return [{"name": t.name, "datatype": v2_datatype(t.dtype), "shape": list(t.shape)} for t in ts or ()]
 
-        return {"name": model, "versions": [MODEL_VERSION], "platform": f"infer-runtime_{backend}", "inputs": tensors(sig.inputs), "outputs": tensors(sig.outputs)}
+        return {"name": model, "versions": [self.serving_version(model)], "platform": f"infer-runtime_{backend}", "inputs": tensors(sig.inputs), "outputs": tensors(sig.outputs)}
 
     def config(self, model: str) -> dict[str, Any]:
         """A Triton-style model configuration (what Triton tooling reads)."""
@@ -145,7 +170,7 @@ class ServingState:
             s = self.view.stats(model)
         except InferRuntimeError as exc:
             raise UnavailableError(f"statistics of model '{model}' are not available: the server is {self.phase}") from exc
-        return statistics.model_statistics(model, MODEL_VERSION, s, self.last_inference_ms.get(model, 0))
+        return statistics.model_statistics(model, self.serving_version(model), s, self.last_inference_ms.get(model, 0))
 
     def metrics_text(self) -> tuple[bytes, str]:
         """The Prometheus exposition (engine counters read now)."""

@@ -31,7 +31,7 @@ from infer_runtime.errors import (
 from .protocol import ProtocolError
 
 SERVER_VERSION = __version__
-EXTENSIONS = ["binary_tensor_data", "schedule_policy", "statistics", "model_configuration"]
+EXTENSIONS = ["binary_tensor_data", "schedule_policy", "statistics", "model_configuration", "model_repository"]
 MODEL_VERSION = "1"  # one version per model until the registry serves several
 
 MAX_TIMEOUT_US = 10**12
