@@ -28,6 +28,6 @@ def test_fastapi_app_predicts_digits(models_dir: Path, monkeypatch: pytest.Monke
         assert client.get("/stats").json()["requests"] >= 40
         metrics = client.get("/metrics")
         assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
-        served = [line for line in metrics.text.splitlines() if line.startswith('infer_runtime_requests_total{model="digits",version="1",outcome="success"}')]
-        assert served == ['infer_runtime_requests_total{model="digits",version="1",outcome="success"} 40.0']  # warmup excluded
+        served = [line for line in metrics.text.splitlines() if line.startswith('infer_runtime_requests_total{model="digits",outcome="success",version="1"}')]
+        assert served == ['infer_runtime_requests_total{model="digits",outcome="success",version="1"} 40.0']  # warmup excluded
         assert 'infer_runtime_model_ready{model="digits"} 1.0' in metrics.text

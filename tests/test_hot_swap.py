@@ -125,3 +125,19 @@ async def test_reload_resolves_the_reference_again(tmp_path: Path, registry: Syn
         assert rt.version("m") == "3"
         out, version = await rt.infer_with_version("m", {"x": np.ones((2, 1), np.float32)})
         assert version == "3" and out["y"].tolist() == [[3.0], [3.0]]
+
+
+@pytest.mark.slow
+def test_swaps_over_http_under_32_clients(tmp_path: Path) -> None:
+    """bench/swap.py's run, shortened: promote v2, v3, roll back, while 32 HTTP clients send
+    requests; no request fails and every response names the version that computed it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import swap
+
+    figures = swap.run(seconds=5.0, clients=32, poll=0.1, workdir=tmp_path)
+    assert figures["failed"] == 0, figures["first_failures"]
+    assert figures["mismatches"] == 0
+    assert set(figures["versions"]) == {"1", "2", "3"}  # type: ignore[arg-type]
+    assert all(seconds < 10 for seconds in figures["switch_s"].values())  # type: ignore[attr-defined]

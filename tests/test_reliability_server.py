@@ -382,7 +382,7 @@ def test_connections_beyond_the_cap_wait_for_a_free_slot(server: Server) -> None
             sock.close()
 
 
-def test_a_client_disconnect_cancels_its_pending_inference(server: Server) -> None:
+def _disconnect_while_queued(server: Server, request_id: str) -> None:
     gate: Path = server.gate  # type: ignore[attr-defined]
     gate.unlink(missing_ok=True)
     gate.with_suffix(".entered").unlink(missing_ok=True)
@@ -390,22 +390,32 @@ def test_a_client_disconnect_cancels_its_pending_inference(server: Server) -> No
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(post, server, one, "held")
         wait_for(lambda: gate.with_suffix(".entered").exists())
-        request = (b"POST /v2/models/held/infer HTTP/1.1\r\nHost: x\r\nX-Request-ID: gone-away\r\nContent-Length: "
+        request = (b"POST /v2/models/held/infer HTTP/1.1\r\nHost: x\r\nX-Request-ID: " + request_id.encode() + b"\r\nContent-Length: "
                    + str(len(one)).encode() + b"\r\n\r\n" + one)
         with socket.create_connection(("127.0.0.1", server.http_port)) as sock:
             sock.sendall(request)
             time.sleep(0.2)  # queued behind the held batch
-        wait_for(lambda: any(e.get("request_id") == "gone-away" and "cancelled" in e.get("event", "") for e in log_events(server)), timeout=5)
+        wait_for(lambda: any(e.get("request_id") == request_id and "cancelled" in e.get("event", "") for e in log_events(server)), timeout=5)
         gate.write_text("open")
         assert first.result()[0] == 200
+
+
+def test_a_client_disconnect_cancels_its_pending_inference(server: Server) -> None:
+    _disconnect_while_queued(server, "gone-away")
     events = [e for e in log_events(server) if e.get("request_id") == "gone-away"]
     assert len(events) == 1 and "exception" not in events[0]  # one event, no traceback
 
 
 def test_a_disconnected_request_is_counted_as_cancelled(server: Server) -> None:
-    test_a_client_disconnect_cancels_its_pending_inference(server)
-    metrics = http_status(server.base + "/metrics")[1].decode()
-    assert 'infer_runtime_requests_total{model="held",version="1",outcome="cancelled"} 1.0' in metrics
+    key = 'infer_runtime_requests_total{model="held",outcome="cancelled",version="1"} '
+
+    def cancelled() -> float:
+        metrics = http_status(server.base + "/metrics")[1].decode()
+        return float(next(line for line in metrics.splitlines() if line.startswith(key)).rsplit(" ", 1)[1])
+
+    before = cancelled()
+    _disconnect_while_queued(server, "gone-away-counted")
+    wait_for(lambda: cancelled() == before + 1, timeout=5)
 
 
 # -- items 12, 13: what clients see, what the log holds ------------------------------------------
@@ -517,12 +527,12 @@ def test_warmup_is_not_counted(tmp_path: Path) -> None:
         stats = json.loads(http_status(server.base + "/v2/models/warm/stats")[1])["model_stats"][0]
         assert stats["inference_stats"]["success"]["count"] == 0 and stats["execution_count"] == 0 and stats["batch_stats"] == []
         metrics = http_status(server.base + "/metrics")[1].decode()
-        assert 'infer_runtime_requests_total{model="warm",version="1",outcome="success"} 0.0' in metrics
-        assert 'infer_runtime_batch_size_count{model="warm"} 0.0' in metrics
+        assert 'infer_runtime_requests_total{model="warm",outcome="success",version="1"} 0.0' in metrics
+        assert 'infer_runtime_batch_size_count{model="warm",version="1"} 0.0' in metrics
         status, _ = http_status(server.base + "/v2/models/warm/infer", "POST", x_request().encode())
         assert status == 200
         metrics = http_status(server.base + "/metrics")[1].decode()
-        assert 'infer_runtime_requests_total{model="warm",version="1",outcome="success"} 1.0' in metrics
+        assert 'infer_runtime_requests_total{model="warm",outcome="success",version="1"} 1.0' in metrics
 
 
 # -- issue 14: the event loop --------------------------------------------------------------------

@@ -349,12 +349,12 @@ def test_metrics_count_a_known_workload(server) -> None:  # type: ignore[no-unty
         assert post(server, req(tensor(datatype="FP64", data=GOOD)))[0] == 400
     after = scrape()
     delta = lambda k: after[k] - before.get(k, 0.0)  # noqa: E731
-    assert delta('infer_runtime_requests_total{model="echo",version="1",outcome="success"}') == 7
-    assert delta('infer_runtime_requests_total{model="echo",version="1",outcome="invalid"}') == 3
-    assert delta('infer_runtime_request_duration_seconds_count{model="echo"}') == 7
-    assert delta('infer_runtime_queue_duration_seconds_count{model="echo"}') == 7
-    assert delta('infer_runtime_inferences_total{model="echo"}') == 7
-    batches = sum(delta(f'infer_runtime_batches_total{{model="echo",reason="{r}"}}') for r in ("full", "preferred", "delay"))
-    assert batches == delta('infer_runtime_batch_size_count{model="echo"}') == delta('infer_runtime_compute_duration_seconds_count{model="echo"}')
+    assert delta('infer_runtime_requests_total{model="echo",outcome="success",version="1"}') == 7
+    assert delta('infer_runtime_requests_total{model="echo",outcome="invalid",version="1"}') == 3
+    assert delta('infer_runtime_request_duration_seconds_count{model="echo",version="1"}') == 7
+    assert delta('infer_runtime_queue_duration_seconds_count{model="echo",version="1"}') == 7
+    assert delta('infer_runtime_inferences_total{model="echo",version="1"}') == 7
+    batches = sum(delta(f'infer_runtime_batches_total{{model="echo",reason="{r}",version="1"}}') for r in ("full", "preferred", "delay", "early"))
+    assert batches == delta('infer_runtime_batch_size_count{model="echo",version="1"}') == delta('infer_runtime_compute_duration_seconds_count{model="echo",version="1"}')
     assert after['infer_runtime_model_ready{model="echo"}'] == 1.0
     assert 'infer_runtime_queue_depth{model="echo",version="1"}' in after and 'infer_runtime_model_load_duration_seconds{model="echo"}' in after

@@ -79,7 +79,7 @@ def test_overload_rejects_exactly_the_overflow(tmp_path: Path) -> None:  # L1
         gate.write_text("open")
         assert [f.result()[0] for f in [first, *queued]] == [200] * 4
         metrics = http_status(server.base + "/metrics")[1].decode()
-        assert 'infer_runtime_requests_total{model="held",version="1",outcome="queue_full"} 4.0' in metrics
+        assert 'infer_runtime_requests_total{model="held",outcome="queue_full",version="1"} 4.0' in metrics
 
 
 def test_queue_timeout_is_503_and_only_shortens(tmp_path: Path) -> None:  # L2
