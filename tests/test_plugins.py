@@ -20,7 +20,13 @@ import pytest
 from structlog.testing import capture_logs
 
 import infer_runtime
-from infer_runtime.backends.plugin import CACHE_ENV, abi_version, build_plugin, compiler_version, quote_errors
+from infer_runtime.backends.plugin import (
+    CACHE_ENV,
+    abi_version,
+    build_plugin,
+    compiler_version,
+    quote_errors,
+)
 from infer_runtime.errors import BackendError, ModelLoadError
 from infer_runtime.spec.models import PluginOptions
 
