@@ -409,3 +409,44 @@ async def test_a_failing_batch_fails_only_that_batch_and_the_model_keeps_serving
         np.testing.assert_array_equal(results[0]["y"], 2 * one)  # type: ignore[index]
         np.testing.assert_array_equal(results[2]["y"], 3 * one)  # type: ignore[index]
         assert rt.stats("failing").failed_backend >= 3
+
+
+def test_the_example_spec_is_valid_and_its_plugin_builds(tmp_path: Path) -> None:
+    from infer_runtime.spec import load_spec
+
+    loaded = load_spec(EXAMPLES / "scaler.toml", environ={})
+    options = loaded.spec.models["iris_scaler"].plugin
+    assert options is not None and options.sources == ["scaler.cpp"]
+    library = build_plugin("iris_scaler", options, EXAMPLES, tmp_path / "cache")
+    assert hasattr(ctypes.CDLL(str(library)), "irb_plugin_init")
+
+
+@pytest.mark.usefixtures("engine_serves_plugins")
+def test_the_example_standardizes_iris_rows() -> None:
+    from infer_runtime import SyncRuntime
+
+    x = np.array([[5.1, 3.5, 1.4, 0.2], [7.7, 2.6, 6.9, 2.3], [50.0, 0.0, 0.0, 0.0]], np.float32)
+    mean, std = np.array([5.843, 3.057, 3.758, 1.199], np.float32), np.array([0.825, 0.434, 1.759, 0.760], np.float32)
+    with SyncRuntime.from_spec(EXAMPLES / "scaler.toml", environ={}) as rt:
+        out = rt.infer("iris_scaler", {"x": x})
+    np.testing.assert_allclose(out["y"], np.clip((x - mean) / std, -5, 5), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.usefixtures("engine_serves_plugins")
+def test_the_scaler_agrees_with_its_numpy_reference(tmp_path: Path) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from infer_runtime import SyncRuntime
+
+    spec = write_spec(tmp_path, SCALER, src=str(EXAMPLES / "scaler.cpp"))
+    value = st.floats(-1e6, 1e6, width=32, allow_nan=False, allow_infinity=False)
+    with SyncRuntime.from_spec(spec, environ={}) as rt:
+
+        @settings(max_examples=60, deadline=None)
+        @given(st.lists(st.lists(value, min_size=3, max_size=3), min_size=1, max_size=32))
+        def agrees(rows: list[list[float]]) -> None:
+            x = np.array(rows, np.float32)
+            np.testing.assert_allclose(rt.infer("scaler", {"x": x})["y"], scaled(x), rtol=1e-5, atol=1e-5)
+
+        agrees()
