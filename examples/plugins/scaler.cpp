@@ -168,14 +168,14 @@ irb_error* create(const irb_host* /*host*/, const irb_create_args* args, void** 
     std::string error;
     auto scaler = std::make_unique<Scaler>();
     Config& cfg = scaler->cfg;
-    if (!Reader(args->config_json != nullptr ? args->config_json : "{}").read(&cfg, &error)) return invalid("scaler config: " + error);
-    if (cfg.mean.empty()) return invalid("scaler config: \"mean\" is required (one number per feature)");
+    if (!Reader(args->config_json != nullptr ? args->config_json : "{}").read(&cfg, &error)) return invalid("config: " + error);
+    if (cfg.mean.empty()) return invalid("config: \"mean\" is required (one number per feature)");
     if (cfg.std.size() != cfg.mean.size()) {
-      return invalid("scaler config: \"std\" has " + std::to_string(cfg.std.size()) + " numbers, \"mean\" has " + std::to_string(cfg.mean.size()));
+      return invalid("config: \"std\" has " + std::to_string(cfg.std.size()) + " numbers, \"mean\" has " + std::to_string(cfg.mean.size()));
     }
-    if (cfg.clip < 0) return invalid("scaler config: \"clip\" must be positive (0: no clipping)");
+    if (cfg.clip < 0) return invalid("config: \"clip\" must be positive (0: no clipping)");
     for (size_t c = 0; c < cfg.std.size(); ++c) {
-      if (!(cfg.std[c] > 0) || !std::isfinite(cfg.std[c])) return invalid("scaler config: std[" + std::to_string(c) + "] must be a positive number");
+      if (!(cfg.std[c] > 0) || !std::isfinite(cfg.std[c])) return invalid("config: std[" + std::to_string(c) + "] must be a positive number");
       scaler->mean.push_back(static_cast<float>(cfg.mean[c]));
       scaler->inv_std.push_back(static_cast<float>(1.0 / cfg.std[c]));
     }
@@ -199,11 +199,11 @@ int32_t signature(void* state, int32_t outputs, irb_tensor* out, int32_t capacit
 }
 
 irb_error* run(Scaler* scaler, const irb_batch* batch) {
-  if (batch->n_inputs != 1) return invalid("scaler: expected 1 input, got " + std::to_string(batch->n_inputs));
+  if (batch->n_inputs != 1) return invalid("expected 1 input, got " + std::to_string(batch->n_inputs));
   const irb_tensor& x = batch->inputs[0];
   const int64_t features = scaler->shape[1];
   if (x.dtype != IRB_DTYPE_FLOAT32 || x.ndim != 2 || x.shape[1] != features) {
-    return invalid("scaler: input '" + std::string(x.name) + "' must be float32 [rows, " + std::to_string(features) + "]");
+    return invalid("input '" + std::string(x.name) + "' must be float32 [rows, " + std::to_string(features) + "]");
   }
   // The host allocates the output; we write straight into it (no allocation of ours per batch).
   void* data = nullptr;
