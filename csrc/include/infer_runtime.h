@@ -428,26 +428,6 @@ const char* ir_backend_info(const ir_backend* backend);
 /* Frees a backend no model took over (destroying its instances). NULL is a harmless no-op. */
 void ir_backend_free(ir_backend* backend);
 
-/* TRANSITIONAL (removed when ir_backend_open serves onnxruntime): the old opener. */
-typedef struct ir_onnxruntime_options {
-    uint32_t struct_size;              /* sizeof(ir_onnxruntime_options) */
-    const char* library;               /* path of the ONNX Runtime shared library (API 13+) */
-    const char* model_path;
-    int32_t instances;                 /* sessions to open, one per model instance, >= 1 */
-    int32_t intra_op_threads;          /* 0: ONNX Runtime chooses */
-    int32_t inter_op_threads;          /* 0: ONNX Runtime chooses */
-    int32_t graph_optimization_level;  /* 0 disable, 1 basic, 2 extended, 99 all */
-    int32_t parallel_execution;        /* 0 sequential, 1 parallel */
-} ir_onnxruntime_options;
-
-/* Opens `instances` ONNX Runtime sessions (CPU execution provider) on a model file. The
- * library is loaded once per path for the life of the process. `options` is borrowed for
- * the call. Errors: NOT_FOUND (library or model file missing), UNAVAILABLE (the library is
- * unusable or older than API 13), INVALID_ARGUMENT (the model cannot be loaded, has
- * non-tensor or string inputs/outputs, or an option is refused). */
-ir_error* ir_onnxruntime_open(const ir_onnxruntime_options* options, ir_backend** out);
-
-
 /* The IRB_ABI_VERSION of the backend contract this engine implements. */
 uint32_t ir_backend_abi_version(void);
 
@@ -481,6 +461,8 @@ typedef struct ir_model_stats {
     uint64_t batch_rows_buckets[18];    /* IR_BATCH_BUCKETS */
     uint64_t batches_early;             /* dispatched before the delay: no arrival expected (adaptive) */
     uint64_t execution_timeouts;        /* batches failed for running past execution_timeout_us */
+    int64_t unhealthy_instances;        /* instances out of service: a batch ran past its timeout
+                                           and has not returned; all of them = the model is unready */
 } ir_model_stats;
 
 /* A consistent-enough snapshot (each counter is atomic). `out->struct_size` must be set. */
