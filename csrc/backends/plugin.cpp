@@ -56,13 +56,10 @@ Status refuse(const std::string& library, const std::string& why) {
 
 // Calls the entry and checks what it returned; fills entry->table on success.
 Status initialize(const std::string& library, void* handle, const irb_host* host, Entry* entry) {
-  dlerror();  // clear a stale error so that a NULL symbol is told apart from a failure
-  void* symbol = dlsym(handle, IRB_ENTRY_SYMBOL);
+  void* symbol = dlsym(handle, IRB_ENTRY_SYMBOL);  // dlerror's text would only repeat the path and the name
   if (symbol == nullptr) {
-    const char* why = dlerror();
     return refuse(library, std::string("does not export the entry symbol '") + IRB_ENTRY_SYMBOL +
-                               "' (declare it extern \"C\" IRB_EXPORT, as infer_runtime_backend.h shows)" +
-                               (why != nullptr ? std::string(": ") + why : std::string()));
+                               "' (declare it extern \"C\" IRB_EXPORT, as infer_runtime_backend.h shows)");
   }
   auto init = reinterpret_cast<irb_plugin_init_fn>(symbol);
   const irb_backend* table = nullptr;
