@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -183,7 +184,17 @@ void refusals(const fs::path& dir) {
   const irb_backend* table = nullptr;
   CHECK(load(compile(dir, src, "unbroken"), &table).ok());
   CHECK(table != nullptr && std::strcmp(table->name, "broken") == 0);
-  CHECK(table != nullptr && table->describe == nullptr);
+  CHECK(table != nullptr && table->describe != nullptr && table->struct_size == sizeof(irb_backend));
+  // Within one IRB_ABI_VERSION tables grow at the end: an older, shorter table loads with the
+  // members it lacks read as NULL; a newer, longer one loads as far as this host knows.
+  const irb_backend* old_table = nullptr;
+  CHECK(load(compile(dir, src, "old", "-DOLD_TABLE"), &old_table).ok());
+  CHECK(old_table != nullptr && old_table->describe == nullptr && old_table->execute != nullptr);
+  CHECK(old_table != nullptr && old_table->struct_size == offsetof(irb_backend, describe));
+  const irb_backend* future = nullptr;
+  CHECK(load(compile(dir, src, "future", "-DFUTURE_TABLE"), &future).ok());
+  CHECK(future != nullptr && std::strcmp(future->name, "future") == 0 && future->describe != nullptr);
+  CHECK(future != nullptr && future->struct_size == sizeof(irb_backend));
 }
 
 void loads_once(const fs::path& dir, const std::string& identity) {

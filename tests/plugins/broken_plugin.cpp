@@ -7,6 +7,12 @@
 //   BROKEN_SMALL_TABLE  declares a struct_size that stops before destroy
 //   BROKEN_INIT_ERROR   irb_plugin_init returns an error
 //   BROKEN_INIT_THROWS  irb_plugin_init lets a C++ exception escape (forbidden by the contract)
+// And two tables of other sizes within one IRB_ABI_VERSION, which must load:
+//   OLD_TABLE           struct_size ends after destroy, as a plugin built before `describe`
+//                       existed would say (the host must read describe as NULL, though set here)
+//   FUTURE_TABLE        a table with a member appended after describe (struct_size larger than
+//                       the host's irb_backend)
+#include <cstddef>
 #include <stdexcept>
 
 #include "infer_runtime_backend.h"
@@ -36,6 +42,8 @@ constexpr uint32_t kVersion = IRB_ABI_VERSION;
 #endif
 #if defined(BROKEN_SMALL_TABLE)
 constexpr uint32_t kSize = 3 * sizeof(void*);  // ends around `create`
+#elif defined(OLD_TABLE)
+constexpr uint32_t kSize = offsetof(irb_backend, describe);
 #else
 constexpr uint32_t kSize = sizeof(irb_backend);
 #endif
@@ -45,7 +53,18 @@ constexpr irb_error* (*kExecute)(void*, const irb_batch*) = nullptr;
 constexpr irb_error* (*kExecute)(void*, const irb_batch*) = execute;
 #endif
 
-const irb_backend kBroken = {kSize, kVersion, "broken", create, signature, nullptr, kExecute, destroy, nullptr};
+const char* describe(void*) { return "must not be read"; }
+
+#if defined(FUTURE_TABLE)
+struct FutureBackend {
+  irb_backend base;
+  void (*appended)(void*);  // a member a later header might add
+};
+const FutureBackend kFuture = {{sizeof(FutureBackend), kVersion, "future", create, signature, nullptr, kExecute, destroy, describe}, nullptr};
+const irb_backend& kBroken = kFuture.base;
+#else
+const irb_backend kBroken = {kSize, kVersion, "broken", create, signature, nullptr, kExecute, destroy, describe};
+#endif
 
 }  // namespace
 
