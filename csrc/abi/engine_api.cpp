@@ -57,7 +57,7 @@ ir::Status to_model_config(const ir_model_config* c, ir::ModelConfig* out) {
   out->idle_spin_ns = c->idle_spin_us * 1000;
   out->fixed_signature = c->n_inputs >= 0;
   IR_RETURN_IF_ERROR(read_tensors(c->inputs, c->n_inputs, "inputs", &out->inputs));
-  out->outputs_declared = c->n_outputs >= 0 && (c->outputs != nullptr || c->n_outputs == 0);
+  out->outputs_declared = c->n_outputs >= 0 && c->outputs != nullptr;
   if (out->outputs_declared) IR_RETURN_IF_ERROR(read_tensors(c->outputs, c->n_outputs, "outputs", &out->outputs));
   return ir::Status::Ok();
 }
@@ -196,7 +196,7 @@ IR_API void ir_engine_stop(ir_engine* engine, int64_t timeout_us) {
   }
 }
 
-IR_API ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags) {
+IR_API ir_error* ir_model_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags) {
   return ir::abi::guard([&]() -> ir::Status {
     if (model == nullptr || (n_inputs > 0 && inputs == nullptr)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "model or inputs is NULL");
     int32_t admitted = 0;
@@ -204,7 +204,7 @@ IR_API ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* in
   });
 }
 
-IR_API ir_error* ir_submit_many(ir_model* model, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted) {
+IR_API ir_error* ir_model_submit_many(ir_model* model, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted) {
   int32_t ignored = 0;
   if (admitted == nullptr) admitted = &ignored;
   *admitted = 0;

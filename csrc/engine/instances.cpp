@@ -49,7 +49,7 @@ Batch* InstancePool::form(int32_t instance, int64_t timeout_ns, bool* stopped) {
 }
 
 // Gathers the requests' inputs into the slot's buffers -- unless they already lie back to
-// back in the caller's memory (one request, or consecutive parts of one ir_submit_many) and
+// back in the caller's memory (one request, or consecutive parts of one ir_model_submit_many) and
 // the batch may not be abandoned while running.
 void InstancePool::build(Slot& slot, int32_t instance) {
   (void)instance;
@@ -152,13 +152,6 @@ int32_t InstancePool::expire_running(int64_t now, int64_t limit_ns) {
   return unhealthy();
 }
 
-void InstancePool::abandon_running(const char* why) {
-  for (auto& slot : slots_) {
-    std::lock_guard<std::mutex> lock(slot->mu);
-    if (slot->busy_since >= 0 && !slot->abandoned) fail_running(*slot, IR_ERROR_UNAVAILABLE, why);
-  }
-}
-
 bool InstancePool::join(int64_t deadline_ns) {
   bool all = true;
   for (auto& slot : slots_) {
@@ -166,10 +159,14 @@ bool InstancePool::join(int64_t deadline_ns) {
     while (!slot->returned.load(std::memory_order_acquire) && now_ns() < deadline_ns) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (slot->returned.load(std::memory_order_acquire)) {
       slot->thread.join();
-    } else {
-      slot->thread.detach();  // stuck in its backend: it keeps the model (see Model::shut_down)
-      all = false;
+      continue;
     }
+    {
+      std::lock_guard<std::mutex> lock(slot->mu);
+      if (slot->busy_since >= 0 && !slot->abandoned) fail_running(*slot, IR_ERROR_UNAVAILABLE, "the model stopped while this batch was still running (its backend did not return in time)");
+    }
+    slot->thread.detach();  // stuck in its backend: it keeps the model (see Model::shut_down)
+    all = false;
   }
   return all;
 }

@@ -38,11 +38,10 @@ class InstancePool {
   // Fails every batch running longer than `limit_ns` (the instance is marked unhealthy until
   // its backend returns); returns how many instances are unhealthy.
   int32_t expire_running(int64_t now, int64_t limit_ns);
-  // Fails every batch still running (shutdown: the backend did not return in time).
-  void abandon_running(const char* why);
-
-  // Joins the native threads that have returned; a thread stuck in its backend is detached
-  // and the model kept alive for it. Returns false when a thread had to be left behind.
+  // Joins the native threads, waiting for them up to `deadline_ns`; a thread still stuck in
+  // its backend then has its batch failed (UNAVAILABLE) and is detached. Returns false when a
+  // thread had to be left behind (the model must then outlive it). External instances are
+  // the host's: a batch it still runs completes when the host finishes it.
   bool join(int64_t deadline_ns);
 
   [[nodiscard]] int32_t unhealthy() const { return unhealthy_.load(std::memory_order_relaxed); }

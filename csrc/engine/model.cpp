@@ -316,13 +316,13 @@ void Model::shut_down(int64_t join_deadline_ns) {
     shut_down_ = true;
   }
   scheduler_->shut_down();
-  // Batches still running now are past the drain: their callers hear so at once.
-  pool_->abandon_running("the model stopped while its batch was running");
-  if (!pool_->join(join_deadline_ns)) leak_for_stuck_worker();
-  {
-    std::lock_guard<std::mutex> lock(successor_mu_);
-    successor_.reset();
+  if (!pool_->join(join_deadline_ns)) {
+    leak_for_stuck_worker();
+    return;
   }
+  // The workers are gone: the backend (sessions, plugin state) can go now, even while ABI
+  // handles keep this model's shell -- and its successor, for late submissions -- alive.
+  backend_.reset();
 }
 
 void Model::leak_for_stuck_worker() {

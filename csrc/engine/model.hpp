@@ -76,9 +76,9 @@ class Model final : public RequestFinisher, public std::enable_shared_from_this<
   void set_successor(std::shared_ptr<Model> successor);
   void close_admission();
   bool wait_idle(int64_t deadline_ns);
-  // Fails what is queued (CANCELLED) and what still runs (UNAVAILABLE), stops and joins the
-  // workers; a worker stuck in its backend past `join_deadline_ns` is left running (and the
-  // model with it). Idempotent.
+  // Fails what is queued (CANCELLED), stops the workers and joins them; a native worker still
+  // stuck in its backend at `join_deadline_ns` has its batch failed (UNAVAILABLE) and is left
+  // running, and the model with it. Idempotent.
   void shut_down(int64_t join_deadline_ns);
 
   // --- for the instances ------------------------------------------------------------------

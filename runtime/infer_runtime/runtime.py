@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -29,7 +30,8 @@ from typing import Any
 import numpy as np
 import structlog
 
-from infer_runtime.assemble import AssembledModel, Assembly, assemble
+from infer_runtime.assemble import AssembledModel, Artifact, Assembly, assemble, assemble_model
+from infer_runtime._native.executor import PullExecutor
 from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats
 from infer_runtime.errors import (
     ModelLoadError,
@@ -57,6 +59,8 @@ class _Core:
         self.pending: dict[int, tuple[Any, list[Any]]] = {}  # cookie → (waiter, kept alive)
         self._next_cookie = 1
         self.closing = False
+        self.stuck = False  # an executor thread did not return: the engine must outlive it
+        self._retired_executors: list[PullExecutor] = []  # of replaced models, joined lazily
 
     def open(self) -> None:
         """Creates the engine and assembles every model (blocking: loads files)."""
@@ -86,7 +90,7 @@ class _Core:
         cookie = self._next_cookie
         self._next_cookie = cookie + 1
         # Completions are drained on the submitting thread (Runtime) or under the same lock
-        # as submission (SyncRuntime), so registering after ir_submit cannot miss one.
+        # as submission (SyncRuntime), so registering after ir_model_submit cannot miss one.
         self.pending[cookie] = (waiter, model.submit(cookie, inputs, priority, timeout_ms, wake))
         return model
 
@@ -102,7 +106,7 @@ class _Core:
         columns = delivery.columns(n)
         pop = self.pending.pop
         with lock:
-            waiters = [pop(cookie, _NO_WAITER)[0] for cookie in columns[0]]
+            waiters = [pop(cookie, _NO_WAITER)[0] for cookie in columns.cookies]
         delivery.resolve(columns, waiters)
 
     def warmup_inputs(self) -> list[tuple[str, Arrays]]:
@@ -115,24 +119,60 @@ class _Core:
             out.append((name, {t.name: _warmup_tensor(t) for t in sig.inputs}))
         return out
 
+    def replace(self, name: str, artifact: Artifact | None = None) -> AssembledModel:
+        """Loads the model ``name`` anew (from ``artifact``, else from its spec) and swaps it
+        in: new requests go to the new version at once, requests already admitted finish on
+        the old one, whose executor threads end once it has drained (blocking: loads files).
+        The caller publishes the returned model to the submitting side. Raises, leaving the
+        old version serving, when the new one fails to load."""
+        if self.engine is None or self.closing:
+            raise UnavailableError("the runtime is not running")
+        old = self.assembly.models.get(name)
+        new = assemble_model(self.loaded, self.engine, name, self.loaded.spec.models[name], artifact=artifact, replace=old is not None)
+        self.assembly.models[name] = new
+        self.assembly.failures.pop(name, None)
+        if old is not None and old.executor is not None:
+            self._retired_executors.append(old.executor)
+        self._retired_executors = [e for e in self._retired_executors if not e.reap()]
+        self.engine.release_retired()
+        return new
+
     def close(self, timeout_s: float) -> None:
-        """Stops admission, drains up to ``timeout_s``, joins executors (blocking)."""
+        """Stops admission, drains up to ``timeout_s``, then gives executor threads still
+        inside a batch a short grace to return (blocking). A thread that does not is left
+        running, and the engine with it (``stuck``)."""
         self.closing = True
         if self.engine is None:
             return
         self.engine.stop(timeout_s)
-        for executor in self.assembly.executors():
-            executor.join()
+        deadline = time.monotonic() + _EXECUTOR_GRACE_S
+        for executor in [*self.assembly.executors(), *self._retired_executors]:
+            if not executor.join(max(0.0, deadline - time.monotonic())):
+                self.stuck = True
 
     def cancelled_total(self) -> int:
         """Requests cancelled by the engine so far, over every model."""
         return sum(m.engine_model.stats().cancelled for m in self.assembly.models.values()) if self.engine else 0
 
     def destroy(self) -> None:
-        """Frees the engine (after close and the last drain)."""
+        """Frees the engine (after close and the last drain) -- unless a backend thread is
+        still inside it, which would then touch freed memory: that engine is left alone."""
         if self.engine is not None:
-            self.engine.destroy()
+            if self.stuck:
+                log.error("a backend did not return from its batch; the engine is left running with it")
+            else:
+                self.engine.destroy()
             self.engine = None
+
+    def abandon_pending(self) -> int:
+        """Fails every request still waiting (the runtime stopped under it); returns how many."""
+        abandoned = 0
+        for waiter, _ in self.pending.values():
+            if not waiter.done():
+                waiter.set_exception(UnavailableError("the runtime stopped before this request completed"))
+                abandoned += 1
+        self.pending.clear()
+        return abandoned
 
 
 def _warmup_tensor(t: Any) -> np.ndarray:
@@ -254,6 +294,7 @@ class Runtime(_Common):
         self._state = "stopping"
         timeout = self._core.loaded.spec.server.shutdown_timeout_s if timeout_s is None else timeout_s
         before = self._core.cancelled_total()
+        abandoned = 0
         try:
             await asyncio.to_thread(self._core.close, timeout)
             abandoned = self._core.cancelled_total() - before
@@ -263,10 +304,7 @@ class Runtime(_Common):
                 self._loop.remove_reader(self._fd)
                 self._fd = -1
             self._core.destroy()
-            for waiter, _ in self._core.pending.values():
-                if not waiter.done():
-                    waiter.set_exception(RequestCancelledError("the runtime stopped"))
-            self._core.pending.clear()
+            abandoned += self._core.abandon_pending()
             self._state = "stopped"
             log.info("runtime stopped", runtime=self._core.loaded.spec.runtime.name)
         return abandoned
@@ -313,7 +351,37 @@ class Runtime(_Common):
             self._core.submit(model, inputs, priority, timeout_ms, waiter)
             if self._poll_us:
                 self._catch_lone(waiter)
-        return await waiter  # type: ignore[no-any-return]
+        try:
+            return await waiter  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            self._cancel(model, waiter)  # the caller went away: its queued request need not run
+            raise
+
+    def _cancel(self, model: str, waiter: asyncio.Future[Any]) -> None:
+        """Cancels the engine request behind ``waiter`` if it is still queued (it then
+        completes as CANCELLED, counted as cancelled, and never runs)."""
+        engine_model = self._serving.get(model)
+        if engine_model is None or self._core.engine is None:
+            return
+        for cookie, (pending, _) in self._core.pending.items():
+            if pending is waiter:
+                engine_model.cancel(cookie)
+                return
+
+    async def replace_model(self, name: str, artifact: Artifact | None = None) -> AssembledModel:
+        """Loads model ``name`` anew (from ``artifact``: a path and the version it is, or from
+        the spec again) beside the running one and swaps it in: new requests go to it at once,
+        requests already admitted finish on the old version; no request fails. If the new
+        version fails to load, the old one keeps serving and the error is raised.
+
+        Internal for now: the registry's hot swap and ``POST /v2/repository/models/{m}/load``
+        build on it.
+        """
+        if self._state != "running":
+            raise UnavailableError(f"the runtime is {self._state}")
+        new = await asyncio.to_thread(self._core.replace, name, artifact)
+        self._serving[name] = new.engine_model
+        return new
 
     def _catch_lone(self, waiter: asyncio.Future[Any]) -> None:
         """A lone request: nothing else is in flight, so the loop would sleep in epoll until
@@ -431,10 +499,8 @@ class SyncRuntime(_Common):
         # those, so deliver what they published before freeing the engine.
         self._deliver_ready()
         self._core.destroy()
-        for waiter, _ in list(self._core.pending.values()):
-            if not waiter.done():
-                waiter.set_exception(RequestCancelledError("the runtime stopped"))
-        self._core.pending.clear()
+        with self._lock:
+            self._core.abandon_pending()
 
     def __enter__(self) -> SyncRuntime:
         return self.start()
@@ -468,5 +534,8 @@ class SyncRuntime(_Common):
 
 
 _DRAIN_BATCH = 256
+_EXECUTOR_GRACE_S = 1.0
+"""After the drain timeout, how long a Python backend still inside a batch may take to return
+before its thread is left behind (and its requests fail as abandoned)."""
 _POLL_BACKOFF_MAX = 128
 _MAX_OUTPUTS = 64

@@ -15,6 +15,7 @@ calls cost ~400 us per batch of an MLP, a third of its compute).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -24,9 +25,9 @@ from infer_runtime._native import ffi, lib, take_error
 from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize
 from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
 
-from .base import BackendInstance
+from infer_runtime.backends.base import BackendInstance
 
-log = structlog.get_logger("infer_runtime.backends.executor")
+log = structlog.get_logger("infer_runtime.executor")
 
 _MAX_TENSORS = 64
 
@@ -47,15 +48,30 @@ class PullExecutor:
         for thread in self._threads:
             thread.start()
 
-    def join(self, timeout_s: float | None = None) -> None:
-        """Waits for the threads (they exit once the engine stops), then closes instances."""
+    def reap(self) -> bool:
+        """Closes the instances once every thread has ended (its model drained and stopped);
+        True when it did. Never blocks."""
+        if any(t.is_alive() for t in self._threads):
+            return False
+        return self.join(0)
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Waits up to ``timeout_s`` in all for the threads (they exit once their model stops),
+        then closes the instances. Returns False, closing nothing, when a thread is still
+        inside its backend (a hung batch): it is left to finish on its own (daemon)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         for thread in self._threads:
-            thread.join(timeout_s)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:
+            log.error("backend threads did not return; left running", model=self._name, threads=stuck)
+            return False
         for instance in self._instances:
             try:
                 instance.close()
             except Exception:  # closing must not hide the shutdown of the others
                 log.exception("backend close failed", model=self._name)
+        return True
 
     def _serve(self, index: int) -> None:
         backend = self._instances[index]
@@ -85,7 +101,9 @@ class PullExecutor:
                     inputs[name] = _view(t)
                 outputs = backend.run(inputs)
                 n = _describe_outputs(outputs, outputs_c, names, keep)
-            except Exception as exc:  # the batch fails, the model keeps serving
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too: the batch fails, the model keeps serving
+                if not isinstance(exc, Exception):  # an ordinary exception is the caller's to report
+                    log.error("backend raised while running a batch; the batch failed, the model serves on", model=self._name, error=f"{type(exc).__name__}: {exc}")
                 lib.ir_batch_finish(batch, lib.ir_error_new(lib.IR_ERROR_BACKEND, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")))
                 continue
             lib.ir_batch_complete(batch, outputs_c, n)

@@ -1,16 +1,17 @@
-"""The thin tier over the engine's C ABI: one engine, its models, submission, completions
-and statistics. Everything here is synchronous; the front-ends (``Runtime``,
+"""The thin tier over the engine's C ABI: one engine, its model table, submission,
+completions and statistics. Everything here is synchronous; the front-ends (``Runtime``,
 ``SyncRuntime``) decide how completions are waited for.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import structlog
@@ -18,12 +19,21 @@ import structlog
 from infer_runtime._native import check, ffi, lib, take_error
 from infer_runtime.errors import InternalError, InvalidInputError
 
-from .bytes_codec import deserialize, is_bytes_like, serialize
-from .dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
-from .native import NativeBackend
-from .signature import ModelSignature, TensorSignature
+from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize
+from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
+from infer_runtime.engine.signature import ModelSignature, TensorSignature
+
+from .backends import NativeBackend
 
 log = structlog.get_logger("infer_runtime.engine")
+
+class Runner(enum.IntEnum):
+    """Who runs a model's batches (``ir_backend_kind``)."""
+
+    IDENTITY = int(lib.IR_BACKEND_IDENTITY)  # native identity, opened by the engine itself
+    EXTERNAL = int(lib.IR_BACKEND_EXTERNAL)  # pulled by host threads (Python-hosted backends)
+    NATIVE = int(lib.IR_BACKEND_NATIVE)  # an opened native backend, on engine threads
+
 
 DURATION_BOUNDS_S: tuple[float, ...] = tuple(1e-6 * 2**i for i in range(24))
 """Upper bounds of the engine's duration histogram buckets (the last bucket is +Inf)."""
@@ -56,6 +66,9 @@ class ModelStats:
     compute_ns_buckets: tuple[int, ...]
     request_ns_buckets: tuple[int, ...]
     batch_rows_buckets: tuple[int, ...]
+    batches_early: int = 0
+    execution_timeouts: int = 0
+    unhealthy_instances: int = 0
 
     @property
     def mean_batch_rows(self) -> float:
@@ -106,6 +119,31 @@ class _Burst:
     waiters: list[Any]
 
 
+class _InputCheck(NamedTuple):
+    """What the checks of one declared input need, with its reused descriptor."""
+
+    name: str
+    dtype: np.dtype
+    ndim: int
+    tail: tuple[int, ...] | None  # required dims 1.. when all are fixed, else None
+    fixed: list[tuple[int, int]]  # (dim, size) of every fixed dim, when tail is None
+    desc: Any  # the ir_tensor descriptor this input is submitted with
+    dims: Any  # its int64_t[] shape buffer
+
+
+class CompletionColumns(NamedTuple):
+    """The first ``n`` completions of a drain buffer, field by field."""
+
+    cookies: list[int]
+    responses: list[int]
+    errors: list[int]
+    batches: list[int]
+    offsets: list[int]
+    rows: list[int]
+    batch_rows: list[int]
+
+
+_MAX_TIMEOUT_MS = 2.0**40  # far beyond any default, and exact in an int64 of microseconds
 _DEFAULT_OPTIONS = (0, 0)  # (priority, timeout_us) of a request that sets neither
 _DTYPE_AND_SHAPE = operator.attrgetter("dtype", "shape")
 
@@ -148,7 +186,7 @@ class EngineModel:
         n = len(signature.inputs) if signature.inputs is not None else 0
         self._n = n
         # Reused descriptors: prepare+submit run without yielding, and the engine copies
-        # descriptors during ir_submit, so one set per model is enough on one thread.
+        # descriptors during ir_model_submit, so one set per model is enough on one thread.
         self._descs = ffi.new("ir_tensor[]", max(n, 1))
         self._shapes = [ffi.new("int64_t[]", max(len(t.shape), 1)) for t in (signature.inputs or ())]
         self._names = [ffi.new("char[]", t.name.encode()) for t in (signature.inputs or ())]
@@ -161,11 +199,9 @@ class EngineModel:
             if _static_tail(tensor.shape) is not None:  # only the leading dim varies: written per request
                 for d, size in enumerate(tensor.shape[1:], start=1):
                     self._shapes[i][d] = size
-        # Per input: (name, dtype, ndim, required tail (dims 1..) or None, [(dim, size)]
-        # checks when the tail has variable dims, descriptor, shape buffer).
         self.rejected_invalid = 0  # refused in Python before reaching the engine
         self._checks = [
-            (t.name, t.dtype, len(t.shape), _static_tail(t.shape), [(d, v) for d, v in enumerate(t.shape) if v != -1], self._descs[i], self._shapes[i])
+            _InputCheck(t.name, t.dtype, len(t.shape), _static_tail(t.shape), [(d, v) for d, v in enumerate(t.shape) if v != -1], self._descs[i], self._shapes[i])
             for i, t in enumerate(signature.inputs or ())
         ]
         # Coalescing (stage/flush) needs rows of one fixed size: a batching model whose
@@ -189,14 +225,14 @@ class EngineModel:
         except InvalidInputError:
             self.rejected_invalid += 1  # folded into stats(); costs nothing on success
             raise
-        err = lib.ir_submit(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
+        err = lib.ir_model_submit(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
         if err:  # a NULL pointer is false (and cheaper to test than a comparison)
             raise take_error(err)  # type: ignore[misc]
         return keep
 
     def stage(self, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, waiter: Any) -> bool:
         """Holds a request for the next :meth:`flush`, which checks and submits everything
-        held, in one engine call per (priority, timeout) (``ir_submit_many``). Returns
+        held, in one engine call per (priority, timeout) (``ir_model_submit_many``). Returns
         False, holding nothing, when the request should go alone through :meth:`submit`:
         the model cannot coalesce (no fixed signature, no batching, variable inner dims or
         BYTES), an input is not a numpy array or a name is missing (``submit`` converts or
@@ -253,7 +289,7 @@ class EngineModel:
                     desc.byte_size = len(buf)
                     dims[0] = total_rows
                     keep.append(buf)
-                err = lib.ir_submit_many(self.handle, cookie, self._descs, self._n, ffi.new("int64_t[]", rows), n, priority, timeout_us, lib.IR_SUBMIT_NO_WAKE, self._admitted)
+                err = lib.ir_model_submit_many(self.handle, cookie, self._descs, self._n, ffi.new("int64_t[]", rows), n, priority, timeout_us, lib.IR_SUBMIT_NO_WAKE, self._admitted)
                 admitted = self._admitted[0]
                 for i in range(admitted):
                     pending[cookie + i] = (burst.waiters[i], keep)
@@ -319,14 +355,26 @@ class EngineModel:
             raise InvalidInputError(f"model '{self.name}': priority {priority} is outside [0, {self._priority_levels})")
         if timeout_ms is None:
             return 0
-        timeout_us = int(timeout_ms * 1000)
-        if timeout_us <= 0:
+        if not timeout_ms > 0:  # NaN included
             raise InvalidInputError(f"model '{self.name}': timeout_ms must be > 0 (got {timeout_ms})")
-        return timeout_us
+        # A timeout only ever shortens the model's default, so any huge value means "keep it".
+        return max(1, int(min(timeout_ms, _MAX_TIMEOUT_MS) * 1000))
 
     def wake(self) -> None:
         """Wakes the model's idle workers (after ``submit(..., wake=False)``)."""
         lib.ir_model_wake(self.handle)
+
+    def cancel(self, cookie: int) -> bool:
+        """Cancels the request submitted with ``cookie`` if it is still queued (it completes
+        with CANCELLED); False when it is running or done."""
+        return bool(lib.ir_model_cancel(self.handle, cookie))
+
+    def release(self) -> None:
+        """Drops this handle on the engine's model (after the engine is gone, or when the
+        model was replaced and drained). Idempotent."""
+        if self.handle is not None:
+            lib.ir_model_release(self.handle)
+            self.handle = None
 
     def _check_fixed(self, inputs: Mapping[str, Any]) -> tuple[list[np.ndarray], int]:
         """The inputs in signature order, checked against it (C-contiguous; BYTES as object
@@ -481,17 +529,16 @@ class Delivery:
         self._tensors = ffi.new("ir_tensor[]", max_outputs)
         self._batches: dict[int, tuple[tuple[str, np.ndarray], ...]] = {}  # batch key → (name, array over it)
 
-    def columns(self, n: int) -> list[list[int]]:
-        """The first ``n`` completions of the buffer, field by field (cookies, responses,
-        errors, batches, row offsets, rows, batch rows): seven lists of ints in one call,
-        cheaper than a cffi attribute read per field per completion."""
-        return self._words[:n].T.tolist()  # type: ignore[no-any-return]
+    def columns(self, n: int) -> CompletionColumns:
+        """The first ``n`` completions of the buffer, field by field: seven lists of ints in
+        one call, cheaper than a cffi attribute read per field per completion."""
+        return CompletionColumns(*self._words[:n].T.tolist())
 
-    def resolve(self, columns: list[list[int]], waiters: list[Any]) -> None:
+    def resolve(self, columns: CompletionColumns, waiters: list[Any]) -> None:
         """Resolves ``waiters[k]`` (a future, or None when nobody waits any more) with
         completion ``k`` of the buffer; takes care of every response and error either way.
         Never raises: a failure here must not strand the other completions of the drain."""
-        batches, rows, batch_rows = columns[3], columns[5], columns[6]
+        batches, rows, batch_rows = columns.batches, columns.rows, columns.batch_rows
         n = len(batches)
         i = 0
         while i < n:
@@ -523,7 +570,7 @@ class Delivery:
             lib.ir_completions_release(self.buffer + i, 1)
             _fail(waiter, exc)
 
-    def _resolve_run(self, columns: list[list[int]], waiters: list[Any], i: int, j: int) -> None:
+    def _resolve_run(self, columns: CompletionColumns, waiters: list[Any], i: int, j: int) -> None:
         """Completions i..j-1: consecutive requests of one batch."""
         _, _, _, batches, offsets, rows, batch_rows = columns
         batch = batches[i]
@@ -585,6 +632,7 @@ class Engine:
         check(lib.ir_engine_create(out))
         self._handle = out[0]
         self.models: dict[str, EngineModel] = {}
+        self.retired: list[EngineModel] = []  # replaced or retired: handles released at destroy
         self._destroyed = False
 
     @property
@@ -597,10 +645,12 @@ class Engine:
         return int(lib.ir_engine_event_fd(self._handle))
 
     def add_model(self, name: str, backend: int, signature: ModelSignature, *, instances: int, batching: Any | None, default_timeout_ms: int = 0,
-                  idle_spin_us: int = 0, native: NativeBackend | None = None) -> EngineModel:
-        """Adds a model (native workers start at once; external ones wait to be pulled).
-        ``native`` (for ``IR_BACKEND_NATIVE``) is taken over on success and left to the
-        caller on failure."""
+                  idle_spin_us: int = 0, native: NativeBackend | None = None, execution_timeout_ms: int = 0, replace: bool = False) -> EngineModel:
+        """Adds a model (native workers start at once; external ones wait to be pulled), or
+        with ``replace`` swaps it in for the model of that name: the new one admits at once,
+        the old one finishes what it admitted (its handle stays usable: submissions through
+        it reach the new model). ``native`` (for ``IR_BACKEND_NATIVE``) is taken over on
+        success and left to the caller on failure."""
         cfg = ffi.new("ir_model_config*")
         cfg.struct_size = ffi.sizeof("ir_model_config")
         name_c = ffi.new("char[]", name.encode())
@@ -608,6 +658,7 @@ class Engine:
         cfg.backend = backend
         cfg.instances = instances
         cfg.idle_spin_us = idle_spin_us
+        cfg.execution_timeout_us = execution_timeout_ms * 1000
         keep: list[Any] = [name_c]
         priority_levels = 1
         if batching is not None:
@@ -620,33 +671,43 @@ class Engine:
             cfg.n_preferred = len(batching.preferred_batch_sizes)
             cfg.max_queue_size = batching.max_queue_size
             cfg.priority_levels = priority_levels = batching.priority_levels
+            cfg.adaptive = 1 if getattr(batching, "adaptive", False) else 0
             default_timeout_ms = batching.default_timeout_ms
         else:
             cfg.max_queue_size = 1024
             cfg.priority_levels = 1
         cfg.default_timeout_us = default_timeout_ms * 1000
-        if signature.inputs is None:
-            cfg.n_inputs = -1
-        else:
-            descs = ffi.new("ir_tensor[]", max(len(signature.inputs), 1))
-            keep.append(descs)
-            for i, t in enumerate(signature.inputs):
-                t_name = ffi.new("char[]", t.name.encode())
-                t_shape = ffi.new("int64_t[]", list(t.shape) or [0])
-                keep += [t_name, t_shape]
-                descs[i] = {"name": t_name, "dtype": NUMPY_TO_CODE[t.dtype], "ndim": len(t.shape), "shape": t_shape}
-            cfg.inputs = descs
-            cfg.n_inputs = len(signature.inputs)
+        cfg.inputs, cfg.n_inputs = _signature_descriptors(signature.inputs, keep)
+        cfg.outputs, cfg.n_outputs = _signature_descriptors(signature.outputs, keep)
         out = ffi.new("ir_model**")
         if native is not None:
             cfg.native = native.take()
-        error = lib.ir_engine_add_model(self._handle, cfg, out)
+        add = lib.ir_engine_replace_model if replace else lib.ir_engine_add_model
+        error = add(self._handle, cfg, out)
         if error != ffi.NULL and native is not None:
             native.give_back(cfg.native)
         check(error)
         model = EngineModel(name, out[0], signature, priority_levels)
+        previous = self.models.get(name)
         self.models[name] = model
+        if previous is not None:
+            self.retired.append(previous)
         return model
+
+    def release_retired(self, keep_latest: int = 1) -> None:
+        """Releases the handles of replaced or retired models that have nothing in flight,
+        except the ``keep_latest`` most recent (a caller may still submit through them for a
+        moment; they hand submissions on to their successor)."""
+        keep = self.retired[len(self.retired) - keep_latest :] if keep_latest else []
+        for model in self.retired[: len(self.retired) - len(keep)]:
+            if model.handle is not None and model.stats().in_flight == 0:
+                model.release()
+        self.retired = [m for m in self.retired if m.handle is not None]
+
+    def retire_model(self, name: str) -> None:
+        """Takes a model out of service: it stops admitting and drains in the background."""
+        check(lib.ir_engine_retire_model(self._handle, name.encode()))
+        self.retired.append(self.models.pop(name))
 
     def drain_into(self, buf: Any, capacity: int) -> int:
         """Moves up to ``capacity`` waiting completions into ``buf``; returns how many."""
@@ -672,11 +733,27 @@ class Engine:
             self._destroyed = True
             lib.ir_engine_destroy(self._handle)
             self._handle = ffi.NULL
+            for model in [*self.models.values(), *self.retired]:
+                model.release()
+
+
+def _signature_descriptors(tensors: tuple[TensorSignature, ...] | None, keep: list[Any]) -> tuple[Any, int]:
+    """An ``ir_tensor[]`` describing ``tensors`` (NULL and -1 when not declared)."""
+    if tensors is None:
+        return ffi.NULL, -1
+    descs = ffi.new("ir_tensor[]", max(len(tensors), 1))
+    keep.append(descs)
+    for i, t in enumerate(tensors):
+        t_name = ffi.new("char[]", t.name.encode())
+        t_shape = ffi.new("int64_t[]", list(t.shape) or [0])
+        keep += [t_name, t_shape]
+        descs[i] = {"name": t_name, "dtype": NUMPY_TO_CODE[t.dtype], "ndim": len(t.shape), "shape": t_shape}
+    return descs, len(tensors)
 
 
 def signature_from_specs(inputs: Any, outputs: Any, max_batch_size: int) -> ModelSignature:
     """A signature from the spec's declared tensors (None when not declared)."""
-    from .dtypes import SPEC_TO_NUMPY
+    from infer_runtime.engine.dtypes import SPEC_TO_NUMPY
 
     def conv(tensors: Any) -> tuple[TensorSignature, ...] | None:
         if tensors is None:
