@@ -389,7 +389,7 @@ void engine_runs_an_adopting_plugin(const std::string& identity) {
     for (int id = 0; id < kRequests; ++id) {
       data[id] = {static_cast<float>(id), 1.5f, -2.0f};
       ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-      ir_error* err = ir_submit(model, static_cast<uint64_t>(id), &in, 1, 0, 0, 0);
+      ir_error* err = ir_model_submit(model, static_cast<uint64_t>(id), &in, 1, 0, 0, 0);
       CHECK(err == nullptr);
       ir_error_free(err);
     }
@@ -438,7 +438,7 @@ void engine_confines_plugin_failures(const std::string& failing) {
     std::vector<float> values = wave.values;
     for (size_t i = 0; i < values.size(); ++i) {
       ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, &values[i], 4};
-      ir_error* err = ir_submit(model, i, &in, 1, 0, 0, 0);
+      ir_error* err = ir_model_submit(model, i, &in, 1, 0, 0, 0);
       CHECK(err == nullptr);
       ir_error_free(err);
     }
