@@ -365,7 +365,6 @@ def test_a_plugin_from_sources_serves_over_v2_http(tmp_path: Path) -> None:
     assert len(list((tmp_path / "xdg" / "infer-runtime" / "plugins").glob("*.so"))) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="needs INFER_RUNTIME_PLUGIN_CACHE in spec.overrides.RESERVED_ENV (lead)")
 def test_the_cache_variable_is_not_read_as_a_spec_override(tmp_path: Path) -> None:
     from infer_runtime.spec import load_spec
 

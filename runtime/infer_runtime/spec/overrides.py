@@ -29,8 +29,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENV_PREFIX = "INFER_RUNTIME_"
-RESERVED_ENV = frozenset({"INFER_RUNTIME_SPEC"})
-"""Prefixed variables that are not spec paths (``INFER_RUNTIME_SPEC``: default spec file)."""
+RESERVED_ENV = frozenset({"INFER_RUNTIME_SPEC", "INFER_RUNTIME_PLUGIN_CACHE"})
+"""Prefixed variables that are not spec paths (``INFER_RUNTIME_SPEC``: default spec file;
+``INFER_RUNTIME_PLUGIN_CACHE``: where compiled plugins are cached)."""
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
