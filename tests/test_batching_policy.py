@@ -1,5 +1,6 @@
 """Cross-language: the C++ batcher (on a virtual clock) and the Python reference agree
-exactly on which batches form, when, why, and which requests expire or are rejected."""
+exactly on which batches form, when, why, and which requests expire or are rejected, with
+the fixed window and with the adaptive queue delay; and the adaptive policy's promises."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infer_runtime._native import check, ffi, lib
-from reference.batching import BATCH, DELAY, EXPIRED, FULL, PREFERRED, REJECTED, Policy, SimRequest, simulate
+from reference.batching import BATCH, DELAY, EARLY, EXPIRED, FULL, PREFERRED, REJECTED, Policy, SimRequest, simulate
 
 
 def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns: int, per_row_ns: int) -> list[tuple[int, int, int, int, int, int]]:
@@ -21,6 +22,7 @@ def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_
     cfg.n_preferred = len(policy.preferred)
     cfg.max_queue_size = policy.max_queue_size
     cfg.priority_levels = policy.priority_levels
+    cfg.adaptive = int(policy.adaptive)
     reqs = ffi.new("ir_sim_request[]", max(len(requests), 1))
     for i, r in enumerate(requests):
         reqs[i] = {"id": r.id, "arrival_ns": r.arrival_ns, "rows": r.rows, "priority": r.priority, "deadline_ns": r.deadline_ns, "shape_class": r.shape_class}
@@ -30,6 +32,19 @@ def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_
     check(lib.ir_batcher_simulate(cfg, reqs, len(requests), instances, base_ns, per_row_ns, out, capacity, n_out))
     assert n_out[0] <= capacity
     return [(e.time_ns, e.kind, e.request_id, e.batch, e.reason, e.instance) for e in (out[i] for i in range(n_out[0]))]
+
+
+def arrival_times(draw: st.DrawFn, n: int) -> list[int]:
+    """Uniform scatter, or a stream: steady gaps with bursts (same instant) and pauses, which
+    is what moves the adaptive policy's estimates."""
+    if draw(st.booleans()):
+        return [draw(st.integers(0, 400_000)) for _ in range(n)]
+    times, t = [], draw(st.integers(0, 1_000))
+    gap = draw(st.sampled_from([500, 5_000, 10_000, 20_000, 40_000, 80_000]))
+    for _ in range(n):
+        t += draw(st.sampled_from([0, gap, gap, gap, 2 * gap, 10 * gap]))
+        times.append(t)
+    return times
 
 
 @st.composite
@@ -44,29 +59,54 @@ def scenarios(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int]
         preferred=preferred,
         max_queue_size=draw(st.integers(1, 40)),
         priority_levels=draw(st.integers(1, 3)),
+        adaptive=draw(st.booleans()),
     )
     n = draw(st.integers(0, 40))
+    # Mixed shapes and large requests block or fill batches at once; single rows of one shape
+    # leave the timing decisions (delay, early) to the policy.
+    max_rows = draw(st.sampled_from([1, max_batch if batching else 3]))
+    classes = draw(st.sampled_from([0, 2]))
     requests = []
-    for i in range(n):
-        arrival = draw(st.integers(0, 400_000))
+    for i, arrival in enumerate(arrival_times(draw, n)):
         deadline = draw(st.one_of(st.just(-1), st.integers(arrival, arrival + 300_000)))
         requests.append(SimRequest(
             id=i,
             arrival_ns=arrival,
-            rows=draw(st.integers(1, max_batch if batching else 3)),
+            rows=draw(st.integers(1, max_rows)),
             priority=draw(st.integers(0, policy.priority_levels - 1)),
             deadline_ns=deadline,
-            shape_class=draw(st.integers(0, 2)),
+            shape_class=draw(st.integers(0, classes)),
         ))
     instances = draw(st.integers(1, 3))
-    base = draw(st.sampled_from([1, 10_000, 100_000]))
-    per_row = draw(st.sampled_from([0, 1_000, 20_000]))
+    base = draw(st.sampled_from([1, 10_000, 100_000, 300_000]))
+    per_row = draw(st.sampled_from([0, 1_000, 5_000, 20_000]))
     return policy, requests, instances, base, per_row
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(scenario=scenarios())
 def test_cpp_batcher_agrees_with_python_reference(scenario) -> None:  # type: ignore[no-untyped-def]
+    policy, requests, instances, base, per_row = scenario
+    assert c_simulate(policy, requests, instances, base, per_row) == simulate(policy, requests, instances, base, per_row)
+
+
+@st.composite
+def adaptive_streams(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int]:
+    """Streams of one shape and priority, without deadlines: every dispatch is a timing
+    decision of the adaptive policy, and the cost model sees many batch sizes."""
+    max_batch = draw(st.integers(2, 16))
+    policy = Policy(True, max_batch, draw(st.sampled_from([50_000, 200_000, 1_000_000])), (), 200, 1, adaptive=True)
+    max_rows = draw(st.sampled_from([1, 2, max_batch]))
+    arrivals = arrival_times(draw, draw(st.integers(1, 80)))
+    requests = [SimRequest(i, t, draw(st.integers(1, max_rows)), 0, -1, 0) for i, t in enumerate(arrivals)]
+    base = draw(st.integers(1, 400_000))
+    per_row = draw(st.integers(0, 30_000))
+    return policy, requests, draw(st.integers(1, 3)), base, per_row
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario=adaptive_streams())
+def test_adaptive_streams_agree_with_python_reference(scenario) -> None:  # type: ignore[no-untyped-def]
     policy, requests, instances, base, per_row = scenario
     assert c_simulate(policy, requests, instances, base, per_row) == simulate(policy, requests, instances, base, per_row)
 

@@ -346,7 +346,12 @@ Status Model::next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out) {
     scratch_.clear();
     batcher_.expire(now, scratch_);
     if (!scratch_.empty()) fail_locked(scratch_, IR_ERROR_DEADLINE_EXCEEDED, "request timed out in the queue");
-    DispatchReason reason = batcher_.form(now, scratch_);
+    // [batcher branch, for the lead's scheduler] The adaptive policy needs the instances'
+    // load: idle ones (this caller included) and, when known, when a busy one should end
+    // (unknown here: kNever, so D = E(R) for a single idle instance).
+    InstanceLoad load;
+    load.idle = static_cast<int32_t>(std::max<int64_t>(config_.instances - running_batches_, 1));
+    DispatchReason reason = batcher_.form(now, scratch_, load);
     if (reason != DispatchReason::kNone) {
       // Spin next time only if this idle gap was short enough for a spin to have caught it:
       // in a closed loop at high concurrency the host needs far longer than the spin window
@@ -375,7 +380,7 @@ Status Model::next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out) {
       lock.lock();
       continue;
     }
-    int64_t wake = std::min(batcher_.next_event(), give_up);
+    int64_t wake = std::min(batcher_.next_event(now, load), give_up);  // [batcher branch] adaptive: may be before the delay
     if (admission_closed_ && batcher_.empty() && staged_.empty()) idle_cv_.notify_all();
     if (wake == kNever) work_cv_.wait(lock);
     else work_cv_.wait_until(lock, to_time_point(wake));
@@ -515,6 +520,7 @@ void Model::finish(ir_batch* batch, ir_error* error) {
     ModelStats::add(stats_.succeeded, batch->requests.size());
   }
   auto n = static_cast<int64_t>(batch->requests.size());
+  const int64_t batch_rows = batch->rows;  // [batcher branch] for the cost model below
   std::vector<Request*> finished;
   finished.swap(batch->requests);
   delete batch;
@@ -524,6 +530,7 @@ void Model::finish(ir_batch* batch, ir_error* error) {
   completions_->push_all(done);
   std::lock_guard<std::mutex> lock(mu_);
   for (Request* r : finished) recycle_locked(r);
+  batcher_.observe(batch_rows, compute);  // [batcher branch] adaptive cost model: E(R) = a + b*R
   --running_batches_;
   if (admission_closed_ && running_batches_ == 0 && batcher_.empty() && staged_.empty()) idle_cv_.notify_all();
 }
