@@ -166,3 +166,99 @@ def test_expired_requests_never_run_and_overload_is_rejected() -> None:
         (1000, EXPIRED, 1),  # its deadline passed while the only instance was busy
         (1000, BATCH, 4),
     ]
+
+
+# ---- The adaptive queue delay -------------------------------------------------------------
+
+
+def _batches(events: list[tuple[int, int, int, int, int, int]]) -> list[tuple[int, int, int]]:
+    """(dispatch time, rows, reason) per batch, in order (single-row requests)."""
+    out: dict[int, list[int]] = {}
+    for time_ns, kind, _, batch, reason, _ in events:
+        if kind == BATCH:
+            out.setdefault(batch, [time_ns, 0, reason])[1] += 1
+    return [(t, rows, reason) for t, rows, reason in out.values()]
+
+
+def test_adaptive_sends_a_lone_request_at_once_when_no_arrival_is_expected() -> None:
+    # One request a millisecond, a 500 us window, batches of 50 us: the fixed window holds
+    # each request 500 us for companions that never come; adaptive sends each at once.
+    requests = [_req(i, i * 1_000_000) for i in range(6)]
+    fixed = c_simulate(_policy(max_queue_delay_ns=500_000), requests, 1, 50_000, 1_000)
+    adaptive = c_simulate(_policy(max_queue_delay_ns=500_000, adaptive=True), requests, 1, 50_000, 1_000)
+    assert [(e[0], e[4]) for e in fixed] == [(i * 1_000_000 + 500_000, DELAY) for i in range(6)]
+    assert [(e[0], e[4]) for e in adaptive] == [(i * 1_000_000, EARLY) for i in range(6)]
+    assert adaptive == simulate(_policy(max_queue_delay_ns=500_000, adaptive=True), requests, 1, 50_000, 1_000)
+
+
+def test_adaptive_waits_when_an_arrival_will_pay_for_it() -> None:
+    # Arrivals every 5 us and batches costing 200 us + 1 us/row: a lone request waits for the
+    # next arrival (they share the fixed cost) instead of leaving early.
+    policy = _policy(max_batch_size=64, max_queue_delay_ns=1_000_000, adaptive=True)
+    requests = [_req(i, i * 5_000) for i in range(40)]
+    batches = _batches(c_simulate(policy, requests, 1, 200_000, 1_000))
+    assert batches[0] == (0, 1, EARLY)  # nothing known yet: no arrival is expected
+    # the instance is busy until 201 us; then everything queued goes, and the next batches
+    # wait for companions: none is a single request.
+    assert all(rows > 1 for _, rows, _ in batches[1:])
+
+
+def test_a_steady_stream_still_forms_full_batches() -> None:
+    # Arrivals every 10 us; batches of 8 cost 100 us: the stream keeps the queue ahead of the
+    # instance: once the cost model has seen a batch (the first, sent at once: no rate known
+    # yet), adaptive forms the fixed window's full batches.
+    requests = [_req(i, i * 10_000) for i in range(300)]
+    fixed = _batches(c_simulate(_policy(max_queue_delay_ns=500_000), requests, 1, 60_000, 5_000))
+    adaptive = _batches(c_simulate(_policy(max_queue_delay_ns=500_000, adaptive=True), requests, 1, 60_000, 5_000))
+    assert adaptive[:2] == [(0, 1, EARLY), (65_000, 6, EARLY)]  # what queued while the first ran
+    assert all(rows == 8 and reason == FULL for _, rows, reason in adaptive[2:-1])
+    assert all(rows == 8 and reason == FULL for _, rows, reason in fixed[:-1])
+    # At 95% of the full-batch capacity (8 rows / 140 us) batches stay nearly full.
+    requests = [_req(i, i * 18_500) for i in range(400)]
+    near_capacity = _batches(c_simulate(_policy(max_queue_delay_ns=500_000, adaptive=True), requests, 1, 100_000, 5_000))
+    rows = [r for _, r, _ in near_capacity[20:]]
+    assert sum(rows) / len(rows) >= 7
+
+
+def test_another_idle_instance_means_no_wait() -> None:
+    # With a second instance idle, a newcomer would start at once: waiting never pays.
+    policy = _policy(max_batch_size=64, max_queue_delay_ns=1_000_000, adaptive=True)
+    requests = [_req(i, i * 5_000) for i in range(3)]
+    events = c_simulate(policy, requests, 2, 200_000, 1_000)
+    assert [(e[0], e[4], e[5]) for e in events] == [(0, EARLY, 0), (5_000, EARLY, 1), (201_000, EARLY, 0)]
+
+
+def _first_idle(batches: list[tuple[int, int, int]], instances: int, at: int) -> int:
+    """The first moment >= `at` when some instance runs none of `batches` (start, end, instance)."""
+    best = None
+    for i in range(instances):
+        t = at
+        for start, end, _ in sorted(b for b in batches if b[2] == i):
+            if start <= t < end:
+                t = end
+        best = t if best is None else min(best, t)
+    assert best is not None
+    return best
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenario=adaptive_streams())
+def test_adaptive_never_waits_past_the_delay_while_an_instance_is_idle(scenario) -> None:  # type: ignore[no-untyped-def]
+    policy, requests, instances, base, per_row = scenario
+    arrival = {r.id: r.arrival_ns for r in requests}
+    rows = {r.id: r.rows for r in requests}
+    events = c_simulate(policy, requests, instances, base, per_row)
+    batches: dict[int, list[int]] = {}
+    for time_ns, _, rid, batch, reason, instance in events:
+        b = batches.setdefault(batch, [time_ns, 0, instance, reason, arrival[rid]])
+        b[1] += rows[rid]
+        b[4] = min(b[4], arrival[rid])
+    ran: list[tuple[int, int, int]] = []
+    for start, batch_rows, instance, reason, oldest in batches.values():
+        due = oldest + policy.max_queue_delay_ns
+        if reason == EARLY:
+            assert start < due
+        # one shape, one priority: the oldest waiting request heads the queue, so it leaves
+        # by its delay, or the moment an instance frees up after it
+        assert start <= max(due, _first_idle([b for b in ran if b[0] < start], instances, due))
+        ran.append((start, start + base + per_row * batch_rows, instance))
