@@ -8,7 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infer_runtime._native import check, ffi, lib
-from reference.batching import BATCH, DELAY, EARLY, EXPIRED, FULL, PREFERRED, REJECTED, Policy, SimRequest, simulate
+from reference.batching import (
+    BATCH,
+    DELAY,
+    EARLY,
+    EXPIRED,
+    FULL,
+    PREFERRED,
+    REJECTED,
+    Policy,
+    SimRequest,
+    simulate,
+)
 
 
 def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns: int, per_row_ns: int) -> list[tuple[int, int, int, int, int, int]]:
