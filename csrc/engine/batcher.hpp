@@ -25,8 +25,8 @@
 //  * D is how long a newcomer would wait for an instance if the candidate left now: 0 when
 //    another instance is idle, else E(R), or less when a busy instance is expected to end
 //    sooner (InstanceLoad::busy_until_ns).
-//  * Waiting for one more arrival costs each of the n waiting requests tau plus its share of
-//    the larger batch (b*R in all) and saves the newcomer D - tau; it pays iff
+//  * Waiting for one more arrival (of R/n rows) costs the n waiting requests n*tau + b*R and
+//    saves the newcomer (D - tau) + E(R/n) - E(R + R/n) = D - tau - b*R; it pays iff
 //        (n + 1) * tau + 2 * b * R < D.
 //    Otherwise the candidate goes now (EARLY); max_queue_delay stays the bound (DELAY).
 #pragma once
