@@ -1,5 +1,6 @@
 """Cross-language: the C++ batcher (on a virtual clock) and the Python reference agree
-exactly on which batches form, when, why, and which requests expire or are rejected."""
+exactly on which batches form, when, why, and which requests expire or are rejected, with
+the fixed window and with the adaptive queue delay; and the adaptive policy's promises."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infer_runtime._native import check, ffi, lib
-from reference.batching import BATCH, DELAY, EXPIRED, FULL, PREFERRED, REJECTED, Policy, SimRequest, simulate
+from reference.batching import (
+    BATCH,
+    DELAY,
+    EARLY,
+    EXPIRED,
+    FULL,
+    PREFERRED,
+    REJECTED,
+    Policy,
+    SimRequest,
+    simulate,
+)
 
 
 def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns: int, per_row_ns: int) -> list[tuple[int, int, int, int, int, int]]:
@@ -21,6 +33,7 @@ def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_
     cfg.n_preferred = len(policy.preferred)
     cfg.max_queue_size = policy.max_queue_size
     cfg.priority_levels = policy.priority_levels
+    cfg.adaptive = int(policy.adaptive)
     reqs = ffi.new("ir_sim_request[]", max(len(requests), 1))
     for i, r in enumerate(requests):
         reqs[i] = {"id": r.id, "arrival_ns": r.arrival_ns, "rows": r.rows, "priority": r.priority, "deadline_ns": r.deadline_ns, "shape_class": r.shape_class}
@@ -30,6 +43,19 @@ def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_
     check(lib.ir_batcher_simulate(cfg, reqs, len(requests), instances, base_ns, per_row_ns, out, capacity, n_out))
     assert n_out[0] <= capacity
     return [(e.time_ns, e.kind, e.request_id, e.batch, e.reason, e.instance) for e in (out[i] for i in range(n_out[0]))]
+
+
+def arrival_times(draw: st.DrawFn, n: int) -> list[int]:
+    """Uniform scatter, or a stream: steady gaps with bursts (same instant) and pauses, which
+    is what moves the adaptive policy's estimates."""
+    if draw(st.booleans()):
+        return [draw(st.integers(0, 400_000)) for _ in range(n)]
+    times, t = [], draw(st.integers(0, 1_000))
+    gap = draw(st.sampled_from([500, 5_000, 10_000, 20_000, 40_000, 80_000]))
+    for _ in range(n):
+        t += draw(st.sampled_from([0, gap, gap, gap, 2 * gap, 10 * gap]))
+        times.append(t)
+    return times
 
 
 @st.composite
@@ -44,29 +70,54 @@ def scenarios(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int]
         preferred=preferred,
         max_queue_size=draw(st.integers(1, 40)),
         priority_levels=draw(st.integers(1, 3)),
+        adaptive=draw(st.booleans()),
     )
     n = draw(st.integers(0, 40))
+    # Mixed shapes and large requests block or fill batches at once; single rows of one shape
+    # leave the timing decisions (delay, early) to the policy.
+    max_rows = draw(st.sampled_from([1, max_batch if batching else 3]))
+    classes = draw(st.sampled_from([0, 2]))
     requests = []
-    for i in range(n):
-        arrival = draw(st.integers(0, 400_000))
+    for i, arrival in enumerate(arrival_times(draw, n)):
         deadline = draw(st.one_of(st.just(-1), st.integers(arrival, arrival + 300_000)))
         requests.append(SimRequest(
             id=i,
             arrival_ns=arrival,
-            rows=draw(st.integers(1, max_batch if batching else 3)),
+            rows=draw(st.integers(1, max_rows)),
             priority=draw(st.integers(0, policy.priority_levels - 1)),
             deadline_ns=deadline,
-            shape_class=draw(st.integers(0, 2)),
+            shape_class=draw(st.integers(0, classes)),
         ))
     instances = draw(st.integers(1, 3))
-    base = draw(st.sampled_from([1, 10_000, 100_000]))
-    per_row = draw(st.sampled_from([0, 1_000, 20_000]))
+    base = draw(st.sampled_from([1, 10_000, 100_000, 300_000]))
+    per_row = draw(st.sampled_from([0, 1_000, 5_000, 20_000]))
     return policy, requests, instances, base, per_row
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(scenario=scenarios())
 def test_cpp_batcher_agrees_with_python_reference(scenario) -> None:  # type: ignore[no-untyped-def]
+    policy, requests, instances, base, per_row = scenario
+    assert c_simulate(policy, requests, instances, base, per_row) == simulate(policy, requests, instances, base, per_row)
+
+
+@st.composite
+def adaptive_streams(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int]:
+    """Streams of one shape and priority, without deadlines: every dispatch is a timing
+    decision of the adaptive policy, and the cost model sees many batch sizes."""
+    max_batch = draw(st.integers(2, 16))
+    policy = Policy(True, max_batch, draw(st.sampled_from([50_000, 200_000, 1_000_000])), (), 200, 1, adaptive=True)
+    max_rows = draw(st.sampled_from([1, 2, max_batch]))
+    arrivals = arrival_times(draw, draw(st.integers(1, 80)))
+    requests = [SimRequest(i, t, draw(st.integers(1, max_rows)), 0, -1, 0) for i, t in enumerate(arrivals)]
+    base = draw(st.integers(1, 400_000))
+    per_row = draw(st.integers(0, 30_000))
+    return policy, requests, draw(st.integers(1, 3)), base, per_row
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario=adaptive_streams())
+def test_adaptive_streams_agree_with_python_reference(scenario) -> None:  # type: ignore[no-untyped-def]
     policy, requests, instances, base, per_row = scenario
     assert c_simulate(policy, requests, instances, base, per_row) == simulate(policy, requests, instances, base, per_row)
 
@@ -126,3 +177,99 @@ def test_expired_requests_never_run_and_overload_is_rejected() -> None:
         (1000, EXPIRED, 1),  # its deadline passed while the only instance was busy
         (1000, BATCH, 4),
     ]
+
+
+# ---- The adaptive queue delay -------------------------------------------------------------
+
+
+def _batches(events: list[tuple[int, int, int, int, int, int]]) -> list[tuple[int, int, int]]:
+    """(dispatch time, rows, reason) per batch, in order (single-row requests)."""
+    out: dict[int, list[int]] = {}
+    for time_ns, kind, _, batch, reason, _ in events:
+        if kind == BATCH:
+            out.setdefault(batch, [time_ns, 0, reason])[1] += 1
+    return [(t, rows, reason) for t, rows, reason in out.values()]
+
+
+def test_adaptive_sends_a_lone_request_at_once_when_no_arrival_is_expected() -> None:
+    # One request a millisecond, a 500 us window, batches of 50 us: the fixed window holds
+    # each request 500 us for companions that never come; adaptive sends each at once.
+    requests = [_req(i, i * 1_000_000) for i in range(6)]
+    fixed = c_simulate(_policy(max_queue_delay_ns=500_000), requests, 1, 50_000, 1_000)
+    adaptive = c_simulate(_policy(max_queue_delay_ns=500_000, adaptive=True), requests, 1, 50_000, 1_000)
+    assert [(e[0], e[4]) for e in fixed] == [(i * 1_000_000 + 500_000, DELAY) for i in range(6)]
+    assert [(e[0], e[4]) for e in adaptive] == [(i * 1_000_000, EARLY) for i in range(6)]
+    assert adaptive == simulate(_policy(max_queue_delay_ns=500_000, adaptive=True), requests, 1, 50_000, 1_000)
+
+
+def test_adaptive_waits_when_an_arrival_will_pay_for_it() -> None:
+    # Arrivals every 5 us and batches costing 200 us + 1 us/row: a lone request waits for the
+    # next arrival (they share the fixed cost) instead of leaving early.
+    policy = _policy(max_batch_size=64, max_queue_delay_ns=1_000_000, adaptive=True)
+    requests = [_req(i, i * 5_000) for i in range(40)]
+    batches = _batches(c_simulate(policy, requests, 1, 200_000, 1_000))
+    assert batches[0] == (0, 1, EARLY)  # nothing known yet: no arrival is expected
+    # the instance is busy until 201 us; then everything queued goes, and the next batches
+    # wait for companions: none is a single request.
+    assert all(rows > 1 for _, rows, _ in batches[1:])
+
+
+def test_a_steady_stream_still_forms_full_batches() -> None:
+    # Arrivals every 10 us; batches of 8 cost 100 us: the stream keeps the queue ahead of the
+    # instance: once the cost model has seen a batch (the first, sent at once: no rate known
+    # yet), adaptive forms the fixed window's full batches.
+    requests = [_req(i, i * 10_000) for i in range(300)]
+    fixed = _batches(c_simulate(_policy(max_queue_delay_ns=500_000), requests, 1, 60_000, 5_000))
+    adaptive = _batches(c_simulate(_policy(max_queue_delay_ns=500_000, adaptive=True), requests, 1, 60_000, 5_000))
+    assert adaptive[:2] == [(0, 1, EARLY), (65_000, 6, EARLY)]  # what queued while the first ran
+    assert all(rows == 8 and reason == FULL for _, rows, reason in adaptive[2:-1])
+    assert all(rows == 8 and reason == FULL for _, rows, reason in fixed[:-1])
+    # At 95% of the full-batch capacity (8 rows / 140 us) batches stay nearly full.
+    requests = [_req(i, i * 18_500) for i in range(400)]
+    near_capacity = _batches(c_simulate(_policy(max_queue_delay_ns=500_000, adaptive=True), requests, 1, 100_000, 5_000))
+    rows = [r for _, r, _ in near_capacity[20:]]
+    assert sum(rows) / len(rows) >= 7
+
+
+def test_another_idle_instance_means_no_wait() -> None:
+    # With a second instance idle, a newcomer would start at once: waiting never pays.
+    policy = _policy(max_batch_size=64, max_queue_delay_ns=1_000_000, adaptive=True)
+    requests = [_req(i, i * 5_000) for i in range(3)]
+    events = c_simulate(policy, requests, 2, 200_000, 1_000)
+    assert [(e[0], e[4], e[5]) for e in events] == [(0, EARLY, 0), (5_000, EARLY, 1), (201_000, EARLY, 0)]
+
+
+def _first_idle(batches: list[tuple[int, int, int]], instances: int, at: int) -> int:
+    """The first moment >= `at` when some instance runs none of `batches` (start, end, instance)."""
+    best = None
+    for i in range(instances):
+        t = at
+        for start, end, _ in sorted(b for b in batches if b[2] == i):
+            if start <= t < end:
+                t = end
+        best = t if best is None else min(best, t)
+    assert best is not None
+    return best
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenario=adaptive_streams())
+def test_adaptive_never_waits_past_the_delay_while_an_instance_is_idle(scenario) -> None:  # type: ignore[no-untyped-def]
+    policy, requests, instances, base, per_row = scenario
+    arrival = {r.id: r.arrival_ns for r in requests}
+    rows = {r.id: r.rows for r in requests}
+    events = c_simulate(policy, requests, instances, base, per_row)
+    batches: dict[int, list[int]] = {}
+    for time_ns, _, rid, batch, reason, instance in events:
+        b = batches.setdefault(batch, [time_ns, 0, instance, reason, arrival[rid]])
+        b[1] += rows[rid]
+        b[4] = min(b[4], arrival[rid])
+    ran: list[tuple[int, int, int]] = []
+    for start, batch_rows, instance, reason, oldest in batches.values():
+        due = oldest + policy.max_queue_delay_ns
+        if reason == EARLY:
+            assert start < due
+        # one shape, one priority: the oldest waiting request heads the queue, so it leaves
+        # by its delay, or the moment an instance frees up after it
+        assert start <= max(due, _first_idle([b for b in ran if b[0] < start], instances, due))
+        ran.append((start, start + base + per_row * batch_rows, instance))

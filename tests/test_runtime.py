@@ -62,7 +62,8 @@ python = {{ entrypoint = "ir_test_backends:Gated", config = {{ name = "{name}" }
 
 
 async def test_identity_returns_each_caller_its_own_rows(spec) -> None:  # type: ignore[no-untyped-def]
-    async with Runtime.from_spec(spec(ECHO), environ={}) as rt:
+    # The fixed window (adaptive off) is what makes the burst one batch on a loaded machine.
+    async with Runtime.from_spec(spec(ECHO + "adaptive = false\n"), environ={}) as rt:
         xs = [np.full((k, 4), i, np.float32) + np.arange(4, dtype=np.float32) for i, k in enumerate([1, 3, 2, 1, 1])]
         outs = await asyncio.gather(*(rt.infer("echo", {"x": x}) for x in xs))
         for x, out in zip(xs, outs):
@@ -505,7 +506,7 @@ async def test_models_without_a_signature_gather_batches(spec) -> None:  # type:
     """A batching model with no declared inputs learns them from its requests: several
     requests gathered into one batch (this once indexed gather buffers sized for zero
     inputs; the sanitizer run catches any relapse)."""
-    path = spec('[models.anyb]\nbackend = "identity"\n[models.anyb.batching]\nmax_batch_size = 16\nmax_queue_delay_us = 20000\npreferred_batch_sizes = [6]\n')
+    path = spec('[models.anyb]\nbackend = "identity"\n[models.anyb.batching]\nmax_batch_size = 16\nmax_queue_delay_us = 20000\npreferred_batch_sizes = [6]\nadaptive = false\n')
     async with Runtime.from_spec(path, environ={}) as rt:
         xs = [np.full((k, 3), i, np.float16) for i, k in enumerate((1, 2, 1, 1, 1))]
         outs = await asyncio.gather(*(rt.infer("anyb", {"t": x, "u": x.astype(np.int32)}) for x in xs))

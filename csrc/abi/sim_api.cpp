@@ -4,6 +4,14 @@
 // order; whenever an instance is idle, expired requests are failed and batches are formed
 // until the policy says wait; time then jumps to the next arrival, the next moment an
 // instance frees up (if work is queued), or the batcher's next event.
+//
+// Adaptive policy: the simulator is the scheduler the Batcher expects. Each batch runs
+// exec_base_ns + exec_per_row_ns * rows; when the clock passes its end, it is reported with
+// Batcher::observe (in order of end time, then instance), before that moment's arrivals. Every
+// form() and next_event() gets the InstanceLoad at that moment: idle = instances whose batch
+// has ended, busy_until = the earliest end the Batcher expected (dispatch time +
+// expected_exec_ns(rows) at dispatch) among the others. With work queued and an instance
+// idle, time also stops when a busy instance ends (a change of load may change the decision).
 #include <algorithm>
 #include <memory>
 #include <vector>
@@ -25,6 +33,7 @@ ir::Status simulate(const ir_model_config* c, const ir_sim_request* requests, si
   policy.preferred.assign(c->preferred_batch_sizes, c->preferred_batch_sizes + std::max(c->n_preferred, 0));
   policy.max_queue_size = c->max_queue_size;
   policy.priority_levels = c->priority_levels;
+  policy.adaptive = c->adaptive != 0;
   ir::Batcher batcher(policy);
 
   std::vector<std::unique_ptr<ir::Request>> owned;
@@ -51,12 +60,33 @@ ir::Status simulate(const ir_model_config* c, const ir_sim_request* requests, si
     return a->enqueue_ns != b->enqueue_ns ? a->enqueue_ns < b->enqueue_ns : a->id < b->id;
   });
 
-  std::vector<int64_t> free_at(static_cast<size_t>(instances), 0);
+  const auto slots = static_cast<size_t>(instances);
+  std::vector<int64_t> free_at(slots, 0);
+  std::vector<int64_t> expected_end(slots, 0);  // what the Batcher predicted at dispatch
+  std::vector<int64_t> running_rows(slots, 0);  // > 0: a batch not yet reported to observe()
   size_t next = 0;
   int64_t batch_index = 0;
   int64_t t = order.empty() ? 0 : order.front()->enqueue_ns;
   std::vector<ir::Request*> scratch;
+  auto load_at = [&](int64_t now) {
+    ir::InstanceLoad load;
+    load.idle = 0;
+    for (size_t i = 0; i < slots; ++i) {
+      if (free_at[i] <= now) ++load.idle;
+      else load.busy_until_ns = std::min(load.busy_until_ns, expected_end[i]);
+    }
+    return load;
+  };
   while (next < order.size() || !batcher.empty()) {
+    for (;;) {  // batches that ended by now, earliest first
+      size_t done = slots;
+      for (size_t i = 0; i < slots; ++i) {
+        if (running_rows[i] > 0 && free_at[i] <= t && (done == slots || free_at[i] < free_at[done])) done = i;
+      }
+      if (done == slots) break;
+      batcher.observe(running_rows[done], base_ns + per_row_ns * running_rows[done]);
+      running_rows[done] = 0;
+    }
     for (; next < order.size() && order[next]->enqueue_ns <= t; ++next) {
       if (!batcher.push(order[next])) events->push_back(ir_sim_event{t, IR_SIM_REJECTED, order[next]->id, -1, 0, -1});
     }
@@ -67,7 +97,7 @@ ir::Status simulate(const ir_model_config* c, const ir_sim_request* requests, si
       for (ir::Request* r : scratch) events->push_back(ir_sim_event{t, IR_SIM_EXPIRED, r->id, -1, 0, -1});
       for (auto slot = idle(); slot != free_at.end(); slot = idle()) {
         scratch.clear();
-        ir::DispatchReason reason = batcher.form(t, scratch);
+        ir::DispatchReason reason = batcher.form(t, scratch, load_at(t));
         if (reason == ir::DispatchReason::kNone) break;
         int64_t rows = 0;
         for (ir::Request* r : scratch) {
@@ -75,13 +105,21 @@ ir::Status simulate(const ir_model_config* c, const ir_sim_request* requests, si
           rows += r->rows;
         }
         ++batch_index;
+        const auto i = static_cast<size_t>(slot - free_at.begin());
+        expected_end[i] = t + batcher.expected_exec_ns(rows);
+        running_rows[i] = rows;
         *slot = t + base_ns + per_row_ns * rows;
       }
     }
     int64_t upcoming = next < order.size() ? order[next]->enqueue_ns : ir::kNever;
     if (!batcher.empty()) {
       if (idle() != free_at.end()) {
-        upcoming = std::min(upcoming, batcher.next_event());
+        upcoming = std::min(upcoming, batcher.next_event(t, load_at(t)));
+        if (policy.adaptive) {
+          for (int64_t f : free_at) {
+            if (f > t) upcoming = std::min(upcoming, f);
+          }
+        }
       } else {
         upcoming = std::min(upcoming, *std::min_element(free_at.begin(), free_at.end()));
       }

@@ -36,7 +36,7 @@ Batch* InstancePool::form(int32_t instance, int64_t timeout_ns, bool* stopped) {
   Batch& batch = slot.batch;
   batch.clear();
   int64_t now = 0;
-  if (!model_->scheduler().next(timeout_ns, &batch.requests, &batch.reason, &now, stopped)) return nullptr;
+  if (!model_->scheduler().next(instance, timeout_ns, &batch.requests, &batch.reason, &now, stopped)) return nullptr;
   batch.dispatch_ns = now;
   {
     std::lock_guard<std::mutex> lock(slot.mu);
@@ -128,7 +128,7 @@ void InstancePool::finish(Batch* batch, Status error) {
   }
   // Abandoned: its requests were answered when it ran out of time; what it produced now goes.
   batch->outputs.clear();
-  model_->scheduler().finished(batch->requests);
+  model_->scheduler().finished(batch->instance, batch->requests, batch->rows, now_ns() - batch->dispatch_ns, !abandoned && error.ok());
   batch->requests.clear();
 }
 

@@ -86,7 +86,7 @@ Status Model::Create(ModelConfig config, std::shared_ptr<CompletionQueue> comple
 }
 
 Model::Model(ModelConfig config, std::shared_ptr<CompletionQueue> completions) : config_(std::move(config)), completions_(std::move(completions)) {
-  scheduler_ = std::make_unique<Scheduler>(config_.name, config_.policy, config_.idle_spin_ns, &stats_, this);
+  scheduler_ = std::make_unique<Scheduler>(config_.name, config_.policy, config_.instances, config_.idle_spin_ns, &stats_, this);
   pool_ = std::make_unique<InstancePool>(this, config_.instances, config_.execution_timeout_ns > 0);
 }
 
@@ -238,6 +238,7 @@ void Model::count_dispatch(const Batch& batch) {
   switch (batch.reason) {
     case DispatchReason::kPreferred: ModelStats::add(stats_.batches_preferred); break;
     case DispatchReason::kDelay: ModelStats::add(stats_.batches_delay); break;
+    case DispatchReason::kEarly: ModelStats::add(stats_.batches_early); break;
     default: ModelStats::add(stats_.batches_full); break;
   }
   ModelStats::add(stats_.batched_rows, static_cast<uint64_t>(batch.rows));

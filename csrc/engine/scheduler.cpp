@@ -14,8 +14,9 @@ std::chrono::steady_clock::time_point to_time_point(int64_t ns) {
 
 }  // namespace
 
-Scheduler::Scheduler(std::string model_name, const BatchPolicy& policy, int64_t idle_spin_ns, ModelStats* stats, RequestFinisher* finisher)
+Scheduler::Scheduler(std::string model_name, const BatchPolicy& policy, int32_t instances, int64_t idle_spin_ns, ModelStats* stats, RequestFinisher* finisher)
     : model_name_(std::move(model_name)), policy_(policy), idle_spin_ns_(idle_spin_ns), stats_(stats), finisher_(finisher), batcher_(policy) {
+  busy_until_.assign(static_cast<size_t>(std::max(instances, 1)), kNever);
   scratch_.reserve(static_cast<size_t>(std::max<int64_t>(policy_.max_batch_size, 16)));
 }
 
@@ -63,7 +64,16 @@ void Scheduler::fail_unlocked(std::vector<Request*>& requests, std::unique_lock<
   for (Request* r : failing) recycle_locked(r);
 }
 
-bool Scheduler::next(int64_t timeout_ns, std::vector<Request*>* taken, DispatchReason* reason, int64_t* now_out, bool* stopped) {
+// What the adaptive policy knows of the instances: how many are idle (the asking one
+// included) and when the earliest running batch is expected to end.
+InstanceLoad Scheduler::load_locked() const {
+  InstanceLoad load;
+  load.idle = static_cast<int32_t>(std::max<int64_t>(1, static_cast<int64_t>(busy_until_.size()) - running_));
+  for (int64_t until : busy_until_) load.busy_until_ns = std::min(load.busy_until_ns, until);
+  return load;
+}
+
+bool Scheduler::next(int32_t instance, int64_t timeout_ns, std::vector<Request*>* taken, DispatchReason* reason, int64_t* now_out, bool* stopped) {
   *stopped = false;
   std::unique_lock<std::mutex> lock(mu_);
   const int64_t give_up = timeout_ns < 0 ? kNever : now_ns() + timeout_ns;
@@ -81,7 +91,7 @@ bool Scheduler::next(int64_t timeout_ns, std::vector<Request*>* taken, DispatchR
       fail_unlocked(scratch_, lock, IR_ERROR_DEADLINE_EXCEEDED, "request timed out in the queue");
       continue;  // the lock was released: look again
     }
-    DispatchReason why = batcher_.form(now, scratch_);
+    DispatchReason why = batcher_.form(now, scratch_, load_locked());
     if (why != DispatchReason::kNone) {
       // Spin next time only if this idle gap was short enough for a spin to have caught it:
       // in a closed loop at high concurrency the host needs far longer than the spin window
@@ -90,6 +100,9 @@ bool Scheduler::next(int64_t timeout_ns, std::vector<Request*>* taken, DispatchR
       taken->swap(scratch_);
       scratch_.clear();
       ++running_;
+      int64_t rows = 0;
+      for (const Request* r : *taken) rows += r->rows;
+      busy_until_[static_cast<size_t>(instance)] = now + batcher_.expected_exec_ns(rows);
       stats_->queue_depth.store(static_cast<int64_t>(batcher_.size()), std::memory_order_relaxed);
       const bool more = !batcher_.empty();
       lock.unlock();
@@ -110,16 +123,18 @@ bool Scheduler::next(int64_t timeout_ns, std::vector<Request*>* taken, DispatchR
       lock.lock();
       continue;
     }
-    const int64_t wake = std::min(batcher_.next_event(), give_up);
+    const int64_t wake = std::min(batcher_.next_event(now, load_locked()), give_up);
     if (admission_closed_ && idle_locked()) idle_cv_.notify_all();
     if (wake == kNever) work_cv_.wait(lock);
     else work_cv_.wait_until(lock, to_time_point(wake));
   }
 }
 
-void Scheduler::finished(const std::vector<Request*>& requests) {
+void Scheduler::finished(int32_t instance, const std::vector<Request*>& requests, int64_t rows, int64_t exec_ns, bool ran) {
   std::lock_guard<std::mutex> lock(mu_);
   for (Request* r : requests) recycle_locked(r);
+  busy_until_[static_cast<size_t>(instance)] = kNever;
+  if (ran) batcher_.observe(rows, exec_ns);
   --running_;
   if (admission_closed_ && idle_locked()) idle_cv_.notify_all();
 }

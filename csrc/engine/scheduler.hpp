@@ -32,7 +32,7 @@ class RequestFinisher {
 
 class Scheduler {
  public:
-  Scheduler(std::string model_name, const BatchPolicy& policy, int64_t idle_spin_ns, ModelStats* stats, RequestFinisher* finisher);
+  Scheduler(std::string model_name, const BatchPolicy& policy, int32_t instances, int64_t idle_spin_ns, ModelStats* stats, RequestFinisher* finisher);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -51,10 +51,11 @@ class Scheduler {
   // due requests on the way. `taken` gets the batch's requests (queue order), *reason why it
   // was dispatched, *now the dispatch time. Returns false when nothing formed in time;
   // UNAVAILABLE (as *stopped) once shut down.
-  bool next(int64_t timeout_ns, std::vector<Request*>* taken, DispatchReason* reason, int64_t* now, bool* stopped);
+  bool next(int32_t instance, int64_t timeout_ns, std::vector<Request*>* taken, DispatchReason* reason, int64_t* now, bool* stopped);
 
-  // A batch's requests are done (completed by the caller): recycles them.
-  void finished(const std::vector<Request*>& requests);
+  // A batch's requests are done (completed by the caller): recycles them, frees the instance,
+  // and (for a batch that ran to the end) tells the policy how long `rows` rows took.
+  void finished(int32_t instance, const std::vector<Request*>& requests, int64_t rows, int64_t exec_ns, bool ran);
 
   // Fails every queued request whose deadline has passed. Returns whether any request with a
   // deadline is still queued.
@@ -80,6 +81,7 @@ class Scheduler {
   void fail_unlocked(std::vector<Request*>& requests, std::unique_lock<std::mutex>& lock, ir_code code, const char* what);
   bool spin_for_work();
   bool idle_locked() const { return running_ == 0 && batcher_.empty() && staged_.empty(); }
+  InstanceLoad load_locked() const;
 
   const std::string model_name_;
   const BatchPolicy policy_;
@@ -94,6 +96,7 @@ class Scheduler {
   std::vector<Request*> staged_;  // admitted with wake = false; handed to the batcher by wake()
   int64_t staged_rows_ = 0;       // rows in staged_: a full batch's worth is handed over at once
   int64_t running_ = 0;           // batches handed out and not finished
+  std::vector<int64_t> busy_until_;  // per instance: expected end of its running batch; kNever when idle
   uint64_t next_id_ = 0;
   std::atomic<uint64_t> arrivals_{0};  // bumped on every admission and on shutdown: spinners watch it
   bool spin_pays_ = true;  // the last idle gap was within idle_spin_ns (under mu_)

@@ -1,14 +1,17 @@
 """Pure-Python reference of the dynamic batching policy and of the simulation loop of
 ``ir_batcher_simulate`` (csrc/abi/sim_api.cpp + csrc/engine/batcher.cpp). Written from the
 policy's description in docs/batching.md, independently of the C++ code; the hypothesis
-test requires both to produce exactly the same events."""
+test requires both to produce exactly the same events.
+
+The adaptive policy ("The adaptive queue delay" in docs/batching.md) is integer arithmetic
+throughout, so the two agree exactly on every EARLY decision too."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 NEVER = 2**63 - 1
-FULL, PREFERRED, DELAY = 1, 2, 3
+FULL, PREFERRED, DELAY, EARLY = 1, 2, 3, 4
 BATCH, EXPIRED, REJECTED = 1, 2, 3
 
 
@@ -20,6 +23,48 @@ class Policy:
     preferred: tuple[int, ...]
     max_queue_size: int
     priority_levels: int
+    adaptive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """The instances as the scheduler sees them when it asks for a batch."""
+
+    idle: int = 1  # idle instances, counting the one asking
+    busy_until_ns: int = NEVER  # earliest expected end of a running batch; NEVER: none
+
+
+def ewma8(average: int, sample: int) -> int:
+    """Integer EWMA with weight 1/8 (both arguments are non-negative)."""
+    return (7 * average + sample) // 8
+
+
+@dataclass(slots=True)
+class CostModel:
+    """E(rows) = fixed + per_row * rows, from the smallest and largest batch sizes seen
+    (per power-of-two bucket of rows: EWMAs of rows x256 and of execution time)."""
+
+    cells: dict[int, tuple[int, int]] = field(default_factory=dict)  # bucket -> (rows x256, exec ns)
+    fixed: int = 0
+    per_row: int = 0
+
+    def observe(self, rows: int, exec_ns: int) -> None:
+        if rows < 1:
+            return
+        rows = min(rows, 2**40)
+        exec_ns = min(max(exec_ns, 0), 2**40)
+        bucket = min(rows.bit_length() - 1, 23)
+        if bucket in self.cells:
+            r, e = self.cells[bucket]
+            self.cells[bucket] = (ewma8(r, rows * 256), ewma8(e, exec_ns))
+        else:
+            self.cells[bucket] = (rows * 256, exec_ns)
+        (r_lo, e_lo), (r_hi, e_hi) = self.cells[min(self.cells)], self.cells[max(self.cells)]
+        self.per_row = (e_hi - e_lo) * 256 // (r_hi - r_lo) if e_hi > e_lo else 0
+        self.fixed = max(0, e_lo - self.per_row * r_lo // 256)
+
+    def estimate(self, rows: int) -> int:
+        return min(self.fixed + self.per_row * max(rows, 0), 2**62)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +81,9 @@ class SimRequest:
 class Queue:
     policy: Policy
     levels: list[list[SimRequest]] = field(default_factory=list)
+    cost: CostModel = field(default_factory=CostModel)
+    last_arrival: int = NEVER
+    gap: int = NEVER  # EWMA of inter-arrival gaps; NEVER until two arrivals
 
     def __post_init__(self) -> None:
         self.levels = [[] for _ in range(self.policy.priority_levels)]
@@ -51,7 +99,27 @@ class Queue:
         if self.size() >= self.policy.max_queue_size:
             return False
         self.levels[r.priority].append(r)
+        if self.policy.adaptive:
+            if self.last_arrival == NEVER:
+                self.last_arrival = r.arrival_ns
+            else:
+                sample = min(max(r.arrival_ns - self.last_arrival, 0), 8 * self.policy.max_queue_delay_ns)
+                self.gap = sample if self.gap == NEVER else ewma8(self.gap, sample)
+                self.last_arrival = max(self.last_arrival, r.arrival_ns)
         return True
+
+    def worth_waiting(self, chosen: list[SimRequest], now: int, load: Load) -> bool:
+        """Waiting for one more arrival costs each waiting request the expected gap tau (and
+        the batch grows by b per row for all of them); it spares the newcomer the wait D for
+        an instance. Pays iff (n + 1) * tau + 2 * b * rows < D."""
+        if self.gap == NEVER or load.idle > 1:
+            return False
+        rows = sum(r.rows for r in chosen)
+        d = self.cost.estimate(rows)
+        if load.busy_until_ns != NEVER:
+            d = min(d, max(load.busy_until_ns - now, 0))
+        tau = max(self.gap, now - self.last_arrival)
+        return (len(chosen) + 1) * tau + 2 * self.cost.per_row * rows < d
 
     def remove(self, gone: list[SimRequest]) -> None:
         ids = {r.id for r in gone}
@@ -75,7 +143,7 @@ class Queue:
                 return chosen, False
         return chosen, False
 
-    def form(self, now: int) -> tuple[int, list[SimRequest]]:
+    def form(self, now: int, load: Load = Load()) -> tuple[int, list[SimRequest]]:
         if self.size() == 0:
             return 0, []
         chosen, blocked = self.candidate()
@@ -90,32 +158,66 @@ class Queue:
             chosen = chosen[: max(preferred_prefixes)]
         elif now - oldest >= self.policy.max_queue_delay_ns:
             reason = DELAY
+        elif self.policy.adaptive and not self.worth_waiting(chosen, now, load):
+            reason = EARLY
         else:
             return 0, []
         self.remove(chosen)
         return reason, chosen
 
-    def next_event(self) -> int:
+    def next_event(self, now: int, load: Load) -> int:
         if self.size() == 0:
             return NEVER
         deadlines = [r.deadline_ns for r in self.order() if r.deadline_ns >= 0]
         nearest = min(deadlines, default=NEVER)
         if not self.policy.batching:
             return min(nearest, 0)
-        chosen, _ = self.candidate()
-        return min(nearest, min(r.arrival_ns for r in chosen) + self.policy.max_queue_delay_ns)
+        chosen, blocked = self.candidate()
+        due = min(r.arrival_ns for r in chosen) + self.policy.max_queue_delay_ns
+        bound = min(nearest, due)
+        rows = sum(r.rows for r in chosen)
+        preferred = any(sum(r.rows for r in chosen[: i + 1]) in self.policy.preferred for i in range(len(chosen)))
+        if not self.policy.adaptive or blocked or rows >= self.policy.max_batch_size or preferred or now >= due:
+            return bound
+        if not self.worth_waiting(chosen, now, load):
+            return min(bound, now)
+        # The rule is monotone in time (the silence grows, busy instances near their end):
+        # the first moment it stops paying, by bisection, at most the delay.
+        lo, hi = now, due
+        while hi - lo > 1:
+            mid = lo + (hi - lo) // 2
+            if self.worth_waiting(chosen, mid, load):
+                lo = mid
+            else:
+                hi = mid
+        return min(bound, hi)
 
 
 def simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns: int, per_row_ns: int) -> list[tuple[int, int, int, int, int, int]]:
-    """Events (time, kind, request id, batch index, reason, instance) in order."""
+    """Events (time, kind, request id, batch index, reason, instance) in order.
+
+    Ended batches are reported to the cost model when the clock passes their end (earliest
+    first, then by instance), before that moment's arrivals; every decision sees the load of
+    that moment; with adaptive, time also stops at the end of a busy instance's batch while
+    another is idle and work is queued."""
     queue = Queue(policy)
     order = sorted(requests, key=lambda r: (r.arrival_ns, r.id))
     free_at = [0] * instances
+    expected_end = [0] * instances
+    running_rows = [0] * instances
     events: list[tuple[int, int, int, int, int, int]] = []
     nxt = 0
     batch_index = 0
     t = order[0].arrival_ns if order else 0
+
+    def load_at(now: int) -> Load:
+        busy = [expected_end[i] for i in range(instances) if free_at[i] > now]
+        return Load(idle=instances - len(busy), busy_until_ns=min(busy, default=NEVER))
+
     while nxt < len(order) or queue.size():
+        for i in sorted((i for i in range(instances) if running_rows[i] and free_at[i] <= t), key=lambda i: (free_at[i], i)):
+            queue.cost.observe(running_rows[i], base_ns + per_row_ns * running_rows[i])
+            running_rows[i] = 0
         while nxt < len(order) and order[nxt].arrival_ns <= t:
             if not queue.push(order[nxt]):
                 events.append((t, REJECTED, order[nxt].id, -1, 0, -1))
@@ -124,18 +226,23 @@ def simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns
         if idle:
             events.extend((t, EXPIRED, r.id, -1, 0, -1) for r in queue.expire(t))
             while idle:
-                reason, chosen = queue.form(t)
+                reason, chosen = queue.form(t, load_at(t))
                 if not reason:
                     break
                 slot = idle.pop(0)
                 events.extend((t, BATCH, r.id, batch_index, reason, slot) for r in chosen)
                 batch_index += 1
-                free_at[slot] = t + base_ns + per_row_ns * sum(r.rows for r in chosen)
+                rows = sum(r.rows for r in chosen)
+                expected_end[slot] = t + queue.cost.estimate(rows)
+                running_rows[slot] = rows
+                free_at[slot] = t + base_ns + per_row_ns * rows
                 idle = [i for i, f in enumerate(free_at) if f <= t]
         upcoming = order[nxt].arrival_ns if nxt < len(order) else NEVER
         if queue.size():
             if any(f <= t for f in free_at):
-                upcoming = min(upcoming, queue.next_event())
+                upcoming = min(upcoming, queue.next_event(t, load_at(t)))
+                if policy.adaptive:
+                    upcoming = min([upcoming] + [f for f in free_at if f > t])
             else:
                 upcoming = min(upcoming, min(free_at))
         if upcoming == NEVER:
