@@ -118,7 +118,8 @@ async def drive(base: str, registry: Path, seconds: float, clients: int) -> tupl
     stop = asyncio.Event()
     windows: list[tuple[float, float]] = []
     connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    # The version probes get a session of their own: the clients would starve them of connections.
+    async with aiohttp.ClientSession(connector=connector) as session, aiohttp.ClientSession() as probe:
         tasks = [asyncio.ensure_future(_client(session, f"{base}/v2/models/m/infer", stop, out)) for _ in range(clients)]
         step = seconds / 5
         await asyncio.sleep(step)  # steady state
@@ -128,7 +129,7 @@ async def drive(base: str, registry: Path, seconds: float, clients: int) -> tupl
                 await asyncio.to_thread(reg.rollback, "m", "production")
             else:
                 await asyncio.to_thread(reg.promote, "m", target, "production")
-            out.switches[f"{action} → v{target}"] = await _wait_version(session, base, target, started)
+            out.switches[f"{action} → v{target}"] = await _wait_version(probe, base, target, started)
             windows.append((started, time.monotonic()))
             await asyncio.sleep(step)
         await asyncio.sleep(step)

@@ -496,6 +496,7 @@ class Runtime(_Common):
         if self._state != "running":
             _discard(prepared)
             raise UnavailableError(f"the runtime is {self._state}")
+        self._ring_doorbell()  # requests held for a burst go to the version they were accepted for
         new = self._core.swap(prepared)  # on the loop: no submission sees half a swap
         self._serving[name] = new.engine_model
         return new
