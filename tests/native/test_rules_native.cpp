@@ -547,6 +547,94 @@ void backend() {
   }
 }
 
+// Numeric outputs in declared dtypes, numeric input dtypes, and a model that does not batch.
+void backend_dtypes() {
+  const irb_backend* b = ir::builtin_rules_backend();
+  const char* config = R"({"ruleset": {"rules": [
+      {"name": "copy", "when": [["n", "?x"]], "then": [{"assert": ["out", "?x"]}]},
+      {"name": "flag", "when": [["f", "?b"], {"test": "?b == 1"}], "then": [{"assert": ["seen", "yes"]}]}]},
+    "bindings": {"n": "n", "f": "f"}, "outputs": {"out": "out", "seen": "seen", "half": "out"}, "defaults": {"out": -1}})";
+  const int64_t any[1] = {-1};
+  irb_tensor declared_out[3] = {{"out", IRB_DTYPE_INT32, 1, any, nullptr, 0}, {"seen", IRB_DTYPE_BYTES, 1, any, nullptr, 0},
+                                {"half", IRB_DTYPE_FLOAT16, 1, any, nullptr, 0}};
+  irb_create_args args{};
+  args.struct_size = sizeof(args);
+  args.model_name = "dtypes";
+  args.config_json = config;
+  args.n_inputs = -1;
+  args.outputs = declared_out;
+  args.n_outputs = 3;
+  args.instances = 1;
+  args.max_batch_rows = 8;
+  void* state = nullptr;
+  irb_error* err = b->create(&kHost, &args, &state);
+  CHECK(err == nullptr);
+  if (err != nullptr) {
+    std::fprintf(stderr, "create: %s\n", err->e.message.c_str());
+    delete err;
+    return;
+  }
+  // Rows: 7 -> out 7; 2.5 -> not an INT32 (fails request 1); 65504 -> fits FP16 and INT32.
+  const int64_t n[3] = {7, 0, 65504};
+  const double n2[3] = {7.0, 2.5, 65504.0};
+  const uint8_t flags[3] = {1, 0, 1};
+  const int64_t shape[1] = {3};
+  const int64_t request_rows[3] = {1, 1, 1};
+  for (int variant = 0; variant < 2; ++variant) {
+    irb_tensor inputs[2] = {{"n", variant == 0 ? IRB_DTYPE_INT64 : IRB_DTYPE_FLOAT64, 1, shape, variant == 0 ? static_cast<const void*>(n) : n2, 24},
+                            {"f", IRB_DTYPE_BOOL, 1, shape, flags, 3}};
+    irb_sink sink;
+    irb_batch batch{sizeof(irb_batch), 2, inputs, 3, 3, request_rows, &sink};
+    err = b->execute(state, &batch);
+    CHECK(err == nullptr);
+    delete err;
+    const FakeSink::Out* out = find_out(sink.s, "out");
+    const FakeSink::Out* seen = find_out(sink.s, "seen");
+    const FakeSink::Out* half = find_out(sink.s, "half");
+    CHECK(out && seen && half);
+    if (!(out && seen && half)) continue;
+    int32_t o[3];
+    std::memcpy(o, out->data.data(), sizeof o);
+    uint16_t h[3];
+    std::memcpy(h, half->data.data(), sizeof h);
+    CHECK(out->dtype == IRB_DTYPE_INT32 && o[0] == 7 && o[2] == 65504);
+    CHECK(h[0] == 0x4700 && h[2] == 0x7BFF);  // 7.0 and 65504 in binary16
+    CHECK(bytes_elements(seen->data) == (std::vector<std::string>{"yes", "", "yes"}));  // no default: ""
+    if (variant == 0) {
+      CHECK(sink.s.failed.empty() && o[1] == 0);
+    } else {
+      CHECK(sink.s.failed.size() == 1 && sink.s.failed[0].first == 1 && sink.s.failed[0].second.find("INT32") != std::string::npos);
+      CHECK(o[1] == -1);  // the failed row holds the default
+    }
+  }
+  b->destroy(state);
+
+  // A model that does not batch: the whole tensor is one row's fact.
+  const char* one = R"({"ruleset": {"rules": [{"name": "sum", "when": [["v", "?a", "?b"], {"test": "?a + ?b > 2"}], "then": [{"assert": ["big", "yes"]}]}]},
+                        "bindings": {"v": "v"}, "outputs": {"big": "big"}, "defaults": {"big": "no"}})";
+  args.config_json = one;
+  args.outputs = nullptr;
+  args.n_outputs = -1;
+  args.max_batch_rows = 0;
+  err = b->create(&kHost, &args, &state);
+  CHECK(err == nullptr);
+  delete err;
+  if (err == nullptr) {
+    const float v[2] = {1.5f, 1.0f};
+    const int64_t vshape[1] = {2};
+    const int64_t one_row[1] = {1};
+    irb_tensor inputs[1] = {{"v", IRB_DTYPE_FLOAT32, 1, vshape, v, sizeof v}};
+    irb_sink sink;
+    irb_batch batch{sizeof(irb_batch), 1, inputs, 1, 1, one_row, &sink};
+    err = b->execute(state, &batch);
+    CHECK(err == nullptr);
+    delete err;
+    const FakeSink::Out* big = find_out(sink.s, "big");
+    CHECK(big != nullptr && big->shape == std::vector<int64_t>{1} && bytes_elements(big->data) == std::vector<std::string>{"yes"});
+    b->destroy(state);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -561,6 +649,7 @@ int main() {
   values();
   many_rows();
   backend();
+  backend_dtypes();
   if (ir_test::failures() == 0) std::puts("test_rules_native: ok");
   return ir_test::failures();
 }
