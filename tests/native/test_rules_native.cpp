@@ -372,26 +372,31 @@ struct FakeSink {
   std::vector<Out> outputs;
   std::vector<std::pair<int32_t, std::string>> failed;
 };
-}  // namespace
-struct irb_error {
+// The host's irb_error and irb_sink stay opaque here (the engine defines them when this
+// driver is linked with it): the fakes are our own types behind those pointers.
+struct ErrBox {
   FakeError e;
 };
-struct irb_sink {
+struct SinkBox {
   FakeSink s;
 };
-namespace {
+ErrBox* E(irb_error* e) { return reinterpret_cast<ErrBox*>(e); }
+irb_sink* S(SinkBox* s) { return reinterpret_cast<irb_sink*>(s); }
 
-irb_error* fake_error_new(int32_t code, const char* message) { return new irb_error{{code, message ? message : ""}}; }
+irb_error* fake_error_new(int32_t code, const char* message) {
+  return reinterpret_cast<irb_error*>(new ErrBox{{code, message ? message : ""}});
+}
 void fake_log(int32_t, const char*, const char*) {}
-irb_error* fake_alloc(irb_sink* sink, const char* name, int32_t dtype, int32_t ndim, const int64_t* shape, uint64_t size, void** data) {
+irb_error* fake_alloc(irb_sink* sink_ptr, const char* name, int32_t dtype, int32_t ndim, const int64_t* shape, uint64_t size, void** data) {
+  SinkBox* sink = reinterpret_cast<SinkBox*>(sink_ptr);
   sink->s.outputs.push_back({name, dtype, std::vector<int64_t>(shape, shape + ndim), std::vector<uint8_t>(size + 1)});
   *data = sink->s.outputs.back().data.data();
   sink->s.outputs.back().data.resize(size);
   return nullptr;
 }
 void fake_fail(irb_sink* sink, int32_t request, irb_error* error) {
-  sink->s.failed.emplace_back(request, error->e.message);
-  delete error;
+  reinterpret_cast<SinkBox*>(sink)->s.failed.emplace_back(request, E(error)->e.message);
+  delete E(error);
 }
 const irb_host kHost = {sizeof(irb_host), IRB_ABI_VERSION, fake_error_new, fake_log, fake_alloc, nullptr, nullptr, fake_fail};
 
@@ -449,8 +454,8 @@ void backend() {
   irb_error* err = b->create(&kHost, &args, &state);
   CHECK(err == nullptr);
   if (err != nullptr) {
-    std::fprintf(stderr, "create: %s\n", err->e.message.c_str());
-    delete err;
+    std::fprintf(stderr, "create: %s\n", E(err)->e.message.c_str());
+    delete E(err);
     return;
   }
   CHECK(b->signature(state, 0, nullptr, 0) == -1);  // no declared inputs: any
@@ -468,11 +473,11 @@ void backend() {
   irb_tensor inputs[2] = {{"score", IRB_DTYPE_FLOAT32, 2, score_shape, scores, sizeof scores},
                           {"country", IRB_DTYPE_BYTES, 1, country_shape, countries.data(), countries.size()}};
   const int64_t request_rows[3] = {2, 2, 1};
-  irb_sink sink;
-  irb_batch batch{sizeof(irb_batch), 2, inputs, 5, 3, request_rows, &sink};
+  SinkBox sink;
+  irb_batch batch{sizeof(irb_batch), 2, inputs, 5, 3, request_rows, S(&sink)};
   err = b->execute(state, &batch);
   CHECK(err == nullptr);
-  delete err;
+  delete E(err);
   const FakeSink::Out* decision = find_out(sink.s, "decision");
   const FakeSink::Out* risk = find_out(sink.s, "risk");
   const FakeSink::Out* fired_out = find_out(sink.s, "_fired");
@@ -503,11 +508,11 @@ void backend() {
   }
 
   // A missing input fails the batch; the instance keeps serving.
-  irb_sink sink2;
-  irb_batch bad{sizeof(irb_batch), 1, inputs, 5, 1, request_rows, &sink2};
+  SinkBox sink2;
+  irb_batch bad{sizeof(irb_batch), 1, inputs, 5, 1, request_rows, S(&sink2)};
   err = b->execute(state, &bad);
-  CHECK(err != nullptr && err->e.message.find("country") != std::string::npos);
-  delete err;
+  CHECK(err != nullptr && E(err)->e.message.find("country") != std::string::npos);
+  delete E(err);
   b->destroy(state);
 
   // Declared signature: dtypes from the declaration, bindings must name declared inputs.
@@ -521,7 +526,7 @@ void backend() {
   args.n_outputs = 4;
   err = b->create(&kHost, &args, &state);
   CHECK(err == nullptr);
-  delete err;
+  delete E(err);
   if (err == nullptr) {
     CHECK(b->signature(state, 0, sig, 8) == 2 && sig[0].dtype == IRB_DTYPE_FLOAT32 && sig[0].ndim == 2 && sig[1].dtype == IRB_DTYPE_BYTES);
     CHECK(b->signature(state, 1, sig, 8) == 4 && sig[1].dtype == IRB_DTYPE_FLOAT32);
@@ -530,8 +535,8 @@ void backend() {
   }
   declared_out[0].dtype = IRB_DTYPE_INT32;  // a string default cannot fill INT32
   err = b->create(&kHost, &args, &state);
-  CHECK(err != nullptr && err->e.code == IRB_ERROR_INVALID_ARGUMENT && err->e.message.find("decision") != std::string::npos);
-  delete err;
+  CHECK(err != nullptr && E(err)->e.code == IRB_ERROR_INVALID_ARGUMENT && E(err)->e.message.find("decision") != std::string::npos);
+  delete E(err);
 
   // Config errors name what is wrong.
   const char* bad_configs[] = {
@@ -542,8 +547,8 @@ void backend() {
   for (const char* cfg : bad_configs) {
     args.config_json = cfg;
     err = b->create(&kHost, &args, &state);
-    CHECK(err != nullptr && err->e.code == IRB_ERROR_INVALID_ARGUMENT);
-    delete err;
+    CHECK(err != nullptr && E(err)->e.code == IRB_ERROR_INVALID_ARGUMENT);
+    delete E(err);
   }
 }
 
@@ -570,8 +575,8 @@ void backend_dtypes() {
   irb_error* err = b->create(&kHost, &args, &state);
   CHECK(err == nullptr);
   if (err != nullptr) {
-    std::fprintf(stderr, "create: %s\n", err->e.message.c_str());
-    delete err;
+    std::fprintf(stderr, "create: %s\n", E(err)->e.message.c_str());
+    delete E(err);
     return;
   }
   // Rows: 7 -> out 7; 2.5 -> not an INT32 (fails request 1); 65504 -> fits FP16 and INT32.
@@ -583,11 +588,11 @@ void backend_dtypes() {
   for (int variant = 0; variant < 2; ++variant) {
     irb_tensor inputs[2] = {{"n", variant == 0 ? IRB_DTYPE_INT64 : IRB_DTYPE_FLOAT64, 1, shape, variant == 0 ? static_cast<const void*>(n) : n2, 24},
                             {"f", IRB_DTYPE_BOOL, 1, shape, flags, 3}};
-    irb_sink sink;
-    irb_batch batch{sizeof(irb_batch), 2, inputs, 3, 3, request_rows, &sink};
+    SinkBox sink;
+    irb_batch batch{sizeof(irb_batch), 2, inputs, 3, 3, request_rows, S(&sink)};
     err = b->execute(state, &batch);
     CHECK(err == nullptr);
-    delete err;
+    delete E(err);
     const FakeSink::Out* out = find_out(sink.s, "out");
     const FakeSink::Out* seen = find_out(sink.s, "seen");
     const FakeSink::Out* half = find_out(sink.s, "half");
@@ -618,17 +623,17 @@ void backend_dtypes() {
   args.max_batch_rows = 0;
   err = b->create(&kHost, &args, &state);
   CHECK(err == nullptr);
-  delete err;
+  delete E(err);
   if (err == nullptr) {
     const float v[2] = {1.5f, 1.0f};
     const int64_t vshape[1] = {2};
     const int64_t one_row[1] = {1};
     irb_tensor inputs[1] = {{"v", IRB_DTYPE_FLOAT32, 1, vshape, v, sizeof v}};
-    irb_sink sink;
-    irb_batch batch{sizeof(irb_batch), 1, inputs, 1, 1, one_row, &sink};
+    SinkBox sink;
+    irb_batch batch{sizeof(irb_batch), 1, inputs, 1, 1, one_row, S(&sink)};
     err = b->execute(state, &batch);
     CHECK(err == nullptr);
-    delete err;
+    delete E(err);
     const FakeSink::Out* big = find_out(sink.s, "big");
     CHECK(big != nullptr && big->shape == std::vector<int64_t>{1} && bytes_elements(big->data) == std::vector<std::string>{"yes"});
     b->destroy(state);
