@@ -21,7 +21,10 @@ namespace ir {
 // number. A row with no fact and no default gets "" (BYTES) or fails (numeric). `explain`
 // adds BYTES `_fired` (rule names, comma-separated), `trace` BYTES `_facts` (final working
 // memory as JSON). A row that fails (max_iterations, a value of the wrong kind) fails its
-// request through host->request_fail; its output rows hold defaults (or zero / "").
+// request through host->request_fail with IRB_ERROR_BACKEND (the whole batch on a host
+// without request_fail); its output rows hold defaults (or zero / ""). Config errors are
+// INVALID_ARGUMENT naming the rule and condition (or key); a batch missing a bound input or
+// with a shape other than [N] / [N, k] fails whole with INVALID_ARGUMENT.
 const irb_backend* builtin_rules_backend();
 
 }  // namespace ir

@@ -4,6 +4,7 @@
 // one session, and the backend through a fake host. Run under ASan/UBSan/LSan by
 // tests/sanitizers/run.sh and by tests/test_rules_native.py.
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -371,6 +372,7 @@ struct FakeSink {
   };
   std::vector<Out> outputs;
   std::vector<std::pair<int32_t, std::string>> failed;
+  std::vector<int32_t> failed_codes;
 };
 // The host's irb_error and irb_sink stay opaque here (the engine defines them when this
 // driver is linked with it): the fakes are our own types behind those pointers.
@@ -396,6 +398,7 @@ irb_error* fake_alloc(irb_sink* sink_ptr, const char* name, int32_t dtype, int32
 }
 void fake_fail(irb_sink* sink, int32_t request, irb_error* error) {
   reinterpret_cast<SinkBox*>(sink)->s.failed.emplace_back(request, E(error)->e.message);
+  reinterpret_cast<SinkBox*>(sink)->s.failed_codes.push_back(E(error)->e.code);
   delete E(error);
 }
 const irb_host kHost = {sizeof(irb_host), IRB_ABI_VERSION, fake_error_new, fake_log, fake_alloc, nullptr, nullptr, fake_fail};
@@ -505,6 +508,25 @@ void backend() {
   if (sink.s.failed.size() == 2) {
     CHECK(sink.s.failed[0].first == 1 && sink.s.failed[0].second.find("max_iterations (50)") != std::string::npos);
     CHECK(sink.s.failed[1].first == 2 && sink.s.failed[1].second.find("decision") != std::string::npos);
+  }
+
+  // Failed rows reach the host as request failures with the BACKEND code.
+  CHECK(sink.s.failed_codes == (std::vector<int32_t>{IRB_ERROR_BACKEND, IRB_ERROR_BACKEND}));
+
+  // A host without request_fail (an older, shorter table): the failed row fails the batch.
+  {
+    irb_host old_host = kHost;
+    old_host.struct_size = static_cast<uint32_t>(offsetof(irb_host, request_fail));
+    void* old_state = nullptr;
+    err = b->create(&old_host, &args, &old_state);
+    CHECK(err == nullptr);
+    delete E(err);
+    SinkBox sink3;
+    irb_batch whole{sizeof(irb_batch), 2, inputs, 5, 3, request_rows, S(&sink3)};
+    err = b->execute(old_state, &whole);
+    CHECK(err != nullptr && E(err)->e.message.find("max_iterations (50)") != std::string::npos && sink3.s.failed.empty());
+    delete E(err);
+    b->destroy(old_state);
   }
 
   // A missing input fails the batch; the instance keeps serving.
