@@ -2,8 +2,8 @@
 `overhead.py` that is bound by per-request Python work on the event loop).
 
 Timers wrap the runtime's two per-request phases on the loop thread: submission (input
-checks; then, in a burst, the doorbell's concatenation and `ir_submit_many`, or alone
-descriptors and `ir_submit`) and completion delivery (the drain: completion records,
+checks; then, in a burst, the doorbell's concatenation and `ir_model_submit_many`, or alone
+descriptors and `ir_model_submit`) and completion delivery (the drain: completion records,
 row views, resolving futures). The rest is asyncio and the client loop. The naive batcher's
 whole request is measured in the same round for scale. The timers add ~0.2 µs per phase.
 

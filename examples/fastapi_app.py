@@ -3,6 +3,7 @@
 Run:  uvicorn examples.fastapi_app:app --port 8080   (after `python examples/build_models.py`)
       curl -s localhost:8080/predict -H 'content-type: application/json' \\
            -d '{"pixels": [0, 0, 5, 13, 9, 1, 0, 0, ...64 numbers]}'
+      curl -s localhost:8080/metrics     # the runtime's Prometheus metrics, as `infer-runtime run` serves them
 The spec is INFER_RUNTIME_SPEC (default specs/demo.toml); INFER_RUNTIME_* overrides apply.
 """
 
@@ -14,11 +15,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from infer_runtime import Runtime
-from infer_runtime.errors import DeadlineExceededError, InvalidInputError, QueueFullError, UnavailableError
+from infer_runtime.errors import (
+    DeadlineExceededError,
+    InvalidInputError,
+    QueueFullError,
+    UnavailableError,
+)
+from infer_runtime.monitoring.metrics import make_registry, render
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "specs" / "demo.toml"
 
@@ -36,6 +43,7 @@ class Prediction(BaseModel):
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with Runtime.from_spec(os.environ.get("INFER_RUNTIME_SPEC", str(DEFAULT_SPEC))) as rt:
         app.state.rt = rt
+        app.state.metrics = make_registry(rt)  # after start: warmup requests are not counted
         yield
 
 
@@ -59,3 +67,10 @@ async def predict(digit: Digit, request: Request) -> Prediction:
 async def stats(request: Request) -> dict[str, float]:
     s = request.app.state.rt.stats("digits")
     return {"requests": s.succeeded, "batches": s.batches, "mean_batch_rows": s.mean_batch_rows}
+
+
+@app.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of the embedded runtime (engine counters read now)."""
+    body, content_type = render(request.app.state.metrics)
+    return Response(content=body, media_type=content_type)

@@ -118,3 +118,51 @@ class Upper:
         upper = np.vectorize(lambda v: v.upper(), otypes=[object])(s) if s.size else s.copy()
         lengths = np.vectorize(len, otypes=[np.int32])(s) if s.size else np.zeros(s.shape, np.int32)
         return {"upper": upper, "length": lengths}
+
+
+class Versioned:
+    """y = the version it was loaded as, one row per input row: reads the version from the
+    file named in its config when constructed, so a reload picks up a new one."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        with open(config["version_file"], encoding="utf-8") as fh:
+            self.version = float(fh.read())
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
+        return {"y": np.full((x.shape[0], 2), self.version, np.float32)}
+
+
+class Exits:
+    """Raises SystemExit (a BaseException) for rows whose first value is negative, or in its
+    constructor when config ``at_init`` is true."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        if config.get("at_init"):
+            raise SystemExit(3)
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
+        if (x.reshape(x.shape[0], -1)[:, 0] < 0).any():
+            raise SystemExit(4)
+        return {"x": x.copy()}
+
+
+class Returns:
+    """Returns a fixed wrong answer chosen by config ``mode``: a float64 output, a renamed or an
+    extra output, no outputs, or a wrong per-row shape."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.mode = config["mode"]
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
+        n = x.shape[0]
+        return {
+            "float64": {"y": np.zeros((n, 2), np.float64)},
+            "renamed": {"z": np.zeros((n, 2), np.float32)},
+            "extra": {"y": np.zeros((n, 2), np.float32), "w": np.zeros((n, 2), np.float32)},
+            "empty": {},
+            "shape": {"y": np.zeros((n, 3), np.float32)},
+            "good": {"y": np.zeros((n, 2), np.float32)},
+        }[self.mode]

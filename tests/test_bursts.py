@@ -1,7 +1,7 @@
 """Bursts: requests that arrive together in one event-loop pass are held by the runtime and
-submitted in one engine call (``ir_submit_many``), each still a request of its own.
+submitted in one engine call (``ir_model_submit_many``), each still a request of its own.
 
-The reference for ``ir_submit_many`` is what it replaces: one ``ir_submit`` per request,
+The reference for ``ir_model_submit_many`` is what it replaces: one ``ir_model_submit`` per request,
 in order. The engine must agree with it on what is admitted, what is refused and why, on
 every cookie's rows, and on the counters; the runtime must give a burst's callers exactly
 what each would get alone (results, errors and their messages).
@@ -23,7 +23,7 @@ import ir_test_backends as tb
 from infer_runtime import Runtime
 from infer_runtime._native import check, ffi, lib, take_error
 from infer_runtime.engine import Delivery, Engine, ModelSignature, TensorSignature
-from infer_runtime.engine.core import COALESCE_MAX_BYTES
+from infer_runtime._native.engine import COALESCE_MAX_BYTES
 from infer_runtime.errors import InvalidInputError, QueueFullError
 
 WIDTH = 3
@@ -38,12 +38,12 @@ def _signature(max_batch_size: int, dtype: Any = np.float32) -> ModelSignature:
 
 
 def _submit_many(model: Any, first_cookie: int, x: np.ndarray, rows: list[int], flags: int = 0) -> tuple[int, Exception | None, Any]:
-    """``ir_submit_many`` on the model's one input: (admitted, the refusal, what to keep)."""
+    """``ir_model_submit_many`` on the model's one input: (admitted, the refusal, what to keep)."""
     buf = ffi.from_buffer(x)
     shape = ffi.new("int64_t[]", list(x.shape))
     desc = ffi.new("ir_tensor*", {"name": ffi.NULL, "dtype": lib.IR_DTYPE_FLOAT32, "ndim": x.ndim, "shape": shape, "data": buf, "byte_size": x.nbytes})
     admitted = ffi.new("int32_t*", -1)
-    err = lib.ir_submit_many(model.handle, first_cookie, desc, 1, ffi.new("int64_t[]", rows or [0]), len(rows), 0, 0, flags, admitted)
+    err = lib.ir_model_submit_many(model.handle, first_cookie, desc, 1, ffi.new("int64_t[]", rows or [0]), len(rows), 0, 0, flags, admitted)
     return admitted[0], take_error(err), (buf, shape, desc)
 
 
@@ -71,7 +71,7 @@ def _drain_all(engine: Engine, expected: int) -> list[Any]:
 
 
 def _reference_admission(rows: list[int], room: int) -> int:
-    """One ir_submit per request, in order, into a queue with ``room`` free places."""
+    """One ir_model_submit per request, in order, into a queue with ``room`` free places."""
     return min(len(rows), room)
 
 
@@ -166,7 +166,7 @@ def test_submit_many_refuses_a_bad_split_whole(rows: list[int], dtype: Any, batc
         payload = ffi.new("char[]", b"\x00\x00\x00\x00" * 12) if dtype is object else buf
         desc = ffi.new("ir_tensor*", {"name": ffi.NULL, "dtype": code, "ndim": 2, "shape": shape, "data": payload, "byte_size": 48})
         admitted = ffi.new("int32_t*", -1)
-        err = lib.ir_submit_many(model.handle, 1, desc, 1, ffi.new("int64_t[]", rows or [0]), len(rows), 0, 0, 0, admitted)
+        err = lib.ir_model_submit_many(model.handle, 1, desc, 1, ffi.new("int64_t[]", rows or [0]), len(rows), 0, 0, 0, admitted)
         with pytest.raises(InvalidInputError) as info:
             check(err)
         assert message in str(info.value)
@@ -428,7 +428,7 @@ async def test_a_caller_cancelled_while_held_does_not_disturb_the_burst(echo: Pa
 
 
 def test_each_refused_caller_gets_its_own_exception_object() -> None:
-    from infer_runtime.engine.core import _copy_error
+    from infer_runtime._native.engine import _copy_error
     from infer_runtime.errors import InternalError
 
     original = QueueFullError("model 'm' queue is full (3 requests)")

@@ -26,3 +26,8 @@ def test_fastapi_app_predicts_digits(models_dir: Path, monkeypatch: pytest.Monke
         assert correct >= 34
         assert client.post("/predict", json={"pixels": [0] * 63}).status_code == 422
         assert client.get("/stats").json()["requests"] >= 40
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+        served = [line for line in metrics.text.splitlines() if line.startswith('infer_runtime_requests_total{model="digits",version="1",outcome="success"}')]
+        assert served == ['infer_runtime_requests_total{model="digits",version="1",outcome="success"} 40.0']  # warmup excluded
+        assert 'infer_runtime_model_ready{model="digits"} 1.0' in metrics.text

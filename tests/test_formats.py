@@ -159,3 +159,70 @@ def test_arbitrary_text_never_crashes_the_loader(tmp_path_factory, text: str) ->
     for name in ("f.toml", "f.yaml"):
         result = check_spec(directory / name, environ={}, text=text)
         assert all(issue.format() for issue in result.issues)
+
+
+# -- issue 13 item 11: hostile documents get clean, located errors in bounded time -------------
+
+
+def _messages(path: Path) -> list[str]:
+    return [issue.format() for issue in check_spec(path).issues]
+
+
+def test_documents_nested_5000_deep_are_a_clean_error(tmp_path: Path) -> None:
+    cases = {
+        "arrays.toml": "a = " + "[" * 5000 + "]" * 5000 + "\n",
+        "tables.toml": "a = " + "{b = " * 5000 + "1" + "}" * 5000 + "\n",
+        "flow.yaml": "a: " + "[" * 5000 + "]" * 5000 + "\n",
+        "mappings.yaml": "a: " + "{b: " * 5000 + "1" + "}" * 5000 + "\n",
+        "block.yaml": "".join(" " * i + f"k{i}:\n" for i in range(1000)) + " " * 1000 + "v: 1\n",  # 5000 would exceed the size cap
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        messages = _messages(tmp_path / name)  # a RecursionError would escape here
+        assert len(messages) == 1 and "nested more than 64 levels deep" in messages[0], (name, messages)
+
+
+def test_a_huge_yaml_is_capped_while_composing(tmp_path: Path) -> None:
+    import resource
+    import time
+
+    # 1 MB of small nodes (just under the file-size cap): stopped at the node cap, located.
+    many = tmp_path / "many.yaml"
+    many.write_text("models:\n  m:\n    backend: identity\nx:\n" + "".join(f"  - [{i}, {i}, {i}]\n" for i in range(40_000))[: 1_000_000])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    messages = _messages(many)
+    elapsed = time.perf_counter() - started
+    assert len(messages) == 1 and "more than 10000 nodes" in messages[0] and ":2502:" in messages[0], messages
+    assert elapsed < 6, elapsed  # ~1 s here; composing the whole file first took several times longer
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: < 100 MiB more
+    # 9 MB: refused by size before parsing.
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("models:\n  m:\n    backend: identity\nx:\n" + "  - 1\n" * 1_500_000)
+    started = time.perf_counter()
+    messages = _messages(huge)
+    assert time.perf_counter() - started < 2
+    assert len(messages) == 1 and "too large for a spec" in messages[0], messages
+
+
+def test_yaml_merge_keys_let_the_override_win(tmp_path: Path) -> None:
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "models:\n"
+        "  a: &base\n"
+        "    backend: identity\n"
+        "    instances: 1\n"
+        "    warmup: false\n"
+        "  b:\n"
+        "    <<: *base\n"
+        "    instances: 3\n"
+        "  c:\n"
+        "    instances: 2\n"
+        "    <<: [*base]\n"
+    )
+    spec = load_spec(path, environ={}).spec
+    assert (spec.models["a"].instances, spec.models["b"].instances, spec.models["c"].instances) == (1, 3, 2)
+    assert spec.models["b"].backend == "identity" and spec.models["b"].warmup is False
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("models:\n  a:\n    backend: identity\n    backend: python\n")
+    assert any("duplicate key 'backend'" in m for m in _messages(dup))  # written twice is still an error

@@ -23,7 +23,7 @@ from infer_runtime import Runtime
 from infer_runtime._native import lib
 from infer_runtime.backends.onnxruntime import _tensor, choose_host, native_library
 from infer_runtime.engine import Engine, ModelSignature
-from infer_runtime.engine.native import open_onnxruntime
+from infer_runtime.engine import open_backend
 from infer_runtime.errors import BackendError, InvalidInputError, ModelLoadError, ModelNotFoundError, UnavailableError
 
 LIBRARY = native_library()
@@ -72,8 +72,8 @@ def string_model(path: Path) -> Path:
 
 
 def open_native(model: Path, instances: int = 1, library: Path | None = None) -> Any:
-    return open_onnxruntime(library or LIBRARY, model, instances=instances, intra_op_threads=1, inter_op_threads=1,  # type: ignore[arg-type]
-                            graph_optimization_level="all", execution_mode="sequential")
+    config = {"library": str(library or LIBRARY), "model_path": str(model), "intra_op_threads": 1, "inter_op_threads": 1, "graph_optimization_level": 99}
+    return open_backend("onnxruntime", "m", config, instances=instances, max_batch_rows=0)
 
 
 def spec(tmp_path: Path, model: Path, host: str = "native", batching: str = "max_batch_size = 16\nmax_queue_delay_us = 500") -> Path:

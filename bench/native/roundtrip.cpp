@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   std::vector<double> us;
   for (int i = 0; i < n; ++i) {
     auto t0 = std::chrono::steady_clock::now();
-    ir_submit(model, i, &in, 1, 0, 0, 0);
+    ir_model_submit(model, i, &in, 1, 0, 0, 0);
     size_t k = 0;
     while (k == 0) k = ir_engine_wait(engine, -1, done, 4);
     auto t1 = std::chrono::steady_clock::now();
@@ -42,4 +42,5 @@ int main(int argc, char** argv) {
   std::sort(us.begin(), us.end());
   std::printf("engine round trip: p50 %.1f us  p99 %.1f us  (n=%d)\n", us[us.size() / 2], us[us.size() * 99 / 100], n);
   ir_engine_destroy(engine);
+  ir_model_release(model);
 }

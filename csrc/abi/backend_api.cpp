@@ -1,30 +1,43 @@
-// extern "C" seam of the native backends: open, inspect, free.
+// extern "C" seam of the backends: open (built-in by name, or a plugin), inspect, free.
 #include <string>
 
-#include "../backends/native_backend.hpp"
-#include "../backends/onnxruntime.hpp"
+#include "handles.hpp"
 #include "seam.hpp"
+
+namespace {
+
+ir::Status read_sigs(const ir_tensor* tensors, int32_t n, const char* what, bool* declared, std::vector<ir::TensorSig>* out) {
+  *declared = n >= 0;
+  if (n > 0 && tensors == nullptr) return ir::Status(IR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+  for (int32_t i = 0; i < n; ++i) {
+    const ir_tensor& t = tensors[i];
+    if (t.name == nullptr || t.ndim < 0 || t.ndim > 32 || (t.ndim > 0 && t.shape == nullptr))
+      return ir::Status(IR_ERROR_INVALID_ARGUMENT, "bad " + std::string(what) + " signature " + std::to_string(i));
+    out->push_back(ir::TensorSig{t.name, t.dtype, std::vector<int64_t>(t.shape, t.shape + t.ndim)});
+  }
+  return ir::Status::Ok();
+}
+
+}  // namespace
 
 extern "C" {
 
-IR_API ir_error* ir_onnxruntime_open(const ir_onnxruntime_options* options, ir_backend** out) {
+IR_API ir_error* ir_backend_open(const ir_backend_options* options, ir_backend** out) {
   return ir::abi::guard([&]() -> ir::Status {
-    if (options == nullptr || out == nullptr || options->struct_size < sizeof(ir_onnxruntime_options))
+    if (options == nullptr || out == nullptr || options->struct_size < sizeof(ir_backend_options))
       return ir::Status(IR_ERROR_INVALID_ARGUMENT, "options or out is NULL, or struct_size is too small");
-    if (options->library == nullptr || options->model_path == nullptr) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "library and model_path are required");
-    const int32_t level = options->graph_optimization_level;
-    if (level != 0 && level != 1 && level != 2 && level != 99) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "graph_optimization_level must be 0, 1, 2 or 99");
-    if (options->intra_op_threads < 0 || options->inter_op_threads < 0) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "thread counts must be >= 0");
-    ir::OnnxRuntimeOptions parsed;
-    parsed.library = options->library;
-    parsed.model_path = options->model_path;
-    parsed.instances = options->instances;
-    parsed.intra_op_threads = options->intra_op_threads;
-    parsed.inter_op_threads = options->inter_op_threads;
-    parsed.graph_optimization_level = level;
-    parsed.parallel_execution = options->parallel_execution != 0;
+    if (options->kind == nullptr) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "options.kind is required");
+    ir::BackendOptions o;
+    o.kind = options->kind;
+    o.library = options->library != nullptr ? options->library : "";
+    o.model_name = options->model_name != nullptr ? options->model_name : "";
+    o.config_json = options->config_json != nullptr ? options->config_json : "{}";
+    IR_RETURN_IF_ERROR(read_sigs(options->inputs, options->n_inputs, "inputs", &o.inputs_declared, &o.inputs));
+    IR_RETURN_IF_ERROR(read_sigs(options->outputs, options->n_outputs, "outputs", &o.outputs_declared, &o.outputs));
+    o.instances = options->instances;
+    o.max_batch_rows = options->max_batch_rows;
     auto backend = std::make_unique<ir_backend>();
-    IR_RETURN_IF_ERROR(ir::open_onnxruntime(parsed, &backend->impl));
+    IR_RETURN_IF_ERROR(ir::Backend::Open(o, &backend->impl));
     *out = backend.release();
     return ir::Status::Ok();
   });
@@ -32,18 +45,25 @@ IR_API ir_error* ir_onnxruntime_open(const ir_onnxruntime_options* options, ir_b
 
 IR_API int32_t ir_backend_tensor_count(const ir_backend* backend, int32_t outputs) {
   if (backend == nullptr || backend->impl == nullptr) return 0;
-  return static_cast<int32_t>((outputs ? backend->impl->outputs() : backend->impl->inputs()).size());
+  const std::vector<ir::TensorSig>* sigs = outputs ? backend->impl->outputs() : backend->impl->inputs();
+  return sigs == nullptr ? -1 : static_cast<int32_t>(sigs->size());
 }
 
 IR_API ir_error* ir_backend_tensor(const ir_backend* backend, int32_t outputs, int32_t index, ir_tensor* out) {
   return ir::abi::guard([&]() -> ir::Status {
     if (backend == nullptr || backend->impl == nullptr || out == nullptr) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "backend or out is NULL");
-    const std::vector<ir::TensorSig>& sigs = outputs ? backend->impl->outputs() : backend->impl->inputs();
-    if (index < 0 || index >= static_cast<int32_t>(sigs.size())) return ir::Status(IR_ERROR_NOT_FOUND, "tensor index " + std::to_string(index) + " out of range");
-    const ir::TensorSig& t = sigs[static_cast<size_t>(index)];
+    const std::vector<ir::TensorSig>* sigs = outputs ? backend->impl->outputs() : backend->impl->inputs();
+    if (sigs == nullptr || index < 0 || index >= static_cast<int32_t>(sigs->size())) return ir::Status(IR_ERROR_NOT_FOUND, "tensor index " + std::to_string(index) + " out of range");
+    const ir::TensorSig& t = (*sigs)[static_cast<size_t>(index)];
     *out = ir_tensor{t.name.c_str(), t.dtype, static_cast<int32_t>(t.shape.size()), t.shape.data(), nullptr, 0};
     return ir::Status::Ok();
   });
+}
+
+IR_API void ir_backend_batch_range(const ir_backend* backend, int64_t* min_rows, int64_t* max_rows) {
+  if (backend == nullptr || backend->impl == nullptr) return;
+  if (min_rows != nullptr) *min_rows = backend->impl->min_rows();
+  if (max_rows != nullptr) *max_rows = backend->impl->max_rows();
 }
 
 IR_API const char* ir_backend_info(const ir_backend* backend) {
@@ -52,5 +72,7 @@ IR_API const char* ir_backend_info(const ir_backend* backend) {
 }
 
 IR_API void ir_backend_free(ir_backend* backend) { delete backend; }
+
+IR_API uint32_t ir_backend_abi_version(void) { return IRB_ABI_VERSION; }
 
 }  // extern "C"

@@ -1,31 +1,35 @@
-// The identity backend: each output is a copy of the input of the same name.
-#include "native_backend.hpp"
+// The identity backend: each output is a copy of the input of the same name. Measures the
+// engine's own overhead, and serves as the smallest example of the backend contract.
+#include "backend.hpp"
 
 namespace ir {
 namespace {
 
-class IdentityBackend final : public NativeBackend {
- public:
-  [[nodiscard]] int32_t instances() const override { return 0; }
-  [[nodiscard]] const std::vector<TensorSig>& inputs() const override { return none_; }
-  [[nodiscard]] const std::vector<TensorSig>& outputs() const override { return none_; }
-  [[nodiscard]] const std::string& info() const override { return info_; }
+irb_error* create(const irb_host* host, const irb_create_args* args, void** state) {
+  *state = const_cast<irb_host*>(host);  // stateless: keep the host table for execute
+  (void)args;
+  return nullptr;
+}
 
-  Status run(int32_t /*instance*/, ir_batch* batch) override {
-    for (const InputView& in : batch->inputs) {
-      ir_tensor t{in.name.c_str(), in.dtype, static_cast<int32_t>(in.shape.size()), in.shape.data(), in.data, in.byte_size};
-      IR_RETURN_IF_ERROR(batch->model->set_output(batch, t));
-    }
-    return Status::Ok();
+int32_t signature(void*, int32_t, irb_tensor*, int32_t) { return -1; }  // takes anything
+
+irb_error* execute(void* state, const irb_batch* batch) {
+  const auto* host = static_cast<const irb_host*>(state);
+  for (int32_t i = 0; i < batch->n_inputs; ++i) {
+    irb_error* error = host->output_copy(batch->sink, &batch->inputs[i]);
+    if (error != nullptr) return error;
   }
+  return nullptr;
+}
 
- private:
-  std::vector<TensorSig> none_;
-  std::string info_ = "identity";
-};
+void destroy(void*) {}
+
+const char* describe(void*) { return "identity"; }
+
+const irb_backend kTable = {sizeof(irb_backend), IRB_ABI_VERSION, "identity", &create, &signature, nullptr, &execute, &destroy, &describe};
 
 }  // namespace
 
-std::unique_ptr<NativeBackend> make_identity_backend() { return std::make_unique<IdentityBackend>(); }
+const irb_backend* builtin_identity_backend() { return &kTable; }
 
 }  // namespace ir

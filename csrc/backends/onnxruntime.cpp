@@ -1,14 +1,24 @@
-#include "onnxruntime.hpp"
-
+// The native ONNX Runtime backend: sessions run on the engine's instance threads through the
+// ONNX Runtime C API of a shared library loaded at run time (the one the onnxruntime wheel
+// ships), so a batch never needs the Python interpreter. One session per instance.
+//
+// Config (JSON): {"library": path, "model_path": path, "intra_op_threads": 1,
+// "inter_op_threads": 1, "graph_optimization_level": 0|1|2|99, "parallel_execution": false}.
 #include <dlfcn.h>
 #include <sys/stat.h>
 
 #include <map>
+#include <memory>
+#include <new>
+#include <string>
 #include <mutex>
 #include <utility>
 #include <vector>
 
+#include "../common/json.hpp"
 #include "../engine/dtype.hpp"
+#include "backend.hpp"
+#include "host.hpp"
 #include "ort_api.hpp"
 
 namespace ir {
@@ -108,36 +118,65 @@ int32_t to_ir_dtype(int element_type) {
   return 0;
 }
 
-// The per-instance state: a session and the arrays Run takes, reused for every batch.
-struct Instance {
-  ort::Session* session = nullptr;
-  std::vector<ort::Value*> inputs;
-  std::vector<ort::Value*> outputs;
-  std::vector<int64_t> dims;
+struct OnnxRuntimeOptions {
+  std::string library;     // path of libonnxruntime
+  std::string model_path;
+  int32_t intra_op_threads = 1;
+  int32_t inter_op_threads = 1;
+  int32_t graph_optimization_level = 99;  // 0, 1, 2 or 99, as ONNX Runtime numbers them
+  bool parallel_execution = false;
 };
 
-class OnnxRuntimeBackend final : public NativeBackend {
- public:
-  explicit OnnxRuntimeBackend(const OrtLibrary* lib) : lib_(lib) {}
-  ~OnnxRuntimeBackend() override {
-    for (Instance& inst : instances_) lib_->release(ort::kReleaseSession, inst.session);
+Status parse_options(const char* config_json, OnnxRuntimeOptions* o) {
+  json::Value config;
+  IR_RETURN_IF_ERROR(json::parse(config_json != nullptr ? config_json : "{}", &config));
+  if (!config.is_object()) return Status(IR_ERROR_INVALID_ARGUMENT, "the onnxruntime config must be a JSON object");
+  for (const auto& [key, value] : config.members()) {
+    auto integer = [&](int32_t* out, int64_t lo, int64_t hi) {
+      if (!value.is_integer() || value.as_int() < lo || value.as_int() > hi)
+        return Status(IR_ERROR_INVALID_ARGUMENT, "onnxruntime option '" + key + "' must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      *out = static_cast<int32_t>(value.as_int());
+      return Status::Ok();
+    };
+    if (key == "library" || key == "model_path") {
+      if (!value.is_string()) return Status(IR_ERROR_INVALID_ARGUMENT, "onnxruntime option '" + key + "' must be a string");
+      (key == "library" ? o->library : o->model_path) = value.as_string();
+    } else if (key == "intra_op_threads") {
+      IR_RETURN_IF_ERROR(integer(&o->intra_op_threads, 0, 1024));
+    } else if (key == "inter_op_threads") {
+      IR_RETURN_IF_ERROR(integer(&o->inter_op_threads, 0, 1024));
+    } else if (key == "graph_optimization_level") {
+      IR_RETURN_IF_ERROR(integer(&o->graph_optimization_level, 0, 99));
+      const int32_t level = o->graph_optimization_level;
+      if (level != 0 && level != 1 && level != 2 && level != 99) return Status(IR_ERROR_INVALID_ARGUMENT, "graph_optimization_level must be 0, 1, 2 or 99");
+    } else if (key == "parallel_execution") {
+      if (!value.is_bool()) return Status(IR_ERROR_INVALID_ARGUMENT, "onnxruntime option 'parallel_execution' must be true or false");
+      o->parallel_execution = value.as_bool();
+    } else {
+      return Status(IR_ERROR_INVALID_ARGUMENT, "unknown onnxruntime option '" + key + "'");
+    }
   }
-  OnnxRuntimeBackend(const OnnxRuntimeBackend&) = delete;
-  OnnxRuntimeBackend& operator=(const OnnxRuntimeBackend&) = delete;
+  if (o->library.empty() || o->model_path.empty()) return Status(IR_ERROR_INVALID_ARGUMENT, "the onnxruntime config needs 'library' and 'model_path'");
+  return Status::Ok();
+}
+
+// One instance: a session, its signature, and the arrays Run takes, reused for every batch.
+class Session {
+ public:
+  Session(const OrtLibrary* lib, const irb_host* host) : lib_(lib), host_(host) {}
+  ~Session() { lib_->release(ort::kReleaseSession, session_); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   Status open(const OnnxRuntimeOptions& o) {
     struct stat st {};
     if (::stat(o.model_path.c_str(), &st) != 0) return Status(IR_ERROR_NOT_FOUND, "model file not found: " + o.model_path);
-    if (o.instances < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "instances must be >= 1");
     ort::SessionOptions* so = nullptr;
     IR_RETURN_IF_ERROR(lib_->check(lib_->fn<ort::CreateSessionOptionsFn>(ort::kCreateSessionOptions)(&so), IR_ERROR_INTERNAL, "session options"));
     Status status = configure(so, o);
-    for (int32_t i = 0; status.ok() && i < o.instances; ++i) {
-      Instance inst;
+    if (status.ok()) {
       const std::string context = "onnxruntime cannot load " + o.model_path;
-      status = lib_->check(lib_->fn<ort::CreateSessionFn>(ort::kCreateSession)(lib_->env(), o.model_path.c_str(), so, &inst.session),
-                           IR_ERROR_INVALID_ARGUMENT, context.c_str());
-      if (status.ok()) instances_.push_back(std::move(inst));
+      status = lib_->check(lib_->fn<ort::CreateSessionFn>(ort::kCreateSession)(lib_->env(), o.model_path.c_str(), so, &session_), IR_ERROR_INVALID_ARGUMENT, context.c_str());
     }
     lib_->release(ort::kReleaseSessionOptions, so);
     IR_RETURN_IF_ERROR(status);
@@ -145,52 +184,55 @@ class OnnxRuntimeBackend final : public NativeBackend {
     IR_RETURN_IF_ERROR(read_signature(true, &outputs_));
     for (const TensorSig& t : inputs_) input_names_.push_back(t.name.c_str());
     for (const TensorSig& t : outputs_) output_names_.push_back(t.name.c_str());
-    for (Instance& inst : instances_) {
-      inst.inputs.assign(inputs_.size(), nullptr);
-      inst.outputs.assign(outputs_.size(), nullptr);
-      inst.dims.reserve(8);
-    }
+    input_values_.assign(inputs_.size(), nullptr);
+    output_values_.assign(outputs_.size(), nullptr);
+    dims_.reserve(8);
     info_ = "onnxruntime " + lib_->version() + " (CPUExecutionProvider)";
     return Status::Ok();
   }
 
-  [[nodiscard]] int32_t instances() const override { return static_cast<int32_t>(instances_.size()); }
-  [[nodiscard]] const std::vector<TensorSig>& inputs() const override { return inputs_; }
-  [[nodiscard]] const std::vector<TensorSig>& outputs() const override { return outputs_; }
-  [[nodiscard]] const std::string& info() const override { return info_; }
+  int32_t signature(bool outputs, irb_tensor* out, int32_t capacity) const {
+    const std::vector<TensorSig>& sigs = outputs ? outputs_ : inputs_;
+    for (int32_t i = 0; i < capacity && i < static_cast<int32_t>(sigs.size()); ++i) {
+      const TensorSig& t = sigs[static_cast<size_t>(i)];
+      out[i] = irb_tensor{t.name.c_str(), t.dtype, static_cast<int32_t>(t.shape.size()), t.shape.data(), nullptr, 0};
+    }
+    return static_cast<int32_t>(sigs.size());
+  }
 
-  Status run(int32_t instance, ir_batch* batch) override {
-    Instance& inst = instances_[static_cast<size_t>(instance)];
-    if (batch->inputs.size() != inputs_.size()) return Status(IR_ERROR_INTERNAL, "batch has the wrong number of inputs");
+  [[nodiscard]] const char* info() const { return info_.c_str(); }
+
+  Status run(const irb_batch& batch) {
+    if (static_cast<size_t>(batch.n_inputs) != inputs_.size()) return Status(IR_ERROR_INTERNAL, "batch has the wrong number of inputs");
     static uint8_t empty = 0;  // ONNX Runtime wants a pointer even for zero bytes
     Status status = Status::Ok();
     for (size_t i = 0; status.ok() && i < inputs_.size(); ++i) {
-      const InputView& in = batch->inputs[i];
+      const irb_tensor& in = batch.inputs[i];
       void* data = in.byte_size > 0 ? const_cast<void*>(in.data) : &empty;  // ONNX Runtime only reads inputs
       ort::Status* failed = lib_->fn<ort::CreateTensorWithDataFn>(ort::kCreateTensorWithDataAsOrtValue)(
-          lib_->cpu(), data, in.byte_size, in.shape.data(), in.shape.size(), to_element_type(in.dtype), &inst.inputs[i]);
+          lib_->cpu(), data, in.byte_size, in.shape, static_cast<size_t>(in.ndim), to_element_type(in.dtype), &input_values_[i]);
       if (failed != nullptr) status = lib_->check(failed, IR_ERROR_BACKEND, ("onnxruntime input '" + inputs_[i].name + "'").c_str());
     }
     if (status.ok()) {
-      status = lib_->check(lib_->fn<ort::RunFn>(ort::kRun)(inst.session, nullptr, input_names_.data(), inst.inputs.data(), inst.inputs.size(),
-                                                         output_names_.data(), output_names_.size(), inst.outputs.data()),
+      status = lib_->check(lib_->fn<ort::RunFn>(ort::kRun)(session_, nullptr, input_names_.data(), input_values_.data(), input_values_.size(),
+                                                         output_names_.data(), output_names_.size(), output_values_.data()),
                            IR_ERROR_BACKEND, "onnxruntime");
     }
-    for (ort::Value*& v : inst.inputs) {
+    for (ort::Value*& v : input_values_) {
       lib_->release(ort::kReleaseValue, v);
       v = nullptr;
     }
-    // Each output tensor is handed to a Buffer as soon as it is looked at, so none leaks
+    // Each output tensor is handed to the host as soon as it is looked at, so none leaks
     // whatever fails after this point.
     for (size_t j = 0; j < outputs_.size(); ++j) {
-      ort::Value* value = inst.outputs[j];
-      inst.outputs[j] = nullptr;
+      ort::Value* value = output_values_[j];
+      output_values_[j] = nullptr;
       if (value == nullptr) continue;
       if (!status.ok()) {
         lib_->release(ort::kReleaseValue, value);
         continue;
       }
-      status = adopt_output(inst, j, value, batch);
+      status = adopt_output(j, value, batch.sink);
     }
     return status;
   }
@@ -207,20 +249,19 @@ class OnnxRuntimeBackend final : public NativeBackend {
   }
 
   Status read_signature(bool outputs, std::vector<TensorSig>* out) const {
-    const ort::Session* session = instances_.front().session;
     const char* kind = outputs ? "output" : "input";
     size_t count = 0;
-    IR_RETURN_IF_ERROR(lib_->check(lib_->fn<ort::CountFn>(outputs ? ort::kSessionGetOutputCount : ort::kSessionGetInputCount)(session, &count), IR_ERROR_INTERNAL, kind));
+    IR_RETURN_IF_ERROR(lib_->check(lib_->fn<ort::CountFn>(outputs ? ort::kSessionGetOutputCount : ort::kSessionGetInputCount)(session_, &count), IR_ERROR_INTERNAL, kind));
     ort::Allocator* allocator = nullptr;
     IR_RETURN_IF_ERROR(lib_->check(lib_->fn<ort::GetDefaultAllocatorFn>(ort::kGetAllocatorWithDefaultOptions)(&allocator), IR_ERROR_INTERNAL, "allocator"));
     for (size_t i = 0; i < count; ++i) {
       TensorSig sig;
       char* name = nullptr;
-      IR_RETURN_IF_ERROR(lib_->check(lib_->fn<ort::NameFn>(outputs ? ort::kSessionGetOutputName : ort::kSessionGetInputName)(session, i, allocator, &name), IR_ERROR_INTERNAL, kind));
+      IR_RETURN_IF_ERROR(lib_->check(lib_->fn<ort::NameFn>(outputs ? ort::kSessionGetOutputName : ort::kSessionGetInputName)(session_, i, allocator, &name), IR_ERROR_INTERNAL, kind));
       sig.name = name;
       IR_RETURN_IF_ERROR(lib_->check(lib_->fn<ort::AllocatorFreeFn>(ort::kAllocatorFree)(allocator, name), IR_ERROR_INTERNAL, kind));
       ort::TypeInfo* type = nullptr;
-      IR_RETURN_IF_ERROR(lib_->check(lib_->fn<ort::TypeInfoFn>(outputs ? ort::kSessionGetOutputTypeInfo : ort::kSessionGetInputTypeInfo)(session, i, &type), IR_ERROR_INTERNAL, kind));
+      IR_RETURN_IF_ERROR(lib_->check(lib_->fn<ort::TypeInfoFn>(outputs ? ort::kSessionGetOutputTypeInfo : ort::kSessionGetInputTypeInfo)(session_, i, &type), IR_ERROR_INTERNAL, kind));
       Status status = describe(type, &sig);
       lib_->release(ort::kReleaseTypeInfo, type);
       if (!status.ok()) return Status(IR_ERROR_INVALID_ARGUMENT, std::string(kind) + " '" + sig.name + "': " + status.message());
@@ -247,8 +288,8 @@ class OnnxRuntimeBackend final : public NativeBackend {
     return Status::Ok();
   }
 
-  // Describes output j (taking ownership of `value`) and hands it to the batch without a copy.
-  Status adopt_output(Instance& inst, size_t j, ort::Value* value, ir_batch* batch) const {
+  // Describes output j (taking ownership of `value`) and hands it to the host without a copy.
+  Status adopt_output(size_t j, ort::Value* value, irb_sink* sink) {
     const OrtLibrary* lib = lib_;
     ort::TensorInfo* info = nullptr;
     Status status = lib->check(lib->fn<ort::GetTensorTypeAndShapeFn>(ort::kGetTensorTypeAndShape)(value, &info), IR_ERROR_BACKEND, "onnxruntime output");
@@ -257,34 +298,27 @@ class OnnxRuntimeBackend final : public NativeBackend {
     if (status.ok()) status = lib->check(lib->fn<ort::GetElementTypeFn>(ort::kGetTensorElementType)(info, &element), IR_ERROR_BACKEND, "onnxruntime output");
     if (status.ok()) status = lib->check(lib->fn<ort::GetDimensionsCountFn>(ort::kGetDimensionsCount)(info, &ndim), IR_ERROR_BACKEND, "onnxruntime output");
     if (status.ok()) {
-      inst.dims.assign(ndim, 0);
-      status = lib->check(lib->fn<ort::GetDimensionsFn>(ort::kGetDimensions)(info, inst.dims.data(), ndim), IR_ERROR_BACKEND, "onnxruntime output");
+      dims_.assign(ndim, 0);
+      status = lib->check(lib->fn<ort::GetDimensionsFn>(ort::kGetDimensions)(info, dims_.data(), ndim), IR_ERROR_BACKEND, "onnxruntime output");
     }
     lib->release(ort::kReleaseTensorInfo, info);
     void* data = nullptr;
     if (status.ok()) status = lib->check(lib->fn<ort::GetTensorMutableDataFn>(ort::kGetTensorMutableData)(value, &data), IR_ERROR_BACKEND, "onnxruntime output");
+    const int32_t dtype = to_ir_dtype(element);
+    if (status.ok() && dtype == 0) status = Status(IR_ERROR_BACKEND, "output '" + outputs_[j].name + "' has ONNX element type " + std::to_string(element) + ", which the engine does not carry");
     if (!status.ok()) {
       lib->release(ort::kReleaseValue, value);
       return status;
     }
     uint64_t elements = 1;
-    for (int64_t d : inst.dims) elements *= static_cast<uint64_t>(d);
-    const int32_t dtype = to_ir_dtype(element);
-    if (dtype == 0) {
+    for (int64_t d : dims_) elements *= static_cast<uint64_t>(d);
+    auto* owned = new (std::nothrow) Owned{lib, value};
+    if (owned == nullptr) {
       lib->release(ort::kReleaseValue, value);
-      return Status(IR_ERROR_BACKEND, "output '" + outputs_[j].name + "' has ONNX element type " + std::to_string(element) + ", which the engine does not carry");
+      return Status(IR_ERROR_RESOURCE_EXHAUSTED, "out of memory");
     }
-    const uint64_t bytes = elements * dtype_size(dtype);
-    Owned* owned = nullptr;
-    try {
-      owned = new Owned{lib, value};
-    } catch (...) {
-      lib->release(ort::kReleaseValue, value);
-      throw;
-    }
-    auto owner = Buffer::Adopt(data, bytes, &OnnxRuntimeBackend::release_value, owned);  // owns `owned` from here
-    ir_tensor t{outputs_[j].name.c_str(), dtype, static_cast<int32_t>(ndim), inst.dims.data(), data, bytes};
-    return batch->model->set_output(batch, t, std::move(owner));
+    irb_tensor t{outputs_[j].name.c_str(), dtype, static_cast<int32_t>(ndim), dims_.data(), data, elements * dtype_size(dtype)};
+    return take_backend_error(host_->output_adopt(sink, &t, &Session::release_value, owned));  // owns `owned` from here
   }
 
   struct Owned {
@@ -298,23 +332,61 @@ class OnnxRuntimeBackend final : public NativeBackend {
   }
 
   const OrtLibrary* lib_;
-  std::vector<Instance> instances_;
+  const irb_host* host_;
+  ort::Session* session_ = nullptr;
   std::vector<TensorSig> inputs_;
   std::vector<TensorSig> outputs_;
   std::vector<const char*> input_names_;
   std::vector<const char*> output_names_;
+  std::vector<ort::Value*> input_values_;
+  std::vector<ort::Value*> output_values_;
+  std::vector<int64_t> dims_;
   std::string info_;
 };
 
+// The contract's functions; every one keeps exceptions inside.
+template <typename Body>
+irb_error* guarded(const irb_host* host, Body&& body) noexcept {
+  try {
+    Status s = body();
+    return s.ok() ? nullptr : host->error_new(s.code(), s.message().c_str());
+  } catch (const std::bad_alloc&) {
+    return host->error_new(IRB_ERROR_RESOURCE_EXHAUSTED, "out of memory");
+  } catch (const std::exception& e) {
+    return host->error_new(IRB_ERROR_INTERNAL, e.what());
+  }
+}
+
+irb_error* ort_create(const irb_host* host, const irb_create_args* args, void** state) {
+  return guarded(host, [&] {
+    OnnxRuntimeOptions options;
+    IR_RETURN_IF_ERROR(parse_options(args->config_json, &options));
+    const OrtLibrary* lib = nullptr;
+    IR_RETURN_IF_ERROR(OrtLibrary::Load(options.library, &lib));
+    auto session = std::make_unique<Session>(lib, host);
+    IR_RETURN_IF_ERROR(session->open(options));
+    *state = session.release();
+    return Status::Ok();
+  });
+}
+
+int32_t ort_signature(void* state, int32_t outputs, irb_tensor* out, int32_t capacity) {
+  return static_cast<Session*>(state)->signature(outputs != 0, out, capacity);
+}
+
+irb_error* ort_execute(void* state, const irb_batch* batch) {
+  auto* session = static_cast<Session*>(state);
+  return guarded(backend_host(), [&] { return session->run(*batch); });
+}
+
+void ort_destroy(void* state) { delete static_cast<Session*>(state); }
+
+const char* ort_describe(void* state) { return static_cast<Session*>(state)->info(); }
+
+const irb_backend kTable = {sizeof(irb_backend), IRB_ABI_VERSION, "onnxruntime", &ort_create, &ort_signature, nullptr, &ort_execute, &ort_destroy, &ort_describe};
+
 }  // namespace
 
-Status open_onnxruntime(const OnnxRuntimeOptions& options, std::unique_ptr<NativeBackend>* out) {
-  const OrtLibrary* lib = nullptr;
-  IR_RETURN_IF_ERROR(OrtLibrary::Load(options.library, &lib));
-  auto backend = std::make_unique<OnnxRuntimeBackend>(lib);
-  IR_RETURN_IF_ERROR(backend->open(options));
-  *out = std::move(backend);
-  return Status::Ok();
-}
+const irb_backend* builtin_onnxruntime_backend() { return &kTable; }
 
 }  // namespace ir

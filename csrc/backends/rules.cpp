@@ -192,7 +192,6 @@ class Instance {
   std::vector<Output> outputs_;
   bool explain_ = false, trace_ = false;
   uint64_t max_iterations_ = 1000;
-  bool batches_ = true;
   std::string describe_;
 
   // Signatures (pointers handed out stay valid until destroy).
@@ -219,7 +218,6 @@ class Instance {
 
 Status Instance::configure(const irb_create_args* args) {
   model_ = args->model_name != nullptr ? args->model_name : "";
-  batches_ = args->max_batch_rows > 0;
   json::Value cfg;
   Status st = json::parse(args->config_json != nullptr ? args->config_json : "{}", &cfg);
   if (!st.ok()) return Status(IR_ERROR_INVALID_ARGUMENT, "rules config: " + st.message());
@@ -351,7 +349,7 @@ Status Instance::configure(const irb_create_args* args) {
       }
     }
   }
-  out_shape_ = batches_ ? -1 : 1;
+  out_shape_ = -1;  // one value per row: row r of [N] or [N, k] inputs is one working memory, batching or not (DESIGN §10)
   for (const Output& o : outputs_) out_names_.push_back(o.name);
   for (size_t i = 0; i < outputs_.size(); ++i) {
     out_sig_.push_back(irb_tensor{out_names_[i].c_str(), outputs_[i].dtype, 1, &out_shape_, nullptr, 0});
@@ -420,15 +418,10 @@ Status Instance::run_rows(const irb_batch* batch) {
       if (t.shape[d] < 0) return invalid("input '" + bindings_[b].input + "': negative dimension");
       elements *= static_cast<uint64_t>(t.shape[d]);
     }
-    if (batches_) {
-      if (t.ndim < 1 || t.ndim > 2 || t.shape[0] != rows) {
-        return invalid("input '" + bindings_[b].input + "': expected shape [N] or [N, k] with N = " + std::to_string(rows) + " rows");
-      }
-      s.k = t.ndim == 2 ? t.shape[1] : 1;
-    } else {
-      s.k = static_cast<int64_t>(elements);  // the whole tensor is the one row
+    if (t.ndim < 1 || t.ndim > 2 || t.shape[0] != rows) {
+      return invalid("input '" + bindings_[b].input + "': expected shape [N] or [N, k] with N = " + std::to_string(rows) + " rows");
     }
-    if (!batches_ && rows != 1) return invalid("a model that does not batch runs one row at a time");
+    s.k = t.ndim == 2 ? t.shape[1] : 1;
     if (t.dtype == IRB_DTYPE_BYTES) {
       s.offsets.clear();
       const auto* p = static_cast<const uint8_t*>(t.data);
@@ -541,7 +534,7 @@ irb_error* Instance::execute(const irb_batch* batch) {
   Status st = run_rows(batch);
   if (!st.ok()) return host_->error_new(st.code(), ("model '" + model_ + "': " + st.message()).c_str());
   const int64_t rows = batch->rows;
-  const int64_t out_rows = batches_ ? rows : 1;
+  const int64_t out_rows = rows;
   for (Output& o : outputs_) {
     int64_t shape[1] = {out_rows};
     void* data = nullptr;

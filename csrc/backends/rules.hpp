@@ -13,8 +13,8 @@ namespace ir {
 //    "bindings": {input: pred}, "outputs": {output: pred}, "defaults": {output: value},
 //    "explain": bool, "max_iterations": int, "trace": bool}
 // Inputs: a bound input of shape [N] or [N, k] (any numeric dtype, read as float64; BYTES as
-// strings) makes row r the fact pred(v0..vk-1). For a model that does not batch, the whole
-// tensor is the one row. Signature: the declared inputs when the spec declares any (a binding
+// strings) makes row r the fact pred(v0..vk-1); N is the batch's rows whether or not the model
+// batches (one request of N rows to an unbatched model is N working memories). Signature: the declared inputs when the spec declares any (a binding
 // must name one), else "whatever is given" (-1), checked at execute.
 // Outputs, shape [N]: the first argument of the newest fact of the output's predicate, else
 // its default. Dtype: as declared, else BYTES for a string or absent default and FLOAT64 for a

@@ -104,4 +104,17 @@ void Batcher::drain_all(std::vector<Request*>& out) {
   with_deadline_ = 0;
 }
 
+Request* Batcher::take(uint64_t cookie) {
+  for (auto& level : levels_) {
+    auto it = std::find_if(level.begin(), level.end(), [cookie](const Request* r) { return r->cookie == cookie; });
+    if (it == level.end()) continue;
+    Request* r = *it;
+    level.erase(it);
+    --size_;
+    if (r->deadline_ns != kNever) --with_deadline_;
+    return r;
+  }
+  return nullptr;
+}
+
 }  // namespace ir

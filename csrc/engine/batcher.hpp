@@ -34,6 +34,7 @@ struct BatchPolicy {
   std::vector<int64_t> preferred;  // ascending, each <= max_batch_size
   int64_t max_queue_size = 1024;
   int32_t priority_levels = 1;
+  bool adaptive = false;  // dispatch before the delay when no arrival is expected (see docs/batching.md)
 };
 
 class Batcher {
@@ -54,6 +55,12 @@ class Batcher {
 
   // Removes and returns everything queued (shutdown).
   void drain_all(std::vector<Request*>& out);
+
+  // Removes the queued request with this cookie (cancellation); nullptr when none is queued.
+  Request* take(uint64_t cookie);
+
+  // Whether any queued request has a deadline (the timekeeper sleeps while none has).
+  [[nodiscard]] bool has_deadlines() const { return with_deadline_ > 0; }
 
   [[nodiscard]] size_t size() const { return size_; }
   [[nodiscard]] bool empty() const { return size_ == 0; }

@@ -10,42 +10,75 @@
 #include <mutex>
 #include <vector>
 
-#include "response.hpp"
+#include "clock.hpp"
+#include "completion.hpp"
 
 namespace ir {
 
-class CompletionQueue {
+class CompletionQueue final : public CompletionSink {
  public:
-  CompletionQueue();
-  ~CompletionQueue();
+  // Errors: RESOURCE_EXHAUSTED when no eventfd can be made.
+  static Status Create(std::shared_ptr<CompletionQueue>* out);
+  ~CompletionQueue() override;
   CompletionQueue(const CompletionQueue&) = delete;
   CompletionQueue& operator=(const CompletionQueue&) = delete;
 
   [[nodiscard]] int event_fd() const { return event_fd_; }
 
-  void push(const Completion& completion);
-  void push_all(const std::vector<Completion>& completions);
+  void complete(std::vector<Completion>& done) override;
 
-  // Moves up to `capacity` completions (oldest first) into `out`.
-  size_t drain(Completion* out, size_t capacity);
+  // Hands up to `capacity` completions (oldest first) to `take(Completion&&)`, under the
+  // queue's lock (take must be quick and must not call back into the queue); returns how many.
+  template <typename Take>
+  size_t drain(size_t capacity, Take&& take) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return drain_locked(capacity, take);
+  }
 
-  // Busy-waits (no sleep, no lock) up to `spin_ns` for something to be queued; then drains
-  // like drain().
-  size_t poll(int64_t spin_ns, Completion* out, size_t capacity);
+  // Busy-waits (no sleep, no lock) up to `spin_ns` for something to be queued; then drains.
+  template <typename Take>
+  size_t poll(int64_t spin_ns, size_t capacity, Take&& take) {
+    const int64_t until = now_ns() + spin_ns;
+    while (!nonempty_.load(std::memory_order_acquire) && now_ns() < until) cpu_relax(32);
+    return drain(capacity, take);
+  }
 
-  // Blocks until something is queued, `timeout_ns` passes (-1: forever) or close() is
-  // called; then drains like drain().
-  size_t wait(int64_t timeout_ns, Completion* out, size_t capacity);
+  // Blocks until something is queued, `timeout_ns` passes (-1: forever) or close() is called;
+  // then drains.
+  template <typename Take>
+  size_t wait(int64_t timeout_ns, size_t capacity, Take&& take) {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto ready = [this] { return head_ < items_.size() || closed_; };
+    ++waiters_;
+    if (timeout_ns < 0) {
+      cv_.wait(lock, ready);
+    } else {
+      cv_.wait_for(lock, std::chrono::nanoseconds(timeout_ns), ready);
+    }
+    --waiters_;
+    return drain_locked(capacity, take);
+  }
 
   // Wakes blocked waiters for good (shutdown).
   void close();
 
-  // Frees everything still queued (responses and errors).
-  void discard_all();
-
  private:
-  void signal_locked_transition(bool was_empty);
-  size_t drain_locked(Completion* out, size_t capacity);
+  CompletionQueue() = default;
+
+  template <typename Take>
+  size_t drain_locked(size_t capacity, Take& take) {
+    size_t n = 0;
+    while (n < capacity && head_ < items_.size()) {
+      take(std::move(items_[head_++]));
+      ++n;
+    }
+    if (head_ == items_.size()) {
+      items_.clear();  // keeps capacity: no allocation in steady state
+      head_ = 0;
+      nonempty_.store(false, std::memory_order_relaxed);
+    }
+    return n;
+  }
 
   std::mutex mu_;
   std::condition_variable cv_;

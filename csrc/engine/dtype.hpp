@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "infer_runtime.h"
+#include "infer_runtime.h"  // ir_dtype values
 
 namespace ir {
 
@@ -18,6 +18,13 @@ inline size_t dtype_size(int dtype) {
     case IR_DTYPE_UINT64: case IR_DTYPE_INT64: case IR_DTYPE_FLOAT64: return 8;
     default: return 0;
   }
+}
+
+// The lower-case name of a dtype ("float32"), for messages.
+inline const char* dtype_name(int dtype) {
+  static const char* const kNames[] = {"?", "bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16",
+                                       "int32", "int64", "float16", "float32", "float64", "bytes"};
+  return dtype >= 1 && dtype <= 13 ? kNames[dtype] : "?";
 }
 
 inline bool is_bytes(int dtype) { return dtype == IR_DTYPE_BYTES; }

@@ -1,19 +1,55 @@
-// Engine: the models of one runtime and the completion queue they report to.
+// Engine: a table of models by name, the completion queue they report to by default, and a
+// reaper that drains and frees replaced or retired models in the background.
+//
+// Threading: every method may be called from any thread. mu_ guards the table; it is never
+// held while a model drains or while a model's lock is taken.
 #pragma once
 
+#include <condition_variable>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "completion_queue.hpp"
 #include "model.hpp"
 
-struct ir_engine {
-  ir::CompletionQueue completions;
-  std::mutex mu;  // guards models (adding) and stopped
-  std::vector<std::unique_ptr<ir::Model>> models;
-  bool stopped = false;
+namespace ir {
+
+class Engine {
+ public:
+  static Status Create(std::unique_ptr<Engine>* out);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  [[nodiscard]] CompletionQueue& completions() { return *completions_; }
+
+  // The model table. `backend` is taken (moved from) only on success.
+  Status add(ModelConfig config, std::unique_ptr<Backend>* backend, std::shared_ptr<Model>* out);
+  Status replace(ModelConfig config, std::unique_ptr<Backend>* backend, std::shared_ptr<Model>* out);
+  Status retire(const std::string& name);
+  Status find(const std::string& name, std::shared_ptr<Model>* out);
 
   // Refuse new work, drain up to the deadline, cancel the rest, release every worker.
   void stop(int64_t timeout_ns);
+
+ private:
+  Engine() = default;
+  void run_reaper();
+  void retire_locked(std::shared_ptr<Model> old);
+
+  std::shared_ptr<CompletionQueue> completions_;
+  std::mutex mu_;
+  std::condition_variable reaper_cv_;
+  std::map<std::string, std::shared_ptr<Model>> models_;
+  std::vector<std::shared_ptr<Model>> retiring_;  // out of the table, draining
+  bool stopped_ = false;
+  bool stopping_ = false;
+  std::thread reaper_;
 };
+
+}  // namespace ir

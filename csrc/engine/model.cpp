@@ -7,7 +7,7 @@
 #include <string>
 #include <utility>
 
-#include "../backends/native_backend.hpp"
+#include "../backends/backend.hpp"
 #include "clock.hpp"
 #include "dtype.hpp"
 
@@ -15,32 +15,25 @@ namespace ir {
 
 namespace {
 
-std::chrono::steady_clock::time_point to_time_point(int64_t ns) {
-  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
-}
+constexpr int64_t kTimerTickNs = 1000000;        // deadlines fire within about this of their time
+constexpr int64_t kTimerLingerNs = 100000000;    // keep ticking this long after the last deadline
 
-std::string shape_text(const int64_t* shape, int32_t ndim) {
-  std::string out = "[";
-  for (int32_t i = 0; i < ndim; ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  return shape_text(shape.data(), static_cast<int32_t>(shape.size()));
-}
-
-// A native backend serves exactly the signature it read from its artifact: the config may
-// narrow a -1 dimension but not rename, reorder or retype a tensor.
-Status check_native(const ModelConfig& config, const NativeBackend& backend) {
-  if (backend.instances() != 0 && backend.instances() != config.instances)
+// A native backend serves exactly the signature it reports: the config may narrow a -1
+// dimension but not rename, reorder or retype a tensor.
+Status check_native(const ModelConfig& config, const Backend& backend) {
+  if (backend.instances() != config.instances)
     return Status(IR_ERROR_INVALID_ARGUMENT, "the backend was opened for " + std::to_string(backend.instances()) + " instance(s), the model has " + std::to_string(config.instances));
-  const std::vector<TensorSig>& found = backend.inputs();
-  if (found.empty()) return Status::Ok();
-  if (!config.fixed_signature || config.inputs.size() != found.size())
-    return Status(IR_ERROR_INVALID_ARGUMENT, "the model's inputs must be the backend's " + std::to_string(found.size()) + " input(s), in order");
-  for (size_t i = 0; i < found.size(); ++i) {
+  if (config.policy.batching && config.policy.max_batch_size > backend.max_rows())
+    return Status(IR_ERROR_INVALID_ARGUMENT, "max_batch_size " + std::to_string(config.policy.max_batch_size) + " exceeds the backend's largest batch (" + std::to_string(backend.max_rows()) + " rows)");
+  if (backend.min_rows() > 1)
+    return Status(IR_ERROR_INVALID_ARGUMENT, "the backend needs batches of at least " + std::to_string(backend.min_rows()) + " rows; the engine does not pad batches");
+  const std::vector<TensorSig>* found = backend.inputs();
+  if (found == nullptr) return Status::Ok();
+  if (!config.fixed_signature || config.inputs.size() != found->size())
+    return Status(IR_ERROR_INVALID_ARGUMENT, "the model's inputs must be the backend's " + std::to_string(found->size()) + " input(s), in order");
+  for (size_t i = 0; i < found->size(); ++i) {
     const TensorSig& want = config.inputs[i];
-    const TensorSig& got = found[i];
+    const TensorSig& got = (*found)[i];
     bool ok = want.name == got.name && want.dtype == got.dtype && want.shape.size() == got.shape.size();
     for (size_t d = 0; ok && d < want.shape.size(); ++d) ok = got.shape[d] == -1 || got.shape[d] == want.shape[d];
     if (!ok) return Status(IR_ERROR_INVALID_ARGUMENT, "input " + std::to_string(i) + " ('" + want.name + "') does not match the backend's '" + got.name + "' " + shape_text(got.shape));
@@ -48,47 +41,12 @@ Status check_native(const ModelConfig& config, const NativeBackend& backend) {
   return Status::Ok();
 }
 
-}  // namespace
-
-void ModelStats::snapshot(ir_model_stats* out) const {
-  auto get = [](const Counter& c) { return c.load(std::memory_order_relaxed); };
-  out->submitted = get(submitted);
-  out->succeeded = get(succeeded);
-  out->failed_invalid = get(failed_invalid);
-  out->rejected_queue_full = get(rejected_queue_full);
-  out->timed_out = get(timed_out);
-  out->failed_backend = get(failed_backend);
-  out->cancelled = get(cancelled);
-  out->batches = get(batches);
-  out->batches_full = get(batches_full);
-  out->batches_preferred = get(batches_preferred);
-  out->batches_delay = get(batches_delay);
-  out->batched_rows = get(batched_rows);
-  out->queue_depth = queue_depth.load(std::memory_order_relaxed);
-  out->in_flight = in_flight.load(std::memory_order_relaxed);
-  out->queue_ns_sum = get(queue_ns_sum);
-  out->compute_ns_sum = get(compute_ns_sum);
-  out->request_ns_sum = get(request_ns_sum);
-  for (int i = 0; i < kDurationBuckets; ++i) {
-    out->queue_ns_buckets[i] = get(queue_ns_buckets[i]);
-    out->compute_ns_buckets[i] = get(compute_ns_buckets[i]);
-    out->request_ns_buckets[i] = get(request_ns_buckets[i]);
-  }
-  for (int i = 0; i < kBatchBuckets; ++i) out->batch_rows_buckets[i] = get(batch_rows_buckets[i]);
-}
-
-Status Model::Create(ModelConfig config, CompletionQueue* completions, std::unique_ptr<NativeBackend>* native, std::unique_ptr<Model>* out) {
+Status check_config(const ModelConfig& config) {
   if (config.name.empty()) return Status(IR_ERROR_INVALID_ARGUMENT, "model name is empty");
-  if (config.backend != IR_BACKEND_IDENTITY && config.backend != IR_BACKEND_EXTERNAL && config.backend != IR_BACKEND_NATIVE)
-    return Status(IR_ERROR_INVALID_ARGUMENT, "unknown backend kind " + std::to_string(config.backend));
-  if (config.backend == IR_BACKEND_NATIVE) {
-    if (native == nullptr || *native == nullptr) return Status(IR_ERROR_INVALID_ARGUMENT, "a native model needs an opened backend");
-    IR_RETURN_IF_ERROR(check_native(config, **native));
-  }
   if (config.instances < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "instances must be >= 1");
   const BatchPolicy& p = config.policy;
   if (p.max_queue_size < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "max_queue_size must be >= 1");
-  if (p.priority_levels < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "priority_levels must be >= 1");
+  if (p.priority_levels < 1 || p.priority_levels > 64) return Status(IR_ERROR_INVALID_ARGUMENT, "priority_levels must be in [1, 64]");
   if (p.batching) {
     if (p.max_batch_size < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "max_batch_size must be >= 1");
     if (p.max_queue_delay_ns < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "max_queue_delay_us must be >= 0");
@@ -97,81 +55,74 @@ Status Model::Create(ModelConfig config, CompletionQueue* completions, std::uniq
         return Status(IR_ERROR_INVALID_ARGUMENT, "preferred batch sizes must be ascending, unique and <= max_batch_size");
     }
   }
+  if (config.inputs.size() > static_cast<size_t>(kMaxInputs)) return Status(IR_ERROR_INVALID_ARGUMENT, "a model takes at most " + std::to_string(kMaxInputs) + " inputs");
   for (const TensorSig& sig : config.inputs) {
     if (!dtype_valid(sig.dtype)) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + sig.name + "': unsupported dtype");
     if (p.batching && (sig.shape.empty() || sig.shape[0] != -1))
       return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + sig.name + "': with batching the leading dimension must be -1");
   }
-  std::unique_ptr<Model> model(new Model(std::move(config), completions));
-  if (model->config_.backend == IR_BACKEND_IDENTITY) model->native_ = make_identity_backend();
-  if (model->config_.backend == IR_BACKEND_NATIVE) model->native_ = std::move(*native);
-  if (model->native_ != nullptr) {
-    for (int32_t i = 0; i < model->config_.instances; ++i) {
-      model->threads_.emplace_back([m = model.get(), i] { m->run_native(i); });
-    }
+  for (const TensorSig& sig : config.outputs) {
+    if (!dtype_valid(sig.dtype)) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + sig.name + "': unsupported dtype");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Model::Create(ModelConfig config, std::shared_ptr<CompletionQueue> completions, std::unique_ptr<Backend>* backend, std::shared_ptr<Model>* out) {
+  IR_RETURN_IF_ERROR(check_config(config));
+  if (config.runner == Runner::kNative) {
+    if (backend == nullptr || *backend == nullptr) return Status(IR_ERROR_INVALID_ARGUMENT, "a native model needs an opened backend");
+    IR_RETURN_IF_ERROR(check_native(config, **backend));
+  }
+  std::shared_ptr<Model> model(new Model(std::move(config), std::move(completions)));
+  if (model->config_.runner == Runner::kNative) {
+    model->backend_ = std::move(*backend);
+    model->pool_->start_native(model->backend_.get());
+  }
+  model->timer_ = std::thread([m = model.get()] { m->run_timekeeper(); });
   *out = std::move(model);
   return Status::Ok();
 }
 
-Model::Model(ModelConfig config, CompletionQueue* completions)
-    : config_(std::move(config)), completions_(completions), batcher_(config_.policy) {
-  gather_.resize(static_cast<size_t>(config_.instances));
-  for (auto& per_instance : gather_) per_instance.resize(config_.inputs.size());
-  scratch_.reserve(static_cast<size_t>(std::max<int64_t>(config_.policy.max_batch_size, 16)));
+Model::Model(ModelConfig config, std::shared_ptr<CompletionQueue> completions) : config_(std::move(config)), completions_(std::move(completions)) {
+  scheduler_ = std::make_unique<Scheduler>(config_.name, config_.policy, config_.idle_spin_ns, &stats_, this);
+  pool_ = std::make_unique<InstancePool>(this, config_.instances, config_.execution_timeout_ns > 0);
 }
 
 Model::~Model() {
-  shut_down();
-  for (Request* r : spare_) delete r;
-}
-
-Request* Model::take_request_locked() {
-  if (spare_.empty()) return new Request();
-  Request* r = spare_.back();
-  spare_.pop_back();
-  return r;
-}
-
-void Model::recycle_locked(Request* r) {
-  // Bounded by the queue limit: a burst's worth of requests is kept, no more.
-  if (static_cast<int64_t>(spare_.size()) < std::min<int64_t>(config_.policy.max_queue_size, 4096)) {
-    spare_.push_back(r);
-  } else {
-    delete r;
+  shut_down(kNever);
+  {
+    std::lock_guard<std::mutex> lock(timer_mu_);
+    timer_exit_ = true;
   }
+  timer_cv_.notify_all();
+  if (timer_.joinable()) timer_.join();
+  pool_.reset();  // joins workers before the backend goes
+  backend_.reset();
 }
 
-Status Model::check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* rows) const {
+Status Model::check_inputs(const TensorRef* inputs, int32_t n_inputs, int64_t* rows) const {
   const bool batching = config_.policy.batching;
   if (config_.fixed_signature && n_inputs != static_cast<int32_t>(config_.inputs.size()))
     return Status(IR_ERROR_INVALID_ARGUMENT, "model '" + config_.name + "' takes " + std::to_string(config_.inputs.size()) + " input(s), got " + std::to_string(n_inputs));
   if (n_inputs < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "a request needs at least one input");
+  if (n_inputs > kMaxInputs) return Status(IR_ERROR_INVALID_ARGUMENT, "a request takes at most " + std::to_string(kMaxInputs) + " inputs, got " + std::to_string(n_inputs));
   *rows = 1;
   for (int32_t i = 0; i < n_inputs; ++i) {
-    const ir_tensor& t = inputs[i];
-    std::string label = config_.fixed_signature ? config_.inputs[i].name : (t.name ? t.name : "?");
-    size_t item = dtype_size(t.dtype);
-    if (!dtype_valid(t.dtype)) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': unsupported dtype " + std::to_string(t.dtype));
-    if (t.ndim < 0 || t.ndim > 32 || (t.ndim > 0 && t.shape == nullptr)) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': bad shape");
-    uint64_t elements = 1;
-    for (int32_t d = 0; d < t.ndim; ++d) {
-      if (t.shape[d] < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': negative dimension");
-      elements *= static_cast<uint64_t>(t.shape[d]);
-    }
-    if (t.byte_size > 0 && t.data == nullptr) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': no data");
-    if (is_bytes(t.dtype)) {
-      if (!parse_bytes(static_cast<const uint8_t*>(t.data), t.byte_size, elements, 0, nullptr))
-        return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': BYTES data does not hold " + std::to_string(elements) + " length-prefixed elements");
-    } else if (elements * item != t.byte_size) {
-      return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': byte_size does not match shape and dtype");
-    }
+    const TensorRef& t = inputs[i];
+    std::string label = config_.fixed_signature ? config_.inputs[static_cast<size_t>(i)].name : (t.name ? t.name : "?");
+    uint64_t elements = 0;
+    std::string problem;
+    if (!describe_tensor(t, &elements, &problem)) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': " + problem);
     if (config_.fixed_signature) {
-      const TensorSig& sig = config_.inputs[i];
-      if (t.dtype != sig.dtype) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': dtype does not match the model");
+      const TensorSig& sig = config_.inputs[static_cast<size_t>(i)];
+      if (t.dtype != sig.dtype) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': dtype " + dtype_name(t.dtype) + " does not match the model's " + dtype_name(sig.dtype));
       bool ok = t.ndim == static_cast<int32_t>(sig.shape.size());
-      for (int32_t d = 0; ok && d < t.ndim; ++d) ok = sig.shape[d] == -1 || sig.shape[d] == t.shape[d];
+      for (int32_t d = 0; ok && d < t.ndim; ++d) ok = sig.shape[static_cast<size_t>(d)] == -1 || sig.shape[static_cast<size_t>(d)] == t.shape[d];
       if (!ok) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': shape " + shape_text(t.shape, t.ndim) + " does not match " + shape_text(sig.shape));
+    } else if (t.name == nullptr || *t.name == '\0') {
+      return Status(IR_ERROR_INVALID_ARGUMENT, "input " + std::to_string(i) + " has no name");
     }
     if (batching) {
       if (t.ndim < 1 || t.shape[0] < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + label + "': needs a leading batch dimension >= 1");
@@ -182,12 +133,7 @@ Status Model::check_inputs(const ir_tensor* inputs, int32_t n_inputs, int64_t* r
   return Status::Ok();
 }
 
-Status Model::submit(uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake) {
-  int32_t admitted = 0;
-  return submit_many(cookie, inputs, n_inputs, nullptr, 1, priority, timeout_us, wake, &admitted);
-}
-
-Status Model::check_parts(const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int64_t total_rows) const {
+Status Model::check_parts(const TensorRef* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int64_t total_rows) const {
   const int64_t limit = config_.policy.max_batch_size;
   if (rows == nullptr) {  // one request: its rows are the leading dimension
     if (config_.policy.batching && total_rows > limit)
@@ -208,7 +154,8 @@ Status Model::check_parts(const ir_tensor* inputs, int32_t n_inputs, const int64
   return Status::Ok();
 }
 
-Status Model::submit_many(uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, bool wake, int32_t* admitted) {
+Status Model::submit_many(uint64_t first_cookie, const TensorRef* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority,
+                          int64_t timeout_us, bool wake, int32_t* admitted, CompletionSink* sink) {
   *admitted = 0;
   if (n_requests < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "no requests to submit");
   ModelStats::add(stats_.submitted, static_cast<uint64_t>(n_requests));
@@ -222,70 +169,43 @@ Status Model::submit_many(uint64_t first_cookie, const ir_tensor* inputs, int32_
     ModelStats::add(stats_.failed_invalid, static_cast<uint64_t>(n_requests));
     return status;
   }
+  // A request may only shorten the model's default timeout; compared in microseconds, so no
+  // value a caller passes can overflow.
   int64_t timeout_ns = config_.default_timeout_ns;
-  if (timeout_us > 0 && (timeout_ns == 0 || timeout_us * 1000 < timeout_ns)) timeout_ns = timeout_us * 1000;
-  bool notify = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (admission_closed_) return Status(IR_ERROR_UNAVAILABLE, "model '" + config_.name + "' is shutting down");
-    const int64_t now = now_ns();
-    int64_t first_row = 0;
-    int32_t k = 0;
-    for (; k < n_requests; ++k) {
-      if (static_cast<int64_t>(batcher_.size() + staged_.size()) >= config_.policy.max_queue_size) {
-        ModelStats::add(stats_.rejected_queue_full, static_cast<uint64_t>(n_requests - k));
-        status = Status(IR_ERROR_RESOURCE_EXHAUSTED, "model '" + config_.name + "' queue is full (" + std::to_string(config_.policy.max_queue_size) + " requests)");
-        break;
-      }
-      const int64_t request_rows = rows == nullptr ? total_rows : rows[k];
-      // Filled under the lock so that a recycled request (and its vectors' capacity) can be
-      // reused: no allocation per request in steady state.
-      Request* request = take_request_locked();
-      try {
-        fill_views(request, inputs, n_inputs, first_row, request_rows, total_rows);
-      } catch (const std::bad_alloc&) {  // growing a recycled request: keep it, refuse the rest
-        recycle_locked(request);
-        ModelStats::add(stats_.rejected_queue_full, static_cast<uint64_t>(n_requests - k));
-        status = Status(IR_ERROR_RESOURCE_EXHAUSTED, "model '" + config_.name + "': out of memory admitting a request");
-        break;
-      }
-      request->cookie = first_cookie + static_cast<uint64_t>(k);
-      request->priority = priority;
-      request->rows = request_rows;
-      request->enqueue_ns = now;
-      request->deadline_ns = timeout_ns > 0 ? now + timeout_ns : kNever;
-      request->id = next_id_++;
-      first_row += request_rows;
-      if (!wake) {
-        staged_.push_back(request);
-        staged_rows_ += request_rows;
-        // A staged burst that fills a batch goes at once: waiting for the doorbell cannot
-        // make that batch bigger, and the instance can run it while the host submits the rest.
-        if (staged_rows_ >= config_.policy.max_batch_size) {
-          release_staged_locked();
-          notify = true;
-        }
-      } else {
-        batcher_.push(request);  // cannot fail: the size was checked above
-        notify = true;
-      }
+  if (timeout_us > 0 && (timeout_ns == 0 || timeout_us < timeout_ns / 1000)) timeout_ns = timeout_us * 1000;
+  if (sink == nullptr) sink = completions_.get();
+  int64_t first_row = 0;
+  status = scheduler_->admit(n_requests, wake, admitted, [&](Request* request, int32_t k) {
+    const int64_t request_rows = rows == nullptr ? total_rows : rows[k];
+    fill_views(request, inputs, n_inputs, first_row, request_rows, total_rows);
+    request->cookie = first_cookie + static_cast<uint64_t>(k);
+    request->priority = priority;
+    request->rows = request_rows;
+    request->deadline_ns = timeout_ns > 0 ? now_ns() + timeout_ns : kNever;
+    request->sink = sink;
+    first_row += request_rows;
+  });
+  if (status.code() == IR_ERROR_UNAVAILABLE && !status.ok()) {
+    std::shared_ptr<Model> next;
+    {
+      std::lock_guard<std::mutex> lock(successor_mu_);
+      next = successor_;
     }
-    *admitted = k;
-    stats_.queue_depth.store(static_cast<int64_t>(batcher_.size() + staged_.size()), std::memory_order_relaxed);
-    stats_.in_flight.fetch_add(k, std::memory_order_relaxed);
+    if (next != nullptr) {
+      ModelStats::add(stats_.submitted, 0);  // counted by the successor, which admits it
+      stats_.submitted.fetch_sub(static_cast<uint64_t>(n_requests), std::memory_order_relaxed);
+      return next->submit_many(first_cookie, inputs, n_inputs, rows, n_requests, priority, timeout_us, wake, admitted, sink);
+    }
   }
-  if (notify) {
-    arrivals_.fetch_add(1, std::memory_order_release);  // ends a spinning worker's poll
-    work_cv_.notify_one();
-  }
+  if (*admitted > 0 && timeout_ns > 0) arm_timekeeper();
   return status;
 }
 
-void Model::fill_views(Request* request, const ir_tensor* inputs, int32_t n_inputs, int64_t first_row, int64_t rows, int64_t total_rows) const {
+void Model::fill_views(Request* request, const TensorRef* inputs, int32_t n_inputs, int64_t first_row, int64_t rows, int64_t total_rows) const {
   request->inputs.resize(static_cast<size_t>(n_inputs));
   const bool whole = first_row == 0 && rows == total_rows;
   for (int32_t i = 0; i < n_inputs; ++i) {
-    const ir_tensor& t = inputs[i];
+    const TensorRef& t = inputs[i];
     InputView& view = request->inputs[static_cast<size_t>(i)];
     view.dtype = t.dtype;
     view.shape.assign(t.shape, t.shape + t.ndim);
@@ -298,302 +218,154 @@ void Model::fill_views(Request* request, const ir_tensor* inputs, int32_t n_inpu
       view.data = static_cast<const uint8_t*>(t.data) + static_cast<uint64_t>(first_row) * row_bytes;
       view.byte_size = static_cast<uint64_t>(rows) * row_bytes;
     }
-    if (!config_.fixed_signature) view.name = t.name != nullptr ? t.name : "";
+    if (!config_.fixed_signature) view.name = t.name;
   }
 }
 
-void Model::wake() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    release_staged_locked();
-  }
-  arrivals_.fetch_add(1, std::memory_order_release);
-  work_cv_.notify_one();
+void Model::wake() { scheduler_->wake(); }
+
+bool Model::cancel(uint64_t cookie) { return scheduler_->cancel(cookie); }
+
+Status Model::next_batch(int32_t instance, int64_t timeout_ns, Batch** out) {
+  if (config_.runner != Runner::kExternal) return Status(IR_ERROR_INVALID_ARGUMENT, "model '" + config_.name + "' runs natively; it has no batches to pull");
+  return pool_->pull(instance, timeout_ns, out);
 }
 
-void Model::release_staged_locked() {
-  for (Request* r : staged_) batcher_.push(r);  // admitted already: fits
-  staged_.clear();
-  staged_rows_ = 0;
-}
+void Model::finish(Batch* batch, Status error) { pool_->finish(batch, std::move(error)); }
 
-void Model::fail_locked(std::vector<Request*>& requests, ir_code code, const char* what) {
-  std::vector<Completion> done;
-  done.reserve(requests.size());
-  for (Request* r : requests) {
-    std::string message = "model '" + config_.name + "': " + what;
-    done.push_back(Completion{r->cookie, nullptr, ir_error_new(code, message.c_str()), nullptr, 0, r->rows, r->rows});
-    recycle_locked(r);
-  }
-  auto n = static_cast<uint64_t>(requests.size());
-  ModelStats::add(code == IR_ERROR_DEADLINE_EXCEEDED ? stats_.timed_out : stats_.cancelled, n);
-  stats_.in_flight.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
-  requests.clear();
-  completions_->push_all(done);
-}
-
-Status Model::next_batch(int32_t instance, int64_t timeout_ns, ir_batch** out) {
-  if (instance < 0 || instance >= config_.instances)
-    return Status(IR_ERROR_INVALID_ARGUMENT, "instance " + std::to_string(instance) + " out of range");
-  *out = nullptr;
-  std::unique_lock<std::mutex> lock(mu_);
-  const int64_t give_up = timeout_ns < 0 ? kNever : now_ns() + timeout_ns;
-  bool spun = false;
-  int64_t idle_since = -1;  // when this call first found nothing to do
-  for (;;) {
-    if (exit_) return Status(IR_ERROR_UNAVAILABLE, "model '" + config_.name + "' stopped");
-    int64_t now = now_ns();
-    scratch_.clear();
-    batcher_.expire(now, scratch_);
-    if (!scratch_.empty()) fail_locked(scratch_, IR_ERROR_DEADLINE_EXCEEDED, "request timed out in the queue");
-    DispatchReason reason = batcher_.form(now, scratch_);
-    if (reason != DispatchReason::kNone) {
-      // Spin next time only if this idle gap was short enough for a spin to have caught it:
-      // in a closed loop at high concurrency the host needs far longer than the spin window
-      // to resubmit a cohort, and a spinning worker only takes CPU from it.
-      if (idle_since >= 0) spin_pays_ = now - idle_since <= config_.idle_spin_ns;
-      std::vector<Request*> taken;
-      taken.swap(scratch_);
-      scratch_.reserve(taken.capacity());
-      ++running_batches_;
-      stats_.queue_depth.store(static_cast<int64_t>(batcher_.size()), std::memory_order_relaxed);
-      bool more = !batcher_.empty();
-      lock.unlock();
-      if (more) work_cv_.notify_one();  // another idle instance may take the next batch
-      *out = build_batch(instance, reason, taken, now);
-      return Status::Ok();
-    }
-    stats_.queue_depth.store(static_cast<int64_t>(batcher_.size()), std::memory_order_relaxed);
-    if (now >= give_up) return Status::Ok();
-    if (idle_since < 0) idle_since = now;
-    if (!spun && batcher_.empty() && config_.idle_spin_ns > 0 && spin_pays_) {
-      // Traffic often resumes within microseconds of a batch finishing; polling briefly
-      // saves the futex wake-up of a sleeping worker (~10 us here) on that request.
-      spun = true;
-      lock.unlock();
-      spin_for_work();
-      lock.lock();
-      continue;
-    }
-    int64_t wake = std::min(batcher_.next_event(), give_up);
-    if (admission_closed_ && batcher_.empty() && staged_.empty()) idle_cv_.notify_all();
-    if (wake == kNever) work_cv_.wait(lock);
-    else work_cv_.wait_until(lock, to_time_point(wake));
-  }
-}
-
-ir_batch* Model::build_batch(int32_t instance, DispatchReason reason, std::vector<Request*>& requests, int64_t now) {
-  auto* batch = new ir_batch();
-  batch->model = this;
-  batch->instance = instance;
-  batch->reason = reason;
-  batch->dispatch_ns = now;
-  batch->requests = std::move(requests);
-  for (Request* r : batch->requests) batch->rows += r->rows;
-  const Request& head = *batch->requests.front();
-  batch->inputs.resize(head.inputs.size());
-  for (size_t i = 0; i < head.inputs.size(); ++i) {
-    InputView& view = batch->inputs[i];
-    view.dtype = head.inputs[i].dtype;
-    view.name = config_.fixed_signature ? config_.inputs[i].name : head.inputs[i].name;
-    view.shape = head.inputs[i].shape;
-    // Nothing to gather when the requests' rows already lie back to back in the caller's
-    // memory (one request, or consecutive parts of one ir_submit_many): hand that over.
-    uint64_t total = 0;
-    bool adjacent = head.inputs[i].data != nullptr;
-    for (Request* r : batch->requests) {
-      const InputView& part = r->inputs[i];
-      adjacent = adjacent && part.data == static_cast<const uint8_t*>(head.inputs[i].data) + total;
-      total += part.byte_size;
-    }
-    if (adjacent || batch->requests.size() == 1) {
-      if (batch->requests.size() > 1) view.shape[0] = batch->rows;  // batching models only
-      view.data = head.inputs[i].data;
-      view.byte_size = total;
-      continue;
-    }
-    // Sized on demand: a model without a fixed signature learns its input count from its
-    // requests. Only this instance's thread touches its buffers.
-    std::vector<std::vector<uint8_t>>& buffers = gather_[static_cast<size_t>(instance)];
-    if (buffers.size() <= i) buffers.resize(i + 1);
-    std::vector<uint8_t>& buf = buffers[i];
-    if (buf.size() < total) buf.resize(total);
-    uint64_t offset = 0;
-    for (Request* r : batch->requests) {
-      if (r->inputs[i].byte_size > 0) std::memcpy(buf.data() + offset, r->inputs[i].data, r->inputs[i].byte_size);
-      offset += r->inputs[i].byte_size;
-    }
-    view.shape[0] = batch->rows;
-    view.data = buf.data();
-    view.byte_size = total;
-  }
-  int64_t rows = batch->rows;
+void Model::count_dispatch(const Batch& batch) {
   ModelStats::add(stats_.batches);
-  ModelStats::add(reason == DispatchReason::kPreferred ? stats_.batches_preferred : reason == DispatchReason::kDelay ? stats_.batches_delay : stats_.batches_full);
-  ModelStats::add(stats_.batched_rows, static_cast<uint64_t>(rows));
-  ModelStats::add(stats_.batch_rows_buckets[rows_bucket(rows)]);
-  for (Request* r : batch->requests) {
-    int64_t waited = now - r->enqueue_ns;
+  switch (batch.reason) {
+    case DispatchReason::kPreferred: ModelStats::add(stats_.batches_preferred); break;
+    case DispatchReason::kDelay: ModelStats::add(stats_.batches_delay); break;
+    default: ModelStats::add(stats_.batches_full); break;
+  }
+  ModelStats::add(stats_.batched_rows, static_cast<uint64_t>(batch.rows));
+  ModelStats::add(stats_.batch_rows_buckets[rows_bucket(batch.rows)]);
+  for (const Request* r : batch.requests) {
+    const int64_t waited = batch.dispatch_ns - r->enqueue_ns;
     ModelStats::add(stats_.queue_ns_sum, static_cast<uint64_t>(waited));
     ModelStats::add(stats_.queue_ns_buckets[duration_bucket(waited)]);
   }
-  return batch;
 }
 
-Status Model::set_output(ir_batch* batch, const ir_tensor& output, std::shared_ptr<Buffer> owner) {
-  size_t item = dtype_size(output.dtype);
-  std::string label = output.name ? output.name : "?";
-  if (output.name == nullptr || *output.name == '\0') return Status(IR_ERROR_INVALID_ARGUMENT, "output needs a name");
-  if (!dtype_valid(output.dtype)) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': unsupported dtype " + std::to_string(output.dtype));
-  if (output.ndim < 0 || output.ndim > 32 || (output.ndim > 0 && output.shape == nullptr)) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': bad shape");
-  uint64_t elements = 1;
-  for (int32_t d = 0; d < output.ndim; ++d) {
-    if (output.shape[d] < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': negative dimension");
-    elements *= static_cast<uint64_t>(output.shape[d]);
-  }
-  if (!is_bytes(output.dtype) && elements * item != output.byte_size) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': byte_size does not match shape and dtype");
-  if (output.byte_size > 0 && output.data == nullptr) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': no data");
-  if (config_.policy.batching && (output.ndim < 1 || output.shape[0] != batch->rows))
-    return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "' has shape " + shape_text(output.shape, output.ndim) + " but the batch has " + std::to_string(batch->rows) + " rows");
-  std::vector<uint64_t> row_starts;
-  if (is_bytes(output.dtype)) {
-    // Row boundaries are found once here, so each request's rows are sliced without a scan.
-    uint64_t per_row = config_.policy.batching && batch->rows > 0 ? elements / static_cast<uint64_t>(batch->rows) : 0;
-    bool ok = parse_bytes(static_cast<const uint8_t*>(output.data), output.byte_size, elements, per_row, config_.policy.batching ? &row_starts : nullptr);
-    if (config_.policy.batching && per_row == 0) row_starts.assign(static_cast<size_t>(batch->rows) + 1, 0);
-    if (!ok) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "': BYTES data does not hold " + std::to_string(elements) + " length-prefixed elements");
-  }
-  for (const BatchOutput& existing : batch->outputs) {
-    if (existing.name == label) return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + label + "' set twice");
-  }
-  BatchOutput out;
-  out.name = label;
-  out.dtype = output.dtype;
-  out.shape.assign(output.shape, output.shape + output.ndim);
-  out.row_starts = std::move(row_starts);
-  if (owner != nullptr && owner->data() == output.data && owner->size() >= output.byte_size) {
-    out.buffer = std::move(owner);
-  } else {
-    out.buffer = Buffer::Allocate(output.byte_size);
-    if (output.byte_size > 0) std::memcpy(out.buffer->data(), output.data, output.byte_size);
-  }
-  batch->outputs.push_back(std::move(out));
-  return Status::Ok();
-}
-
-void Model::finish(ir_batch* batch, ir_error* error) {
+void Model::complete(Batch& batch, const Status& error) {
   const int64_t done_ns = now_ns();
-  const int64_t compute = done_ns - batch->dispatch_ns;
+  const int64_t compute = done_ns - batch.dispatch_ns;
   ModelStats::add(stats_.compute_ns_sum, static_cast<uint64_t>(compute));
   ModelStats::add(stats_.compute_ns_buckets[duration_bucket(compute)]);
   std::vector<Completion> done;
-  done.reserve(batch->requests.size());
-  if (error != nullptr) {
-    const char* message = ir_error_message(error);
-    ir_code code = ir_error_code(error);
-    for (Request* r : batch->requests) done.push_back(Completion{r->cookie, nullptr, ir_error_new(code, message), nullptr, 0, r->rows, batch->rows});
-    ModelStats::add(stats_.failed_backend, batch->requests.size());
-    ir_error_free(error);
-  } else {
-    auto result = std::make_shared<BatchResult>();
-    result->outputs = std::move(batch->outputs);
-    result->rows = batch->rows;
-    result->sliced = config_.policy.batching;
-    const void* key = result->sliced ? result.get() : nullptr;
-    int64_t row = 0;
-    for (Request* r : batch->requests) {
-      auto* response = new ir_response();
-      response->result = result;
-      response->row_offset = row;
-      response->rows = r->rows;
-      int64_t total = done_ns - r->enqueue_ns;
+  batch.complete_into(error, done_ns, &done);
+  uint64_t ok = 0;
+  for (size_t k = 0; k < done.size(); ++k) {
+    if (done[k].error.ok()) {
+      ++ok;
+      const int64_t total = done_ns - batch.requests[k]->enqueue_ns;
       ModelStats::add(stats_.request_ns_sum, static_cast<uint64_t>(total));
       ModelStats::add(stats_.request_ns_buckets[duration_bucket(total)]);
-      done.push_back(Completion{r->cookie, response, nullptr, key, row, r->rows, batch->rows});
-      row += r->rows;
     }
-    ModelStats::add(stats_.succeeded, batch->requests.size());
   }
-  auto n = static_cast<int64_t>(batch->requests.size());
-  std::vector<Request*> finished;
-  finished.swap(batch->requests);
-  delete batch;
-  // The counters settle before anyone can see the completions; running_batches_ drops
-  // after them, so wait_idle() returning means every completion was published.
-  stats_.in_flight.fetch_sub(n, std::memory_order_relaxed);
-  completions_->push_all(done);
-  std::lock_guard<std::mutex> lock(mu_);
-  for (Request* r : finished) recycle_locked(r);
-  --running_batches_;
-  if (admission_closed_ && running_batches_ == 0 && batcher_.empty() && staged_.empty()) idle_cv_.notify_all();
+  ModelStats::add(stats_.succeeded, ok);
+  ModelStats::add(stats_.failed_backend, done.size() - ok);
+  deliver(done, batch.requests);
 }
 
-void Model::close_admission() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    admission_closed_ = true;
-    release_staged_locked();  // nothing admitted may wait for a doorbell
-    if (running_batches_ == 0 && batcher_.empty()) idle_cv_.notify_all();
-  }
-  work_cv_.notify_all();
+void Model::fail(const std::vector<Request*>& requests, ir_code code, const std::string& what) {
+  if (requests.empty()) return;
+  std::vector<Completion> done;
+  done.reserve(requests.size());
+  const Status error(code, "model '" + config_.name + "': " + what);
+  for (const Request* r : requests) done.push_back(Completion{r->cookie, nullptr, error, 0, r->rows, r->rows});
+  const auto n = static_cast<uint64_t>(requests.size());
+  ModelStats::add(code == IR_ERROR_DEADLINE_EXCEEDED ? stats_.timed_out : stats_.cancelled, n);
+  deliver(done, requests);
 }
 
-bool Model::wait_idle(int64_t deadline_ns) {
-  std::unique_lock<std::mutex> lock(mu_);
-  auto idle = [this] { return running_batches_ == 0 && batcher_.empty() && staged_.empty(); };
-  if (deadline_ns == kNever) {
-    idle_cv_.wait(lock, idle);
-    return true;
-  }
-  return idle_cv_.wait_until(lock, to_time_point(deadline_ns), idle);
-}
-
-void Model::shut_down() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (exit_ && threads_.empty()) return;
-    admission_closed_ = true;
-    exit_ = true;
-    arrivals_.fetch_add(1, std::memory_order_release);  // ends any spin at once
-    scratch_.clear();
-    batcher_.drain_all(scratch_);
-    scratch_.insert(scratch_.end(), staged_.begin(), staged_.end());
-    staged_.clear();
-    staged_rows_ = 0;
-    if (!scratch_.empty()) fail_locked(scratch_, IR_ERROR_CANCELLED, "request cancelled: the runtime is shutting down");
-    stats_.queue_depth.store(0, std::memory_order_relaxed);
-  }
-  work_cv_.notify_all();
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
-}
-
-bool Model::spin_for_work() {
-  const uint64_t seen = arrivals_.load(std::memory_order_acquire);
-  const int64_t until = now_ns() + config_.idle_spin_ns;
-  do {
-    cpu_relax(32);
-    if (arrivals_.load(std::memory_order_acquire) != seen) return true;
-  } while (now_ns() < until);
-  return false;
-}
-
-void Model::run_native(int32_t instance) {
-  for (;;) {
-    ir_batch* batch = nullptr;
-    Status status = next_batch(instance, -1, &batch);
-    if (!status.ok()) return;  // stopped
-    if (batch == nullptr) continue;
-    ir_error* error = nullptr;
-    try {
-      Status s = native_->run(instance, batch);
-      if (!s.ok()) error = ir_error_new(s.code(), s.message().c_str());
-    } catch (const std::bad_alloc&) {
-      error = ir_error_new(IR_ERROR_RESOURCE_EXHAUSTED, "out of memory while running a batch");
-    } catch (const std::exception& e) {
-      error = ir_error_new(IR_ERROR_INTERNAL, e.what());
+// Hands completions to their requests' sinks (consecutive requests with one sink in one call).
+// The counters settle before anyone can see the completions.
+void Model::deliver(std::vector<Completion>& done, const std::vector<Request*>& requests) {
+  stats_.in_flight.fetch_sub(static_cast<int64_t>(done.size()), std::memory_order_relaxed);
+  size_t start = 0;
+  while (start < done.size()) {
+    CompletionSink* sink = requests[start]->sink;
+    size_t end = start + 1;
+    while (end < done.size() && requests[end]->sink == sink) ++end;
+    if (start == 0 && end == done.size()) {
+      sink->complete(done);
+      return;
     }
-    finish(batch, error);
+    std::vector<Completion> part(std::make_move_iterator(done.begin() + static_cast<std::ptrdiff_t>(start)), std::make_move_iterator(done.begin() + static_cast<std::ptrdiff_t>(end)));
+    sink->complete(part);
+    start = end;
+  }
+}
+
+void Model::set_successor(std::shared_ptr<Model> successor) {
+  std::lock_guard<std::mutex> lock(successor_mu_);
+  successor_ = std::move(successor);
+}
+
+void Model::close_admission() { scheduler_->close_admission(); }
+
+bool Model::wait_idle(int64_t deadline_ns) { return scheduler_->wait_idle(deadline_ns); }
+
+void Model::shut_down(int64_t join_deadline_ns) {
+  {
+    std::lock_guard<std::mutex> lock(shutdown_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  scheduler_->shut_down();
+  if (!pool_->join(join_deadline_ns)) {
+    leak_for_stuck_worker();
+    return;
+  }
+  // The workers are gone: the backend (sessions, plugin state) can go now, even while ABI
+  // handles keep this model's shell -- and its successor, for late submissions -- alive.
+  backend_.reset();
+}
+
+void Model::leak_for_stuck_worker() {
+  std::lock_guard<std::mutex> lock(successor_mu_);
+  if (keep_alive_ == nullptr) keep_alive_ = shared_from_this();  // a deliberate cycle: never freed
+}
+
+void Model::arm_timekeeper() {
+  if (timer_armed_.load(std::memory_order_relaxed)) return;
+  {
+    std::lock_guard<std::mutex> lock(timer_mu_);
+    timer_armed_.store(true, std::memory_order_relaxed);
+  }
+  timer_cv_.notify_one();
+}
+
+void Model::run_timekeeper() {
+  std::unique_lock<std::mutex> lock(timer_mu_);
+  int64_t quiet_since = -1;
+  const bool watch_running = config_.execution_timeout_ns > 0;
+  while (!timer_exit_) {
+    if (!timer_armed_.load(std::memory_order_relaxed) && !watch_running) {
+      timer_cv_.wait(lock, [this] { return timer_exit_ || timer_armed_.load(std::memory_order_relaxed); });
+      quiet_since = -1;
+      continue;
+    }
+    timer_cv_.wait_for(lock, std::chrono::nanoseconds(kTimerTickNs));
+    if (timer_exit_) break;
+    lock.unlock();
+    const int64_t now = now_ns();
+    bool pending = scheduler_->expire_due(now);
+    if (watch_running) {
+      pool_->expire_running(now, config_.execution_timeout_ns);
+      pending = true;
+    }
+    lock.lock();
+    if (pending) {
+      quiet_since = -1;
+    } else if (quiet_since < 0) {
+      quiet_since = now;
+    } else if (now - quiet_since > kTimerLingerNs) {
+      timer_armed_.store(false, std::memory_order_relaxed);  // the next deadlined admission re-arms
+    }
   }
 }
 

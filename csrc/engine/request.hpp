@@ -1,4 +1,5 @@
-// A request as the scheduler sees it: borrowed input views plus queueing metadata.
+// A request as the scheduler sees it: borrowed input views, queueing metadata, and the sink
+// its completion goes to.
 #pragma once
 
 #include <cstdint>
@@ -6,6 +7,8 @@
 #include <vector>
 
 namespace ir {
+
+class CompletionSink;
 
 struct InputView {
   int32_t dtype = 0;
@@ -22,6 +25,7 @@ struct Request {
   int64_t enqueue_ns = 0;
   int64_t deadline_ns = 0;    // kNever = no deadline
   uint64_t id = 0;            // admission order, for simulations and tie-breaks
+  CompletionSink* sink = nullptr;  // where the completion goes (borrowed; outlives the request)
   std::vector<InputView> inputs;
 };
 

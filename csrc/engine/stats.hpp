@@ -1,12 +1,11 @@
 // Per-model counters and histograms, updated with relaxed atomics on the hot path and
-// read as a snapshot by ir_model_stats_get (the metrics collector reads them at scrape
+// read as a snapshot by the ABI seam (ir_model_stats_get) (the metrics collector reads them at scrape
 // time, so serving costs no Python work per request).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
-#include "infer_runtime.h"
 
 namespace ir {
 
@@ -33,7 +32,8 @@ struct ModelStats {
   using Counter = std::atomic<uint64_t>;
   Counter submitted{0}, succeeded{0}, failed_invalid{0}, rejected_queue_full{0}, timed_out{0};
   Counter failed_backend{0}, cancelled{0};
-  Counter batches{0}, batches_full{0}, batches_preferred{0}, batches_delay{0}, batched_rows{0};
+  Counter batches{0}, batches_full{0}, batches_preferred{0}, batches_delay{0}, batches_early{0}, batched_rows{0};
+  Counter execution_timeouts{0};
   std::atomic<int64_t> queue_depth{0}, in_flight{0};
   Counter queue_ns_sum{0}, compute_ns_sum{0}, request_ns_sum{0};
   Counter queue_ns_buckets[kDurationBuckets]{};
@@ -43,7 +43,6 @@ struct ModelStats {
 
   static void add(Counter& c, uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
 
-  void snapshot(ir_model_stats* out) const;
 };
 
 }  // namespace ir

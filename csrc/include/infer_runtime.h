@@ -196,7 +196,7 @@ typedef struct ir_model_config {
                                           sleeping: lower latency, some CPU; 0 = never */
     ir_backend* native;                /* IR_BACKEND_NATIVE: the opened backend; else NULL */
     const ir_tensor* outputs;          /* declared outputs (data unused), checked against every
-                                          batch's outputs; NULL with n_outputs -1: unchecked */
+                                          batch's outputs; NULL: unchecked */
     int32_t n_outputs;
     int64_t execution_timeout_us;      /* a batch running longer fails its requests with
                                           DEADLINE_EXCEEDED (see ir_model_stats); 0: none */
@@ -235,10 +235,12 @@ ir_error* ir_engine_find_model(ir_engine* engine, const char* name, ir_model** o
 /* Releases a model handle. NULL is a harmless no-op. Threading: any thread, once per handle. */
 void ir_model_release(ir_model* model);
 
-/* Stops admission (new submissions fail with UNAVAILABLE), waits up to `timeout_us` for
- * queued and running work to finish, then fails what is still queued with CANCELLED and
- * wakes every ir_model_next_batch caller with UNAVAILABLE. A batch still running on an
- * external (pulled) instance at the timeout completes later, when its host finishes it.
+/* Stops admission (new submissions fail with UNAVAILABLE), waits up to `timeout_us` (-1:
+ * forever) for queued and running work to finish, then fails what is still queued with
+ * CANCELLED and wakes every ir_model_next_batch caller with UNAVAILABLE. A native instance
+ * still inside its backend gets a short grace (0.2 s), then its batch fails with UNAVAILABLE
+ * and its thread is left behind (with its model) rather than waited for. A batch still
+ * running on an external (pulled) instance completes later, when its host finishes it.
  * Idempotent; a concurrent second call returns at once while the first drains. */
 void ir_engine_stop(ir_engine* engine, int64_t timeout_us);
 
@@ -252,7 +254,7 @@ void ir_engine_stop(ir_engine* engine, int64_t timeout_us);
  * Errors, at once and without enqueuing: INVALID_ARGUMENT (shape/dtype/rows), UNAVAILABLE
  * (stopping), RESOURCE_EXHAUSTED (queue full).
  * Threading: safe from any thread; never blocks on the model's work. */
-ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags);
+ir_error* ir_model_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags);
 
 /* Submits `n_requests` requests whose inputs lie back to back in one set of descriptors:
  * a host that coalesces a burst of small requests (one concatenation per input, one call)
@@ -267,10 +269,10 @@ ir_error* ir_submit(ir_model* model, uint64_t cookie, const ir_tensor* inputs, i
  * Requests are admitted in order. On a refusal returns its error and `*admitted` says how
  * many went in before it; the others are refused and never run: all of them for
  * INVALID_ARGUMENT and UNAVAILABLE, the tail for RESOURCE_EXHAUSTED (counted as rejected).
- * Threading: as ir_submit. */
-ir_error* ir_submit_many(ir_model* model, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted);
+ * Threading: as ir_model_submit. */
+ir_error* ir_model_submit_many(ir_model* model, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted);
 
-/* ir_submit flags. IR_SUBMIT_NO_WAKE admits the request without waking the model's idle
+/* ir_model_submit flags. IR_SUBMIT_NO_WAKE admits the request without waking the model's idle
  * workers: a host submitting a burst (an event loop resuming many callers at once) sets it
  * on all but the first request and calls ir_model_wake once at the end, so the burst is
  * batched instead of being picked up one request at a time. Staged requests that add up to
@@ -287,7 +289,11 @@ void ir_model_wake(ir_model* model);
  * running, finished or unknown (its completion comes as usual). Threading: any thread. */
 int32_t ir_model_cancel(ir_model* model, uint64_t cookie);
 
-/* ---- Completions ------------------------------------------------------------------- */
+/* ---- Completions -------------------------------------------------------------------
+ * Completions wait in the engine's queue until the host drains them: every admitted request
+ * completes exactly once (success, or an error: DEADLINE_EXCEEDED, CANCELLED, BACKEND,
+ * UNAVAILABLE). Threading: drain, poll and wait are for one consumer thread at a time.
+ */
 
 typedef struct ir_completion {
     uint64_t cookie;
@@ -304,7 +310,8 @@ typedef struct ir_completion {
     int64_t batch_rows;
 } ir_completion;
 
-/* Moves up to `capacity` completions into `out`; returns how many. Never blocks. */
+/* Moves up to `capacity` completions into `out` (caller-owned, `capacity` entries); returns
+ * how many. Each written entry's response or error is the caller's from now on. Never blocks. */
 size_t ir_engine_drain(ir_engine* engine, ir_completion* out, size_t capacity);
 
 /* Like ir_engine_drain, but first busy-waits (no sleep) up to `spin_us` for a completion.
@@ -321,11 +328,17 @@ size_t ir_engine_poll(ir_engine* engine, int64_t spin_us, ir_completion* out, si
  * more before ir_engine_destroy. */
 size_t ir_engine_wait(ir_engine* engine, int64_t timeout_us, ir_completion* out, size_t capacity);
 
-/* Outputs of a successful request. Each output's rows belong to this request only. */
+/* A response: the outputs of one successful request (its rows of its batch's outputs).
+ * Ownership: the caller's, from the completion on; release with ir_response_release. The
+ * output memory lives until the last response of its batch is released.
+ * Threading: a response may be read from several threads at once and released from any
+ * thread, once. `response` must not be NULL in the functions below. */
+
+/* The number of outputs. */
 int32_t ir_response_output_count(const ir_response* response);
 
-/* Fills `out` for output `index`; every pointer in it is borrowed until the response is
- * released. */
+/* Fills `out` for output `index` (0 <= index < ir_response_output_count: out-of-range
+ * indices are undefined); every pointer in it is borrowed until the response is released. */
 void ir_response_output(const ir_response* response, int32_t index, ir_tensor* out);
 
 /* Fills `out[0 .. min(count, capacity))` like ir_response_output, in one call; returns
@@ -347,7 +360,12 @@ void ir_completions_release(ir_completion* completions, size_t n);
 
 /* ---- External backends (the pull side) ----------------------------------------------
  * A host thread per instance calls ir_model_next_batch in a loop, runs the batch and calls
- * ir_batch_finish. Batching decisions, timeouts, gather and scatter stay in the engine.
+ * ir_batch_finish or ir_batch_complete. Batching decisions, timeouts, gather and scatter stay
+ * in the engine. A batch is the same object a native backend runs (its outputs are checked
+ * against the model's declared outputs the same way).
+ * Ownership: a batch is borrowed from its model's instance from ir_model_next_batch until
+ * ir_batch_finish/_complete, which must be called exactly once (also after the engine
+ * stopped: the model stays alive for it). Threading: one thread per batch.
  */
 
 /* Blocks until a batch is formed for `instance` (or `timeout_us` passes; -1: forever).
@@ -360,8 +378,8 @@ void ir_completions_release(ir_completion* completions, size_t n);
 ir_error* ir_model_next_batch(ir_model* model, int32_t instance, int64_t timeout_us, ir_batch** out,
                               ir_tensor* inputs, int32_t capacity, int32_t* n_inputs);
 
-/* The gathered inputs of the batch (leading dimension = the batch's rows when batching).
- * Pointers are borrowed until ir_batch_finish. */
+/* The gathered inputs of the batch (leading dimension = the batch's rows when batching),
+ * 0 <= index < ir_batch_input_count. Pointers are borrowed until ir_batch_finish. */
 int32_t ir_batch_input_count(const ir_batch* batch);
 void ir_batch_input(const ir_batch* batch, int32_t index, ir_tensor* out);
 
@@ -370,8 +388,10 @@ void ir_batch_input(const ir_batch* batch, int32_t index, ir_tensor* out);
  * Errors: INVALID_ARGUMENT (dtype, shape, size). */
 ir_error* ir_batch_set_output(ir_batch* batch, const ir_tensor* output);
 
-/* Completes every request of the batch: with the outputs set so far when `error` is NULL,
- * else with `error` (ownership moves to the engine). The batch is freed. */
+/* Completes every request of the batch: with the outputs set so far when `error` is NULL
+ * (a declared output never set fails the batch), else with `error` (ownership moves to the
+ * engine). The batch goes back to its instance; do not use it again. A batch that ran past
+ * the model's execution_timeout_us was failed already: its outputs are dropped. */
 void ir_batch_finish(ir_batch* batch, ir_error* error);
 
 /* ir_batch_set_output for each of `outputs[0 .. n)` (borrowed for the call), then
@@ -428,26 +448,6 @@ const char* ir_backend_info(const ir_backend* backend);
 /* Frees a backend no model took over (destroying its instances). NULL is a harmless no-op. */
 void ir_backend_free(ir_backend* backend);
 
-/* TRANSITIONAL (removed when ir_backend_open serves onnxruntime): the old opener. */
-typedef struct ir_onnxruntime_options {
-    uint32_t struct_size;              /* sizeof(ir_onnxruntime_options) */
-    const char* library;               /* path of the ONNX Runtime shared library (API 13+) */
-    const char* model_path;
-    int32_t instances;                 /* sessions to open, one per model instance, >= 1 */
-    int32_t intra_op_threads;          /* 0: ONNX Runtime chooses */
-    int32_t inter_op_threads;          /* 0: ONNX Runtime chooses */
-    int32_t graph_optimization_level;  /* 0 disable, 1 basic, 2 extended, 99 all */
-    int32_t parallel_execution;        /* 0 sequential, 1 parallel */
-} ir_onnxruntime_options;
-
-/* Opens `instances` ONNX Runtime sessions (CPU execution provider) on a model file. The
- * library is loaded once per path for the life of the process. `options` is borrowed for
- * the call. Errors: NOT_FOUND (library or model file missing), UNAVAILABLE (the library is
- * unusable or older than API 13), INVALID_ARGUMENT (the model cannot be loaded, has
- * non-tensor or string inputs/outputs, or an option is refused). */
-ir_error* ir_onnxruntime_open(const ir_onnxruntime_options* options, ir_backend** out);
-
-
 /* The IRB_ABI_VERSION of the backend contract this engine implements. */
 uint32_t ir_backend_abi_version(void);
 
@@ -481,6 +481,8 @@ typedef struct ir_model_stats {
     uint64_t batch_rows_buckets[18];    /* IR_BATCH_BUCKETS */
     uint64_t batches_early;             /* dispatched before the delay: no arrival expected (adaptive) */
     uint64_t execution_timeouts;        /* batches failed for running past execution_timeout_us */
+    int64_t unhealthy_instances;        /* instances out of service: a batch ran past its timeout
+                                           and has not returned; all of them = the model is unready */
 } ir_model_stats;
 
 /* A consistent-enough snapshot (each counter is atomic). `out->struct_size` must be set. */

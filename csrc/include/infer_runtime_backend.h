@@ -163,7 +163,8 @@ typedef struct irb_batch {
     int32_t n_inputs;
     const irb_tensor* inputs;       /* gathered and contiguous, in signature order; when the model
                                        batches, each leading dimension is `rows` */
-    int64_t rows;                   /* rows in the batch (1 for a model that does not batch) */
+    int64_t rows;                   /* rows in the batch; for a model that does not batch, the
+                                       leading dimension of the first input (1 for a scalar) */
     int32_t n_requests;             /* requests packed into the batch */
     const int64_t* request_rows;    /* rows of each request, in order (n_requests entries) */
     irb_sink* sink;                 /* pass to the host's output functions */

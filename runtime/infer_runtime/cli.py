@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--sources", action="store_true", help="show where every leaf came from: default, FILE:LINE, variable or flag")
     config.add_argument("--format", choices=("toml", "json"), default="toml", help="output format (default: toml)")
     config.add_argument("--no-env", action="store_true", help="ignore INFER_RUNTIME_* variables")
+
+    from infer_runtime.registry.cli import add_parser as add_registry_parser  # argparse only
+
+    add_registry_parser(sub)
     return parser
 
 
@@ -60,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    handler = {"validate": _validate, "schema": _schema, "config": _config, "run": _run}[args.command]
+    from infer_runtime.registry.cli import main as _registry
+
+    handler = {"validate": _validate, "schema": _schema, "config": _config, "run": _run, "registry": _registry}[args.command]
     try:
         return handler(args)
     except BrokenPipeError:  # e.g. piped into head
@@ -68,9 +74,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from infer_runtime.spec import check_spec
+    from pathlib import Path
 
-    results = [check_spec(f, use_env=args.env, sets=args.set, check_files=args.check_files) for f in args.files]
+    from infer_runtime.rules import check_rules, is_rules_document, looks_like_rules
+    from infer_runtime.spec import check_spec
+    from infer_runtime.spec.sources import ParseError, read_document
+
+    def check_one(name: str) -> Any:
+        # A file whose top level says `kind = "rules"` is a rules file (DESIGN §10), checked
+        # against its own schema; overrides (--set, --env) apply to specs only.
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return check_spec(name, use_env=args.env, sets=args.set, check_files=args.check_files)
+        if looks_like_rules(text):
+            try:
+                if is_rules_document(read_document(name, text).data):
+                    return check_rules(name, text=text)
+            except ParseError:
+                pass
+        return check_spec(name, use_env=args.env, sets=args.set, check_files=args.check_files, text=text)
+
+    results = [check_one(f) for f in args.files]
     if args.format == "json":
         payload = {
             "valid": all(r.ok for r in results),

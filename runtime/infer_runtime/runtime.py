@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -29,7 +30,8 @@ from typing import Any
 import numpy as np
 import structlog
 
-from infer_runtime.assemble import AssembledModel, Assembly, assemble
+from infer_runtime.assemble import AssembledModel, Artifact, Assembly, Prepared, assemble, install, prepare
+from infer_runtime._native.executor import PullExecutor
 from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats
 from infer_runtime.errors import (
     ModelLoadError,
@@ -57,6 +59,9 @@ class _Core:
         self.pending: dict[int, tuple[Any, list[Any]]] = {}  # cookie → (waiter, kept alive)
         self._next_cookie = 1
         self.closing = False
+        self.stuck = False  # an executor thread did not return: the engine must outlive it
+        self.swaps: dict[tuple[str, str], int] = {}  # (model, outcome) → hot swaps
+        self._retired_executors: list[PullExecutor] = []  # of replaced models, joined lazily
 
     def open(self) -> None:
         """Creates the engine and assembles every model (blocking: loads files)."""
@@ -86,7 +91,7 @@ class _Core:
         cookie = self._next_cookie
         self._next_cookie = cookie + 1
         # Completions are drained on the submitting thread (Runtime) or under the same lock
-        # as submission (SyncRuntime), so registering after ir_submit cannot miss one.
+        # as submission (SyncRuntime), so registering after ir_model_submit cannot miss one.
         self.pending[cookie] = (waiter, model.submit(cookie, inputs, priority, timeout_ms, wake))
         return model
 
@@ -102,7 +107,7 @@ class _Core:
         columns = delivery.columns(n)
         pop = self.pending.pop
         with lock:
-            waiters = [pop(cookie, _NO_WAITER)[0] for cookie in columns[0]]
+            waiters = [pop(cookie, _NO_WAITER)[0] for cookie in columns.cookies]
         delivery.resolve(columns, waiters)
 
     def warmup_inputs(self) -> list[tuple[str, Arrays]]:
@@ -115,24 +120,90 @@ class _Core:
             out.append((name, {t.name: _warmup_tensor(t) for t in sig.inputs}))
         return out
 
+    def prepare(self, name: str, artifact: Artifact | None = None) -> Prepared:
+        """Loads model ``name`` anew (from ``artifact``, else from its spec) beside the one
+        serving, and warms its Python-hosted instances (blocking: files, sessions). Raises,
+        changing nothing, when the new version fails to load or warm."""
+        if self.engine is None or self.closing:
+            raise UnavailableError("the runtime is not running")
+        spec = self.loaded.spec.models[name]
+        prepared = prepare(self.loaded, name, spec, artifact)
+        if spec.warmup and prepared.backend.signature.inputs is not None:
+            warm = {t.name: _warmup_tensor(t) for t in prepared.backend.signature.inputs}
+            for instance in prepared.backend.instances:
+                try:
+                    instance.run(warm)
+                except Exception as exc:
+                    if prepared.backend.native is not None:
+                        prepared.backend.native.free()
+                    raise ModelLoadError(f"model '{name}': the new version failed its warmup: {type(exc).__name__}: {exc}") from exc
+        return prepared
+
+    def swap(self, prepared: Prepared) -> AssembledModel:
+        """Puts a prepared model in service (fast): new requests go to it at once, requests
+        already admitted finish on the old version, whose executor threads end once it has
+        drained. Call where submissions are serialised with it (the event loop, or under
+        SyncRuntime's lock), then publish the model to the submitting side."""
+        if self.engine is None or self.closing:
+            raise UnavailableError("the runtime is not running")
+        name = prepared.name
+        old = self.assembly.models.get(name)
+        new = install(self.engine, prepared, replace=old is not None, idle_spin_us=self.loaded.spec.runtime.idle_spin_us)
+        self.assembly.models[name] = new
+        self.assembly.failures.pop(name, None)
+        if old is not None and old.executor is not None:
+            self._retired_executors.append(old.executor)
+        self._retired_executors = [e for e in self._retired_executors if not e.reap()]
+        self.engine.release_retired()
+        return new
+
     def close(self, timeout_s: float) -> None:
-        """Stops admission, drains up to ``timeout_s``, joins executors (blocking)."""
+        """Stops admission, drains up to ``timeout_s``, then gives executor threads still
+        inside a batch a short grace to return (blocking). A thread that does not is left
+        running, and the engine with it (``stuck``)."""
         self.closing = True
         if self.engine is None:
             return
         self.engine.stop(timeout_s)
-        for executor in self.assembly.executors():
-            executor.join()
+        deadline = time.monotonic() + _EXECUTOR_GRACE_S
+        for executor in [*self.assembly.executors(), *self._retired_executors]:
+            if not executor.join(max(0.0, deadline - time.monotonic())):
+                self.stuck = True
 
     def cancelled_total(self) -> int:
         """Requests cancelled by the engine so far, over every model."""
         return sum(m.engine_model.stats().cancelled for m in self.assembly.models.values()) if self.engine else 0
 
     def destroy(self) -> None:
-        """Frees the engine (after close and the last drain)."""
+        """Frees the engine (after close and the last drain) -- unless a backend thread is
+        still inside it, which would then touch freed memory: that engine is left alone."""
         if self.engine is not None:
-            self.engine.destroy()
+            if self.stuck:
+                log.error("a backend did not return from its batch; the engine is left running with it")
+            else:
+                self.engine.destroy()
             self.engine = None
+
+    def abandon_pending(self) -> int:
+        """Fails every request still waiting (the runtime stopped under it); returns how many."""
+        abandoned = 0
+        for waiter, _ in self.pending.values():
+            if not waiter.done():
+                waiter.set_exception(UnavailableError("the runtime stopped before this request completed"))
+                abandoned += 1
+        self.pending.clear()
+        return abandoned
+
+
+def _discard(prepared: Prepared) -> None:
+    """Frees a prepared model that will not be installed."""
+    if prepared.backend.native is not None:
+        prepared.backend.native.free()
+    for instance in prepared.backend.instances:
+        try:
+            instance.close()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            log.exception("closing an unused backend instance failed", model=prepared.name)
 
 
 def _warmup_tensor(t: Any) -> np.ndarray:
@@ -164,6 +235,17 @@ class _Common:
     def signature(self, name: str) -> ModelSignature:
         """Inputs and outputs of a serving model."""
         return self._core.model(name).signature
+
+    def version(self, name: str) -> str:
+        """The version of model ``name`` serving now ("1" for a plain file; the registry's
+        version for a registry source). Changes when a new version is swapped in."""
+        return self._core.model(name).version
+
+    @property
+    def swap_counts(self) -> dict[tuple[str, str], int]:
+        """Hot swaps so far by (model, outcome): "success", or "failure" (the old version kept
+        serving)."""
+        return dict(self._core.swaps)
 
     @property
     def load_seconds(self) -> dict[str, float]:
@@ -208,6 +290,7 @@ class Runtime(_Common):
         self._poll_skip = 0  # lone requests left to the eventfd before the next poll
         self._poll_backoff = 1  # the next skip after a miss (doubles per miss, to a cap)
         self._serving: dict[str, Any] = {}  # model name → EngineModel, for the hot path
+        self._watcher: Any = None  # the registry watcher (hot swap), when the spec polls
 
     @classmethod
     def from_spec(cls, spec: str | os.PathLike[str] | LoadedSpec, *, overrides: Mapping[str, Any] | None = None, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Runtime:
@@ -240,6 +323,11 @@ class Runtime(_Common):
         except BaseException:
             await self.stop(0)
             raise
+        try:
+            await self._start_watcher()
+        except BaseException:
+            await self.stop(0)
+            raise
         log.info("runtime started", runtime=self._core.loaded.spec.runtime.name, models=self.model_names, failed=sorted(self._core.assembly.failures))
         return self
 
@@ -252,8 +340,12 @@ class Runtime(_Common):
             return 0
         self._ring_doorbell()  # requests accepted before stop() are admitted, then drained
         self._state = "stopping"
+        if self._watcher is not None:
+            await self._watcher.stop()
+            self._watcher = None
         timeout = self._core.loaded.spec.server.shutdown_timeout_s if timeout_s is None else timeout_s
         before = self._core.cancelled_total()
+        abandoned = 0
         try:
             await asyncio.to_thread(self._core.close, timeout)
             abandoned = self._core.cancelled_total() - before
@@ -263,10 +355,7 @@ class Runtime(_Common):
                 self._loop.remove_reader(self._fd)
                 self._fd = -1
             self._core.destroy()
-            for waiter, _ in self._core.pending.values():
-                if not waiter.done():
-                    waiter.set_exception(RequestCancelledError("the runtime stopped"))
-            self._core.pending.clear()
+            abandoned += self._core.abandon_pending()
             self._state = "stopped"
             log.info("runtime stopped", runtime=self._core.loaded.spec.runtime.name)
         return abandoned
@@ -313,7 +402,103 @@ class Runtime(_Common):
             self._core.submit(model, inputs, priority, timeout_ms, waiter)
             if self._poll_us:
                 self._catch_lone(waiter)
-        return await waiter  # type: ignore[no-any-return]
+        try:
+            return await waiter  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            self._cancel(model, waiter)  # the caller went away: its queued request need not run
+            raise
+
+    async def infer_with_version(self, model: str, inputs: Mapping[str, Any], *, priority: int = 0, timeout_ms: float | None = None) -> tuple[Arrays, str]:
+        """Like :meth:`infer`, and also the version of the model that served the request
+        (exact: versions are swapped on the event loop, between submissions)."""
+        version = self.version(model)
+        return await self.infer(model, inputs, priority=priority, timeout_ms=timeout_ms), version
+
+    def _cancel(self, model: str, waiter: asyncio.Future[Any]) -> None:
+        """Cancels the engine request behind ``waiter`` if it is still queued (it then
+        completes as CANCELLED, counted as cancelled, and never runs)."""
+        engine_model = self._serving.get(model)
+        if engine_model is None or self._core.engine is None:
+            return
+        for cookie, (pending, _) in self._core.pending.items():
+            if pending is waiter:
+                engine_model.cancel(cookie)
+                return
+
+    async def reload_model(self, name: str) -> AssembledModel:
+        """Resolves model ``name``'s source again (a registry reference is looked up anew)
+        and swaps in what it names now, as :meth:`replace_model` does; counted in
+        :attr:`swap_counts`. What ``POST /v2/repository/models/{m}/load`` does."""
+        return await self._swap_counted(name, None)
+
+    async def refresh_registry(self) -> list[str]:
+        """Checks the registry for new deployments now (as the poll would) and swaps them in;
+        returns the models swapped. What ``POST /v2/repository/index`` does."""
+        if self._watcher is None:
+            return []
+        changed = await self._watcher.check_now()
+        return sorted(changed)
+
+    async def _swap_counted(self, name: str, artifact: Artifact | None) -> AssembledModel:
+        try:
+            model = await self.replace_model(name, artifact)
+        except Exception as exc:
+            key = (name, "failure")
+            self._core.swaps[key] = self._core.swaps.get(key, 0) + 1
+            log.error("hot swap failed; the old version keeps serving", model=name, error=str(exc))
+            raise
+        key = (name, "success")
+        self._core.swaps[key] = self._core.swaps.get(key, 0) + 1
+        return model
+
+    async def _on_registry_change(self, changed: Mapping[str, Any]) -> None:
+        """The watcher's callback: every model whose registry reference follows a changed
+        deployment gets the new version (a failure leaves the old one serving)."""
+        for name, model in list(self._core.assembly.models.items()):
+            spec = self._core.loaded.spec.models[name]
+            if spec.registry is None:
+                continue
+            registry_name = spec.registry.partition("@")[0]
+            resolved = changed.get(registry_name)
+            if resolved is None or not resolved.watched or (model.version == str(resolved.version)):
+                continue
+            with contextlib.suppress(Exception):  # counted and logged by _swap_counted
+                await self._swap_counted(name, Artifact(Path(resolved.path), str(resolved.version), resolved))
+
+    async def _start_watcher(self) -> None:
+        registry = self._core.loaded.spec.registry
+        if registry is None or registry.poll_interval_s <= 0:
+            return
+        baseline = [m_art for m_art in (self._artifact_source(n) for n in self._core.assembly.models) if m_art is not None and m_art.watched]
+        if not baseline:
+            return
+        from infer_runtime.registry import RegistryWatcher
+
+        self._watcher = RegistryWatcher(self._core.loaded.resolve_path(registry.path), registry.environment, registry.poll_interval_s,
+                                        self._on_registry_change, models=[a.name for a in baseline], baseline=baseline)
+        await self._watcher.start()
+
+    def _artifact_source(self, name: str) -> Any:
+        return self._core.assembly.models[name].artifact_source
+
+    async def replace_model(self, name: str, artifact: Artifact | None = None) -> AssembledModel:
+        """Loads model ``name`` anew (from ``artifact``: a path and the version it is, or from
+        the spec again) beside the running one and swaps it in: new requests go to it at once,
+        requests already admitted finish on the old version; no request fails. If the new
+        version fails to load, the old one keeps serving and the error is raised.
+
+        Internal for now: the registry's hot swap and ``POST /v2/repository/models/{m}/load``
+        build on it.
+        """
+        if self._state != "running":
+            raise UnavailableError(f"the runtime is {self._state}")
+        prepared = await asyncio.to_thread(self._core.prepare, name, artifact)
+        if self._state != "running":
+            _discard(prepared)
+            raise UnavailableError(f"the runtime is {self._state}")
+        new = self._core.swap(prepared)  # on the loop: no submission sees half a swap
+        self._serving[name] = new.engine_model
+        return new
 
     def _catch_lone(self, waiter: asyncio.Future[Any]) -> None:
         """A lone request: nothing else is in flight, so the loop would sleep in epoll until
@@ -431,10 +616,8 @@ class SyncRuntime(_Common):
         # those, so deliver what they published before freeing the engine.
         self._deliver_ready()
         self._core.destroy()
-        for waiter, _ in list(self._core.pending.values()):
-            if not waiter.done():
-                waiter.set_exception(RequestCancelledError("the runtime stopped"))
-        self._core.pending.clear()
+        with self._lock:
+            self._core.abandon_pending()
 
     def __enter__(self) -> SyncRuntime:
         return self.start()
@@ -468,5 +651,8 @@ class SyncRuntime(_Common):
 
 
 _DRAIN_BATCH = 256
+_EXECUTOR_GRACE_S = 1.0
+"""After the drain timeout, how long a Python backend still inside a batch may take to return
+before its thread is left behind (and its requests fail as abandoned)."""
 _POLL_BACKOFF_MAX = 128
 _MAX_OUTPUTS = 64

@@ -74,7 +74,7 @@ void identity_under_concurrency() {
         int id = t * kPerThread + i;
         data[id][0] = static_cast<float>(id);
         ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-        ir_error* err = ir_submit(model, static_cast<uint64_t>(id), &in, 1, id % 2, 0, 0);
+        ir_error* err = ir_model_submit(model, static_cast<uint64_t>(id), &in, 1, id % 2, 0, 0);
         CHECK(err == nullptr);
         ir_error_free(err);
       }
@@ -91,6 +91,7 @@ void identity_under_concurrency() {
   CHECK(stats.succeeded == static_cast<uint64_t>(kThreads * kPerThread));
   CHECK(stats.in_flight == 0);
   ir_engine_destroy(engine);
+  ir_model_release(model);  // handles outlive the engine harmlessly
 }
 
 void external_backend_with_errors_and_shutdown() {
@@ -140,7 +141,7 @@ void external_backend_with_errors_and_shutdown() {
   for (int id = 0; id < 300; ++id) {
     data[id][0] = id == 7 ? -1.0f : static_cast<float>(id);
     ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-    ir_error* err = ir_submit(model, static_cast<uint64_t>(id == 7 ? 7 : id), &in, 1, 0, 0, id % 3 ? IR_SUBMIT_NO_WAKE : 0);
+    ir_error* err = ir_model_submit(model, static_cast<uint64_t>(id == 7 ? 7 : id), &in, 1, 0, 0, id % 3 ? IR_SUBMIT_NO_WAKE : 0);
     CHECK(err == nullptr);
     ir_error_free(err);
   }
@@ -154,7 +155,7 @@ void external_backend_with_errors_and_shutdown() {
   data[7][0] = 7.0f;
   for (int id = 0; id < 50; ++id) {
     ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[id].data(), 12};
-    ir_error_free(ir_submit(model, static_cast<uint64_t>(id), &in, 1, 0, 0, 0));
+    ir_error_free(ir_model_submit(model, static_cast<uint64_t>(id), &in, 1, 0, 0, 0));
   }
   ir_engine_stop(engine, 0);
   // A batch an external worker took before the stop completes after it, possibly after
@@ -168,11 +169,12 @@ void external_backend_with_errors_and_shutdown() {
   CHECK(late == 50);
   // After stop, submission is refused at once.
   ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data[0].data(), 12};
-  ir_error* refused = ir_submit(model, 1, &in, 1, 0, 0, 0);
+  ir_error* refused = ir_model_submit(model, 1, &in, 1, 0, 0, 0);
   CHECK(refused != nullptr && ir_error_code(refused) == IR_ERROR_UNAVAILABLE);
   ir_error_free(refused);
   for (auto& w : workers) w.join();
   ir_engine_destroy(engine);
+  ir_model_release(model);  // handles outlive the engine harmlessly
 }
 
 void destroy_with_undrained_completions() {
@@ -185,9 +187,10 @@ void destroy_with_undrained_completions() {
   int64_t shape[] = {1, 3};
   for (int i = 0; i < 20; ++i) {
     ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, v, 12};
-    ir_error_free(ir_submit(model, 1, &in, 1, 0, 0, 0));
+    ir_error_free(ir_model_submit(model, 1, &in, 1, 0, 0, 0));
   }
   ir_engine_destroy(engine);  // frees queued requests and undrained responses
+  ir_model_release(model);
 }
 
 std::string serialize(const std::vector<std::string>& items) {
@@ -224,14 +227,14 @@ void bytes_rows_are_scattered_by_byte_offsets() {
   for (int r = 0; r < 5; ++r) {
     int64_t shape[] = {rows_of[r], 2};
     ir_tensor in{"s", IR_DTYPE_BYTES, 2, shape, payloads[r].data(), payloads[r].size()};
-    ir_error* err = ir_submit(model, static_cast<uint64_t>(r), &in, 1, 0, 0, 0);
+    ir_error* err = ir_model_submit(model, static_cast<uint64_t>(r), &in, 1, 0, 0, 0);
     CHECK(err == nullptr);
     ir_error_free(err);
   }
   std::string bad = serialize({"x"}) + "junk";  // trailing bytes: refused at submission
   int64_t bad_shape[] = {1, 2};
   ir_tensor bad_in{"s", IR_DTYPE_BYTES, 2, bad_shape, bad.data(), bad.size()};
-  ir_error* refused = ir_submit(model, 99, &bad_in, 1, 0, 0, 0);
+  ir_error* refused = ir_model_submit(model, 99, &bad_in, 1, 0, 0, 0);
   CHECK(refused != nullptr && ir_error_code(refused) == IR_ERROR_INVALID_ARGUMENT);
   ir_error_free(refused);
   int seen = 0;
@@ -256,9 +259,10 @@ void bytes_rows_are_scattered_by_byte_offsets() {
   ir_model_stats_get(model, &stats);
   CHECK(stats.batches == 1);  // all five shared one batch, so the scatter was exercised
   ir_engine_destroy(engine);
+  ir_model_release(model);  // handles outlive the engine harmlessly
 }
 
-// ir_submit_many from two threads at once on an identity model with a small queue: every
+// ir_model_submit_many from two threads at once on an identity model with a small queue: every
 // admitted request completes with its own rows (value = its cookie), the refused tail is
 // reported, and ir_completions_release drops a run of completions in one call.
 void submit_many_from_threads() {
@@ -295,7 +299,7 @@ void submit_many_from_threads() {
         int64_t shape[] = {total, 3};
         ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, v.data(), static_cast<uint64_t>(total) * 12};
         int32_t admitted = -1;
-        ir_error* err = ir_submit_many(model, first, &in, 1, rows, kParts, 0, 0, 0, &admitted);
+        ir_error* err = ir_model_submit_many(model, first, &in, 1, rows, kParts, 0, 0, 0, &admitted);
         CHECK(admitted >= 0 && admitted <= kParts);
         CHECK((err == nullptr) == (admitted == kParts));
         if (err != nullptr) CHECK(ir_error_code(err) == IR_ERROR_RESOURCE_EXHAUSTED);
@@ -320,7 +324,7 @@ void submit_many_from_threads() {
   int64_t shape[] = {2, 3};
   ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, v, 24};
   int32_t admitted = 0;
-  CHECK(ir_submit_many(model, 1, &in, 1, rows, 2, 0, 0, 0, &admitted) == nullptr && admitted == 2);
+  CHECK(ir_model_submit_many(model, 1, &in, 1, rows, 2, 0, 0, 0, &admitted) == nullptr && admitted == 2);
   ir_completion done[2];
   size_t got = 0;
   for (int tries = 0; got < 2 && tries < 100; ++tries) got += ir_engine_wait(engine, 100000, done + got, 2 - got);
@@ -328,11 +332,80 @@ void submit_many_from_threads() {
   ir_completions_release(done, got);
   CHECK(done[0].response == nullptr && done[1].response == nullptr);
   ir_engine_destroy(engine);
+  ir_model_release(model);  // handles outlive the engine harmlessly
+}
+
+// The live model table: two threads submit through a handle taken once while the main thread
+// replaces the model 50 times, then retires it. Every request completes exactly once and
+// succeeds (submissions through an old handle reach its successor); no leak under LSan.
+void replace_while_submitting() {
+  ir_engine* engine = nullptr;
+  CHECK(ir_engine_create(&engine) == nullptr);
+  int64_t sig_shape[] = {-1, 2};
+  ir_tensor sig{"x", IR_DTYPE_FLOAT32, 2, sig_shape, nullptr, 0};
+  ir_model_config cfg = base_config("live", IR_BACKEND_IDENTITY, &sig);
+  cfg.batching = 1;
+  cfg.max_batch_size = 8;
+  cfg.max_queue_delay_us = 100;
+  ir_model* first = nullptr;
+  CHECK(ir_engine_add_model(engine, &cfg, &first) == nullptr);
+  constexpr int kThreads = 2, kCalls = 400;
+  std::atomic<bool> go{true};
+  std::atomic<int> submitted{0};
+  std::vector<float> data(2, 1.0f);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ir_model* mine = nullptr;
+      CHECK(ir_engine_find_model(engine, "live", &mine) == nullptr);
+      for (int c = 0; c < kCalls && go.load(); ++c) {
+        int64_t shape[] = {1, 2};
+        ir_tensor in{"x", IR_DTYPE_FLOAT32, 2, shape, data.data(), 8};
+        ir_error* err = ir_model_submit(mine, static_cast<uint64_t>(t * kCalls + c + 1), &in, 1, 0, 0, 0);
+        CHECK(err == nullptr);
+        if (err == nullptr) ++submitted;
+        ir_error_free(err);
+        if (c % 20 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      ir_model_release(mine);
+    });
+  }
+  for (int k = 0; k < 50; ++k) {
+    ir_model* next = nullptr;
+    CHECK(ir_engine_replace_model(engine, &cfg, &next) == nullptr);
+    ir_model_release(next);
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  for (auto& t : threads) t.join();
+  int errors = 0;
+  std::vector<ir_completion> done;
+  ir_completion buf[64];
+  while (static_cast<int>(done.size()) < submitted.load()) {
+    size_t n = ir_engine_wait(engine, 5000000, buf, 64);
+    CHECK(n > 0);
+    if (n == 0) break;
+    for (size_t i = 0; i < n; ++i) errors += buf[i].error != nullptr ? 1 : 0;
+    done.insert(done.end(), buf, buf + n);
+  }
+  CHECK(static_cast<int>(done.size()) == submitted.load() && errors == 0);
+  ir_completions_release(done.data(), done.size());
+  ir_model* missing = nullptr;
+  ir_model_config nobody = base_config("nobody", IR_BACKEND_IDENTITY, &sig);
+  ir_error* err = ir_engine_replace_model(engine, &nobody, &missing);
+  CHECK(err != nullptr && ir_error_code(err) == IR_ERROR_NOT_FOUND);
+  ir_error_free(err);
+  CHECK(ir_engine_retire_model(engine, "live") == nullptr);
+  err = ir_engine_find_model(engine, "live", &missing);
+  CHECK(err != nullptr && ir_error_code(err) == IR_ERROR_NOT_FOUND);
+  ir_error_free(err);
+  ir_engine_destroy(engine);
+  ir_model_release(first);
 }
 
 }  // namespace
 
 int main() {
+  replace_while_submitting();
   identity_under_concurrency();
   external_backend_with_errors_and_shutdown();
   destroy_with_undrained_completions();

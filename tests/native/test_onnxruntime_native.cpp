@@ -5,6 +5,7 @@
 // released after the engine (and its sessions) are gone.
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -14,16 +15,17 @@
 namespace {
 
 ir_backend* open(const char* library, const char* model, ir_code* code) {
-  ir_onnxruntime_options o{};
+  std::string config = std::string("{\"library\": \"") + library + "\", \"model_path\": \"" + model + "\", \"intra_op_threads\": 1, \"graph_optimization_level\": 99}";
+  ir_backend_options o{};
   o.struct_size = sizeof(o);
-  o.library = library;
-  o.model_path = model;
+  o.kind = "onnxruntime";
+  o.model_name = "mlp";
+  o.config_json = config.c_str();
+  o.n_inputs = -1;
+  o.n_outputs = -1;
   o.instances = 2;
-  o.intra_op_threads = 1;
-  o.inter_op_threads = 1;
-  o.graph_optimization_level = 99;
   ir_backend* backend = nullptr;
-  ir_error* err = ir_onnxruntime_open(&o, &backend);
+  ir_error* err = ir_backend_open(&o, &backend);
   *code = err != nullptr ? ir_error_code(err) : static_cast<ir_code>(0);
   ir_error_free(err);
   return backend;
@@ -88,7 +90,7 @@ int main() {
   auto submit = [&](uint64_t cookie, int64_t k) {
     int64_t shape[2] = {k, width};
     ir_tensor t{"input", IR_DTYPE_FLOAT32, 2, shape, rows.data(), static_cast<uint64_t>(k * width) * sizeof(float)};
-    ir_error* e = ir_submit(model, cookie, &t, 1, 0, 0, 0);
+    ir_error* e = ir_model_submit(model, cookie, &t, 1, 0, 0, 0);
     CHECK(e == nullptr);
     ir_error_free(e);
   };
@@ -129,6 +131,7 @@ int main() {
 
   ir_engine_stop(engine, 1000000);
   ir_engine_destroy(engine);  // sessions are gone; the adopted output tensors are not
+  ir_model_release(model);
   for (const ir_completion& c : done) {
     if (c.response != nullptr) {
       ir_tensor got[4];

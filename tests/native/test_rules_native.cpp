@@ -574,7 +574,8 @@ void backend() {
   }
 }
 
-// Numeric outputs in declared dtypes, numeric input dtypes, and a model that does not batch.
+// Numeric outputs in declared dtypes, numeric input dtypes, and a model that does not batch
+// (its request's rows are still rows).
 void backend_dtypes() {
   const irb_backend* b = ir::builtin_rules_backend();
   const char* config = R"({"ruleset": {"rules": [
@@ -636,7 +637,7 @@ void backend_dtypes() {
   }
   b->destroy(state);
 
-  // A model that does not batch: the whole tensor is one row's fact.
+  // A model that does not batch: a request of 2 rows is still 2 working memories.
   const char* one = R"({"ruleset": {"rules": [{"name": "sum", "when": [["v", "?a", "?b"], {"test": "?a + ?b > 2"}], "then": [{"assert": ["big", "yes"]}]}]},
                         "bindings": {"v": "v"}, "outputs": {"big": "big"}, "defaults": {"big": "no"}})";
   args.config_json = one;
@@ -647,17 +648,17 @@ void backend_dtypes() {
   CHECK(err == nullptr);
   delete E(err);
   if (err == nullptr) {
-    const float v[2] = {1.5f, 1.0f};
-    const int64_t vshape[1] = {2};
-    const int64_t one_row[1] = {1};
-    irb_tensor inputs[1] = {{"v", IRB_DTYPE_FLOAT32, 1, vshape, v, sizeof v}};
+    const float v[2][2] = {{1.5f, 1.0f}, {0.5f, 1.0f}};
+    const int64_t vshape[2] = {2, 2};
+    const int64_t rows[1] = {2};
+    irb_tensor inputs[1] = {{"v", IRB_DTYPE_FLOAT32, 2, vshape, v, sizeof v}};
     SinkBox sink;
-    irb_batch batch{sizeof(irb_batch), 1, inputs, 1, 1, one_row, S(&sink)};
+    irb_batch batch{sizeof(irb_batch), 1, inputs, 2, 1, rows, S(&sink)};
     err = b->execute(state, &batch);
     CHECK(err == nullptr);
     delete E(err);
     const FakeSink::Out* big = find_out(sink.s, "big");
-    CHECK(big != nullptr && big->shape == std::vector<int64_t>{1} && bytes_elements(big->data) == std::vector<std::string>{"yes"});
+    CHECK(big != nullptr && big->shape == std::vector<int64_t>{2} && bytes_elements(big->data) == (std::vector<std::string>{"yes", "no"}));
     b->destroy(state);
   }
 }

@@ -17,10 +17,10 @@ import numpy as np
 import structlog
 
 from infer_runtime.engine import ModelSignature, TensorSignature
-from infer_runtime.engine.native import open_onnxruntime
+from infer_runtime.engine import open_backend
 from infer_runtime.errors import InferRuntimeError, ModelLoadError, UnavailableError
 
-from .base import Arrays, LoadedBackend
+from .base import Arrays, LoadedBackend, served_signature
 
 log = structlog.get_logger("infer_runtime.backends.onnxruntime")
 
@@ -30,6 +30,7 @@ _ORT_TYPES = {
     "tensor(int64)": np.int64, "tensor(float16)": np.float16, "tensor(float)": np.float32, "tensor(double)": np.float64,
 }
 _CPU = "CPUExecutionProvider"
+_NATIVE_LEVELS = {"disable": 0, "basic": 1, "extended": 2, "all": 99}
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
@@ -52,25 +53,6 @@ def _tensor(node: Any) -> TensorSignature:
         raise ModelLoadError(f"tensor '{node.name}' has type {node.type}; the onnxruntime backend does not map it yet (string tensors included)")
     shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in node.shape)
     return TensorSignature(node.name, np.dtype(kind), shape)
-
-
-def _check_declared(model: str, kind: str, found: tuple[TensorSignature, ...], declared: tuple[TensorSignature, ...] | None) -> tuple[TensorSignature, ...]:
-    """The spec's declared tensors must match the file's; the file's -1 may be narrowed."""
-    if declared is None:
-        return found
-    by_name = {t.name: t for t in found}
-    if {t.name for t in declared} != set(by_name):
-        raise ModelLoadError(f"model '{model}': declared {kind} {sorted(t.name for t in declared)} but the file has {sorted(by_name)}")
-    out = []
-    for want in declared:
-        got = by_name[want.name]
-        if want.dtype != got.dtype:
-            raise ModelLoadError(f"model '{model}': {kind[:-1]} '{want.name}' is declared {want.dtype.name} but the file says {got.dtype.name}")
-        if len(want.shape) != len(got.shape) or any(g != -1 and w != g for w, g in zip(want.shape, got.shape)):
-            raise ModelLoadError(f"model '{model}': {kind[:-1]} '{want.name}' is declared {list(want.shape)} but the file says {list(got.shape)}")
-        out.append(want)
-    order = [t.name for t in found]
-    return tuple(sorted(out, key=lambda t: order.index(t.name)))
 
 
 def load(model: str, path: Path, options: Any, declared: ModelSignature, instances: int) -> LoadedBackend:
@@ -137,14 +119,16 @@ def _load_native(model: str, path: Path, options: Any, declared: ModelSignature,
     library = native_library()
     assert library is not None  # choose_host made sure
     try:
-        native = open_onnxruntime(library, path, instances=instances, intra_op_threads=options.intra_op_threads, inter_op_threads=options.inter_op_threads,
-                                  graph_optimization_level=options.graph_optimization_level, execution_mode=options.execution_mode)
+        config = {"library": str(library), "model_path": str(path), "intra_op_threads": options.intra_op_threads,
+                  "inter_op_threads": options.inter_op_threads, "graph_optimization_level": _NATIVE_LEVELS[options.graph_optimization_level],
+                  "parallel_execution": options.execution_mode == "parallel"}
+        native = open_backend("onnxruntime", model, config, instances=instances, max_batch_rows=declared.max_batch_size)
     except UnavailableError:
         raise
     except InferRuntimeError as exc:
         raise ModelLoadError(f"model '{model}': {exc}") from exc
     try:
-        signature = _signature(model, declared, native.tensors(outputs=False), native.tensors(outputs=True))
+        signature = served_signature(model, declared, native.tensors(outputs=False) or (), native.tensors(outputs=True) or (), "the file")
     except ModelLoadError:
         native.free()
         raise
@@ -169,21 +153,10 @@ def _load_python(model: str, path: Path, options: Any, declared: ModelSignature,
     first = sessions[0]
     found_in = tuple(_tensor(n) for n in first.get_inputs())
     found_out = tuple(_tensor(n) for n in first.get_outputs())
-    signature = _signature(model, declared, found_in, found_out)
+    signature = served_signature(model, declared, found_in, found_out, "the file")
     output_names = [t.name for t in found_out]
     return LoadedBackend(
         signature=signature,
         details={"host": "python", "providers": first.get_providers(), "path": str(path)},
         instances=[_Session(s, output_names) for s in sessions],
     )
-
-
-def _signature(model: str, declared: ModelSignature, found_in: tuple[TensorSignature, ...], found_out: tuple[TensorSignature, ...]) -> ModelSignature:
-    """The served signature: the file's, narrowed by what the spec declares."""
-    inputs = _check_declared(model, "inputs", found_in, declared.inputs)
-    outputs = _check_declared(model, "outputs", found_out, declared.outputs)
-    if declared.batching:
-        for t in inputs:
-            if not t.shape or t.shape[0] != -1:
-                raise ModelLoadError(f"model '{model}': batching needs a variable leading dimension, but input '{t.name}' is {list(t.shape)}")
-    return ModelSignature(inputs, outputs, declared.max_batch_size)

@@ -7,13 +7,15 @@ tensor; nothing here allocates more than the request already holds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
-from infer_runtime.engine.bytes_codec import deserialize, serialize
+from infer_runtime.engine.bytes_codec import from_wire, serialize
 
 V2_TO_NUMPY: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
@@ -36,6 +38,10 @@ NUMPY_TO_V2: dict[np.dtype, str] = {dt: name for name, dt in V2_TO_NUMPY.items()
 _LITTLE = {name: dt if dt.kind == "O" else dt.newbyteorder("<") for name, dt in V2_TO_NUMPY.items()}
 MAX_DIMS = 32
 MAX_ELEMENTS = 1 << 40
+MAX_BYTES_ELEMENTS = 1 << 20
+"""Most elements in one BYTES tensor: each becomes a Python ``bytes`` object for the
+runtime, so the count, not the size, bounds the memory and time a request costs."""
+MAX_NAME_LENGTH = 256
 
 
 class ProtocolError(ValueError):
@@ -61,17 +67,44 @@ def v2_datatype(dtype: np.dtype) -> str:
 
 
 def check_shape(name: str, shape: Any) -> tuple[int, ...]:
-    """A validated tensor shape (non-negative ints, bounded rank and size)."""
+    """A validated tensor shape (non-negative ints, bounded rank and size). The product is
+    bounded over the non-zero dimensions too, so ``[0, 2**62, 2**62]`` is refused as well."""
     if not isinstance(shape, (list, tuple)) or len(shape) > MAX_DIMS:
         raise ProtocolError(f"input '{name}': shape must be a list of at most {MAX_DIMS} integers")
-    elements = 1
+    nonzero = 1
     for dim in shape:
         if type(dim) is not int or dim < 0:
             raise ProtocolError(f"input '{name}': shape {list(shape)} must hold non-negative integers")
-        elements *= dim
-        if elements > MAX_ELEMENTS:
-            raise ProtocolError(f"input '{name}': shape {list(shape)} is too large")
+        if dim:
+            nonzero *= dim
+            if nonzero > MAX_ELEMENTS:
+                raise ProtocolError(f"input '{name}': shape {list(shape)} is too large")
     return tuple(shape)
+
+
+def check_name(name: Any, what: str = "input") -> str:
+    """A tensor name as the engine can carry it: a non-empty string of valid UTF-8 (no lone
+    surrogate) without NUL characters (C strings would truncate it), at most
+    :data:`MAX_NAME_LENGTH` characters."""
+    if not isinstance(name, str) or not name:
+        raise ProtocolError(f"each {what} needs a 'name'")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ProtocolError(f"{what} name is longer than {MAX_NAME_LENGTH} characters")
+    if "\x00" in name:
+        raise ProtocolError(f"{what} name {name!r} contains a NUL character")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(f"{what} name {name.encode('utf-8', 'backslashreplace').decode()!r} is not valid UTF-8 (lone surrogate)") from None
+    return name
+
+
+def elements(shape: tuple[int, ...]) -> int:
+    """The element count of a checked shape."""
+    count = 1
+    for d in shape:
+        count *= d
+    return count
 
 
 def dtype_of(name: str, datatype: Any) -> np.dtype:
@@ -97,13 +130,16 @@ def tensor_from_json(name: str, dtype: np.dtype, shape: tuple[int, ...], data: A
         if array.size and array.dtype != np.bool_:
             raise ProtocolError(f"input '{name}': BOOL data must be true/false")
         array = array.astype(np.bool_)
-    expected = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    expected = elements(shape)
     if array.size != expected:
         raise ProtocolError(f"input '{name}': shape {list(shape)} needs {expected} elements, data has {array.size}")
     return array.reshape(shape)
 
 
 def _bytes_from_json(name: str, shape: tuple[int, ...], data: Any) -> np.ndarray:
+    expected = elements(shape)
+    if expected > MAX_BYTES_ELEMENTS:
+        raise ProtocolError(f"input '{name}': BYTES tensor of {expected} elements exceeds the limit of {MAX_BYTES_ELEMENTS}")
     flat: list[Any] = []
 
     def walk(value: Any, depth: int) -> None:
@@ -113,12 +149,16 @@ def _bytes_from_json(name: str, shape: tuple[int, ...], data: Any) -> np.ndarray
             for item in value:
                 walk(item, depth + 1)
         elif isinstance(value, str):
-            flat.append(value.encode("utf-8"))
+            if len(flat) >= expected:
+                raise ProtocolError(f"input '{name}': shape {list(shape)} needs {expected} elements, data has more")
+            try:
+                flat.append(value.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise ProtocolError(f"input '{name}': BYTES element {len(flat)} is not valid UTF-8 (lone surrogate)") from None
         else:
             raise ProtocolError(f"input '{name}': BYTES data must be strings (got {type(value).__name__})")
 
     walk(data, 0)
-    expected = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if len(flat) != expected:
         raise ProtocolError(f"input '{name}': shape {list(shape)} needs {expected} elements, data has {len(flat)}")
     out = np.empty(expected, dtype=object)
@@ -131,10 +171,10 @@ def tensor_from_bytes(name: str, dtype: np.dtype, shape: tuple[int, ...], buffer
     are parsed from their 4-byte length prefixes into an object array)."""
     if dtype.kind == "O":
         try:
-            return deserialize(memoryview(buffer)[offset : offset + size], shape)
+            return from_wire(memoryview(buffer)[offset : offset + size], shape, MAX_BYTES_ELEMENTS)
         except ValueError as exc:
             raise ProtocolError(f"input '{name}': {exc}") from None
-    expected = (int(np.prod(shape, dtype=np.int64)) if shape else 1) * dtype.itemsize
+    expected = elements(shape) * dtype.itemsize
     if size != expected:
         raise ProtocolError(f"input '{name}': shape {list(shape)} of {v2_datatype(dtype.newbyteorder('='))} needs {expected} bytes, binary_data_size is {size}")
     array = np.frombuffer(buffer, dtype=dtype, count=expected // dtype.itemsize if dtype.itemsize else 0, offset=offset)
@@ -162,9 +202,7 @@ def decode_inputs(header: Mapping[str, Any], binary: memoryview | bytes | None) 
     for entry in inputs:
         if not isinstance(entry, Mapping):
             raise ProtocolError("each input must be an object")
-        name = entry.get("name")
-        if not isinstance(name, str) or not name:
-            raise ProtocolError("each input needs a 'name'")
+        name = check_name(entry.get("name"))
         if name in out:
             raise ProtocolError(f"input '{name}' appears twice")
         dtype = dtype_of(name, entry.get("datatype"))
@@ -195,9 +233,9 @@ def requested_outputs(header: Mapping[str, Any]) -> list[RequestedOutput] | None
     out = []
     seen = set()
     for entry in outputs:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
-            raise ProtocolError("each requested output needs a 'name'")
-        name = entry["name"]
+        if not isinstance(entry, Mapping):
+            raise ProtocolError("each requested output must be an object")
+        name = check_name(entry.get("name"), "requested output")
         if name in seen:
             raise ProtocolError(f"output '{name}' is requested twice")
         seen.add(name)
@@ -239,7 +277,19 @@ def encode_outputs(selected: list[tuple[str, np.ndarray, bool]]) -> tuple[list[d
             chunks.append(raw)
         elif array.dtype.kind in "OSU":
             entry["data"] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.ravel().tolist()]
-        else:
-            entry["data"] = array.ravel().tolist()
+        else:  # the array itself: dump_json writes it without a Python list in between
+            entry["data"] = np.ascontiguousarray(array.ravel().astype(array.dtype.newbyteorder("="), copy=False))
         entries.append(entry)
     return entries, chunks
+
+
+def dump_json(payload: dict[str, Any]) -> bytes:
+    """A response header as JSON, numeric output data written straight from the arrays.
+    NaN and infinities (which JSON lacks) are written as ``NaN``/``Infinity``, as Python's
+    json module and v2 clients read them."""
+    outputs = payload.get("outputs", ())
+    if not any(isinstance(e.get("data"), np.ndarray) and e["data"].dtype.kind == "f" and not np.isfinite(e["data"]).all() for e in outputs):
+        return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    plain = dict(payload)
+    plain["outputs"] = [{**e, "data": e["data"].tolist()} if isinstance(e.get("data"), np.ndarray) else e for e in outputs]
+    return json.dumps(plain).encode()

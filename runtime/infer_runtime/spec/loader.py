@@ -171,9 +171,28 @@ def check_spec(
     base_dir = Path(name).resolve().parent
     result.issues.extend(result.issue(p) for p in semantic.check(effective, base_dir, check_files, broken))
     if not structural:
+        result.issues.extend(_rules_issues(effective, base_dir, name, doc))
         result.effective = effective
     result.issues.sort(key=lambda i: (i.origin is None, i.line or 0, i.column or 0))
     return result
+
+
+def _rules_issues(effective: dict[str, Any], base_dir: Path, spec_file: str, doc: Any) -> list[SpecIssue]:
+    """The problems of every rules file a model names by ``path`` (when it exists): located in
+    the rules file, or in the spec for the model's own rules options."""
+    out: list[SpecIssue] = []
+    for name, model in effective.get("models", {}).items():
+        if not isinstance(model, dict) or model.get("backend") != "rules" or not isinstance(model.get("path"), str):
+            continue
+        rules_path = base_dir / model["path"]
+        if not rules_path.is_file():
+            continue  # --check-files reports a missing file
+        from infer_runtime.rules import check_rules_for_model
+
+        raw = model.get("rules")
+        options: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        out.extend(check_rules_for_model(rules_path, options, spec_file=spec_file, options_path=("models", name, "rules"), locate=doc.locate))
+    return out
 
 
 def _get(data: Any, path: KeyPath) -> Any:

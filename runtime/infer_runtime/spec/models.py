@@ -124,6 +124,7 @@ class RulesOptions(_Section):
     outputs: dict[str, str] = Field(default_factory=dict, description="Output tensor name → predicate: row r of the output is the first argument of the newest such fact.", json_schema_extra={"default": {}})
     defaults: dict[str, str | float] = Field(default_factory=dict, description="Output tensor name → value used for a row with no fact of its predicate.", json_schema_extra={"default": {}})
     explain: bool = Field(False, description="Add a BYTES output `_fired`: the names of the rules fired for the row, in order, comma-separated.")
+    trace: bool = Field(False, description="Add a BYTES output `_facts`: the row's final working memory as a JSON array of facts in creation order (for debugging a policy).")
 
 
 class PythonOptions(_Section):

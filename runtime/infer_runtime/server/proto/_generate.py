@@ -38,12 +38,12 @@ def generate(out_dir: Path) -> dict[str, str]:
 
 def serialized_descriptor(pb2_text: str) -> bytes:
     """The serialized FileDescriptorProto embedded in a generated module (version-independent)."""
-    match = re.search(r"AddSerializedFile\((b'.*?')\)\n", pb2_text, re.S)
+    match = re.search(r"AddSerializedFile\((b'.*?')\)\n", pb2_text, re.DOTALL)
     if match is None:
         raise ValueError("no serialized descriptor found")
     value = ast.literal_eval(match.group(1))  # a bytes literal written by protoc
     if not isinstance(value, bytes):
-        raise ValueError("the serialized descriptor is not a bytes literal")
+        raise TypeError("the serialized descriptor is not a bytes literal")
     return value
 
 
