@@ -18,29 +18,31 @@
 #include "../../csrc/backends/rules.hpp"
 #include "../../csrc/common/json.hpp"
 
-struct irb_error {
-  std::string message;
-};
-struct irb_sink {
-  std::vector<std::vector<uint8_t>> buffers;
-  size_t used = 0;
-  size_t fired = 0;
-};
-
 namespace {
 
-irb_error* error_new(int32_t, const char* m) { return new irb_error{m != nullptr ? m : ""}; }
+// The host's irb_error and irb_sink stay opaque (the engine defines them when linked in).
+struct Err {
+  std::string message;
+};
+struct Sink {
+  std::vector<std::vector<uint8_t>> buffers;
+  size_t used = 0;
+  size_t failed = 0;
+};
+
+irb_error* error_new(int32_t, const char* m) { return reinterpret_cast<irb_error*>(new Err{m != nullptr ? m : ""}); }
 void log_fn(int32_t, const char*, const char*) {}
-irb_error* alloc(irb_sink* s, const char*, int32_t, int32_t, const int64_t*, uint64_t size, void** data) {
+irb_error* alloc(irb_sink* sink, const char*, int32_t, int32_t, const int64_t*, uint64_t size, void** data) {
+  Sink* s = reinterpret_cast<Sink*>(sink);
   if (s->used == s->buffers.size()) s->buffers.emplace_back();
   auto& b = s->buffers[s->used++];
   b.resize(size + 1);
   *data = b.data();
   return nullptr;
 }
-void request_fail(irb_sink* s, int32_t, irb_error* e) {
-  ++s->fired;
-  delete e;
+void request_fail(irb_sink* sink, int32_t, irb_error* e) {
+  ++reinterpret_cast<Sink*>(sink)->failed;
+  delete reinterpret_cast<Err*>(e);
 }
 const irb_host kHost = {sizeof(irb_host), IRB_ABI_VERSION, error_new, log_fn, alloc, nullptr, nullptr, request_fail};
 
@@ -167,8 +169,8 @@ int main(int argc, char** argv) {
   args.max_batch_rows = 64;
   void* state = nullptr;
   if (irb_error* e = b->create(&kHost, &args, &state)) {
-    std::fprintf(stderr, "create: %s\n", e->message.c_str());
-    delete e;
+    std::fprintf(stderr, "create: %s\n", reinterpret_cast<Err*>(e)->message.c_str());
+    delete reinterpret_cast<Err*>(e);
     return 1;
   }
   std::printf("%s\n", b->describe(state));
@@ -180,9 +182,9 @@ int main(int argc, char** argv) {
       for (int64_t lo = 0; lo + rows <= given.rows; lo += rows) slices.push_back(slice(given, lo, rows));
     }
     std::vector<int64_t> request_rows(static_cast<size_t>(rows), 1);
-    irb_sink sink;
+    Sink sink;
     irb_batch batch{sizeof(irb_batch), static_cast<int32_t>(in.tensors.size()), in.tensors.data(), rows, static_cast<int32_t>(rows),
-                    request_rows.data(), &sink};
+                    request_rows.data(), reinterpret_cast<irb_sink*>(&sink)};
     size_t next = 0;
     auto pick = [&]() {
       if (slices.empty()) return;
@@ -195,8 +197,8 @@ int main(int argc, char** argv) {
       pick();
       sink.used = 0;
       if (irb_error* e = b->execute(state, &batch)) {
-        std::fprintf(stderr, "execute: %s\n", e->message.c_str());
-        delete e;
+        std::fprintf(stderr, "execute: %s\n", reinterpret_cast<Err*>(e)->message.c_str());
+        delete reinterpret_cast<Err*>(e);
         return 1;
       }
     }
@@ -207,14 +209,14 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 50; ++i) {
         pick();
         sink.used = 0;
-        delete b->execute(state, &batch);
+        delete reinterpret_cast<Err*>(b->execute(state, &batch));
       }
       batches += 50;
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
     const double n = static_cast<double>(batches * static_cast<uint64_t>(rows));
     std::printf("batch %3lld: %10.0f rows/s  %7.2f us/row  (%llu failed rows)\n", static_cast<long long>(rows), n / elapsed,
-                elapsed / n * 1e6, static_cast<unsigned long long>(sink.fired));
+                elapsed / n * 1e6, static_cast<unsigned long long>(sink.failed));
   }
   b->destroy(state);
   return 0;

@@ -2,6 +2,7 @@
 #include "rules.hpp"
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -178,7 +179,7 @@ class Instance {
   const irb_host* host() const { return host_; }
 
  private:
-  Status fail_batch(const std::string& what) const { return Status(IR_ERROR_INVALID_ARGUMENT, what); }
+  Status invalid(const std::string& what) const { return Status(IR_ERROR_INVALID_ARGUMENT, what); }
   Status read_row_output(Output& o, int64_t row);
   Status run_rows(const irb_batch* batch);
   void default_row_output(Output& o, int64_t row);
@@ -220,17 +221,17 @@ Status Instance::configure(const irb_create_args* args) {
   json::Value cfg;
   Status st = json::parse(args->config_json != nullptr ? args->config_json : "{}", &cfg);
   if (!st.ok()) return Status(IR_ERROR_INVALID_ARGUMENT, "rules config: " + st.message());
-  if (!cfg.is_object()) return fail_batch("rules config: must be a JSON object");
+  if (!cfg.is_object()) return invalid("rules config: must be a JSON object");
   const json::Value* ruleset = cfg.find("ruleset");
-  if (ruleset == nullptr || !ruleset->is_object()) return fail_batch("rules config: 'ruleset' (an object with facts and rules) is required");
+  if (ruleset == nullptr || !ruleset->is_object()) return invalid("rules config: 'ruleset' (an object with facts and rules) is required");
 
   auto string_map = [&](const char* key, std::vector<std::pair<std::string, std::string>>* out) -> Status {
     const json::Value* m = cfg.find(key);
     if (m == nullptr || m->is_null()) return Status::Ok();
-    if (!m->is_object()) return fail_batch(std::string("rules config: '") + key + "' must be an object");
+    if (!m->is_object()) return invalid(std::string("rules config: '") + key + "' must be an object");
     for (const auto& [k, v] : m->members()) {
       if (!v.is_string() || v.as_string().empty()) {
-        return fail_batch(std::string("rules config: ") + key + "." + k + " must be a predicate name");
+        return invalid(std::string("rules config: ") + key + "." + k + " must be a predicate name");
       }
       out->emplace_back(k, v.as_string());
     }
@@ -240,15 +241,15 @@ Status Instance::configure(const irb_create_args* args) {
   IR_RETURN_IF_ERROR(string_map("bindings", &bindings));
   IR_RETURN_IF_ERROR(string_map("outputs", &outputs));
   if (const json::Value* v = cfg.find("explain"); v != nullptr && !v->is_null()) {
-    if (!v->is_bool()) return fail_batch("rules config: 'explain' must be true or false");
+    if (!v->is_bool()) return invalid("rules config: 'explain' must be true or false");
     explain_ = v->as_bool();
   }
   if (const json::Value* v = cfg.find("trace"); v != nullptr && !v->is_null()) {
-    if (!v->is_bool()) return fail_batch("rules config: 'trace' must be true or false");
+    if (!v->is_bool()) return invalid("rules config: 'trace' must be true or false");
     trace_ = v->as_bool();
   }
   if (const json::Value* v = cfg.find("max_iterations"); v != nullptr && !v->is_null()) {
-    if (!v->is_integer() || v->as_int() < 1) return fail_batch("rules config: 'max_iterations' must be an integer >= 1");
+    if (!v->is_integer() || v->as_int() < 1) return invalid("rules config: 'max_iterations' must be an integer >= 1");
     max_iterations_ = static_cast<uint64_t>(v->as_int());
   }
 
@@ -262,7 +263,7 @@ Status Instance::configure(const irb_create_args* args) {
     bindings_.push_back(Binding{input, static_cast<uint32_t>(rs_.symbols.find(pred))});
   }
   const json::Value* defaults = cfg.find("defaults");
-  if (defaults != nullptr && !defaults->is_null() && !defaults->is_object()) return fail_batch("rules config: 'defaults' must be an object");
+  if (defaults != nullptr && !defaults->is_null() && !defaults->is_object()) return invalid("rules config: 'defaults' must be an object");
   for (const auto& [name, pred] : outputs) {
     Output o;
     o.name = name;
@@ -275,7 +276,7 @@ Status Instance::configure(const irb_create_args* args) {
         o.default_number = d->as_number();
         o.dtype = IRB_DTYPE_FLOAT64;
       } else {
-        return fail_batch("rules config: defaults." + name + " must be a string or a number");
+        return invalid("rules config: defaults." + name + " must be a string or a number");
       }
       o.has_default = true;
     }
@@ -285,7 +286,7 @@ Status Instance::configure(const irb_create_args* args) {
     for (const auto& m : defaults->members()) {
       bool known = false;
       for (const Output& o : outputs_) known = known || o.name == m.first;
-      if (!known) return fail_batch("rules config: defaults." + m.first + " names no output of rules.outputs");
+      if (!known) return invalid("rules config: defaults." + m.first + " names no output of rules.outputs");
     }
   }
   for (const auto& [extra_name, wanted] : {std::pair<const char*, bool>{"_fired", explain_}, {"_facts", trace_}}) {
@@ -297,7 +298,7 @@ Status Instance::configure(const irb_create_args* args) {
   }
   for (size_t i = 0; i < outputs_.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
-      if (outputs_[i].name == outputs_[j].name) return fail_batch("rules config: output '" + outputs_[i].name + "' is produced twice");
+      if (outputs_[i].name == outputs_[j].name) return invalid("rules config: output '" + outputs_[i].name + "' is produced twice");
     }
   }
 
@@ -308,15 +309,15 @@ Status Instance::configure(const irb_create_args* args) {
       const std::string name = d.name != nullptr ? d.name : "";
       Output* o = nullptr;
       for (Output& cand : outputs_) o = cand.name == name ? &cand : o;
-      if (o == nullptr) return fail_batch("declared output '" + name + "' is not produced by the rules backend (see rules.outputs)");
-      if (!numeric(d.dtype) && d.dtype != IRB_DTYPE_BYTES) return fail_batch("declared output '" + name + "': unsupported dtype");
-      if (o->pred == kNone && d.dtype != IRB_DTYPE_BYTES) return fail_batch("declared output '" + name + "' must be BYTES");
+      if (o == nullptr) return invalid("declared output '" + name + "' is not produced by the rules backend (see rules.outputs)");
+      if (!numeric(d.dtype) && d.dtype != IRB_DTYPE_BYTES) return invalid("declared output '" + name + "': unsupported dtype");
+      if (o->pred == kNone && d.dtype != IRB_DTYPE_BYTES) return invalid("declared output '" + name + "' must be BYTES");
       if (o->has_default) {
         const bool text = !o->default_text.empty() || o->dtype == IRB_DTYPE_BYTES;
-        if (text && d.dtype != IRB_DTYPE_BYTES) return fail_batch("output '" + name + "': a string default for a " + dtype_name(d.dtype) + " output");
+        if (text && d.dtype != IRB_DTYPE_BYTES) return invalid("output '" + name + "': a string default for a " + dtype_name(d.dtype) + " output");
         uint8_t scratch[8];
         if (!text && (d.dtype == IRB_DTYPE_BYTES || !write_number(o->default_number, d.dtype, scratch))) {
-          return fail_batch("output '" + name + "': the default does not fit " + dtype_name(d.dtype));
+          return invalid("output '" + name + "': the default does not fit " + dtype_name(d.dtype));
         }
       }
       o->dtype = d.dtype;
@@ -329,7 +330,7 @@ Status Instance::configure(const irb_create_args* args) {
       const irb_tensor& d = args->inputs[i];
       in_names_.emplace_back(d.name != nullptr ? d.name : "");
       in_shapes_.emplace_back(d.shape, d.shape + (d.ndim > 0 ? d.ndim : 0));
-      if (!numeric(d.dtype) && d.dtype != IRB_DTYPE_BYTES) return fail_batch("declared input '" + in_names_.back() + "': unsupported dtype");
+      if (!numeric(d.dtype) && d.dtype != IRB_DTYPE_BYTES) return invalid("declared input '" + in_names_.back() + "': unsupported dtype");
     }
     for (int32_t i = 0; i < args->n_inputs; ++i) {
       in_sig_.push_back(irb_tensor{in_names_[i].c_str(), args->inputs[i].dtype, static_cast<int32_t>(in_shapes_[i].size()),
@@ -338,7 +339,7 @@ Status Instance::configure(const irb_create_args* args) {
     for (const Binding& b : bindings_) {
       bool found = false;
       for (const std::string& n : in_names_) found = found || n == b.input;
-      if (!found) return fail_batch("rules.bindings names input '" + b.input + "', which the model does not declare");
+      if (!found) return invalid("rules.bindings names input '" + b.input + "', which the model does not declare");
     }
     for (const std::string& n : in_names_) {
       bool bound = false;
@@ -374,23 +375,23 @@ Status Instance::read_row_output(Output& o, int64_t row) {
   const uint32_t fact = o.pred == kNone ? kNone : session_->newest(o.pred);
   if (fact == kNone) {
     if (!o.has_default && o.dtype != IRB_DTYPE_BYTES) {
-      return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + o.name + "': no fact of its predicate and no default");
+      return Status(IR_ERROR_BACKEND, "output '" + o.name + "': no fact of its predicate and no default");
     }
     default_row_output(o, row);
     return Status::Ok();
   }
   if (session_->arity(fact) == 0) {
-    return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + o.name + "': the newest fact of its predicate has no argument");
+    return Status(IR_ERROR_BACKEND, "output '" + o.name + "': the newest fact of its predicate has no argument");
   }
   const Val v = session_->args(fact)[0];
   if ((o.dtype == IRB_DTYPE_BYTES) != (v.kind == Kind::kStr)) {
-    return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + o.name + "' (" + dtype_name(o.dtype) + ") cannot hold " +
+    return Status(IR_ERROR_BACKEND, "output '" + o.name + "' (" + dtype_name(o.dtype) + ") cannot hold " +
                                                  (v.kind == Kind::kStr ? "the string \"" + std::string(session_->symbols().text(v.id)) + "\""
                                                                        : "the number " + std::to_string(v.num)));
   }
   uint8_t scratch[8];
   if (v.kind == Kind::kNum && !write_number(v.num, o.dtype, scratch)) {
-    return Status(IR_ERROR_INVALID_ARGUMENT, "output '" + o.name + "' (" + dtype_name(o.dtype) + ") cannot hold " + std::to_string(v.num));
+    return Status(IR_ERROR_BACKEND, "output '" + o.name + "' (" + dtype_name(o.dtype) + ") cannot hold " + std::to_string(v.num));
   }
   o.is_default[row] = 0;
   o.values[row] = v;
@@ -399,7 +400,7 @@ Status Instance::read_row_output(Output& o, int64_t row) {
 
 Status Instance::run_rows(const irb_batch* batch) {
   const int64_t rows = batch->rows;
-  if (rows < 0) return fail_batch("negative row count");
+  if (rows < 0) return invalid("negative row count");
   // Inputs -> sources, checked once per batch.
   sources_.resize(bindings_.size());
   for (size_t b = 0; b < bindings_.size(); ++b) {
@@ -409,16 +410,16 @@ Status Instance::run_rows(const irb_batch* batch) {
     for (int32_t i = 0; i < batch->n_inputs; ++i) {
       if (batch->inputs[i].name != nullptr && bindings_[b].input == batch->inputs[i].name) s.tensor = &batch->inputs[i];
     }
-    if (s.tensor == nullptr) return fail_batch("missing input '" + bindings_[b].input + "' (bound to a predicate in rules.bindings)");
+    if (s.tensor == nullptr) return invalid("missing input '" + bindings_[b].input + "' (bound to a predicate in rules.bindings)");
     const irb_tensor& t = *s.tensor;
-    if (!numeric(t.dtype) && t.dtype != IRB_DTYPE_BYTES) return fail_batch("input '" + bindings_[b].input + "': unsupported dtype");
+    if (!numeric(t.dtype) && t.dtype != IRB_DTYPE_BYTES) return invalid("input '" + bindings_[b].input + "': unsupported dtype");
     uint64_t elements = 1;
     for (int32_t d = 0; d < t.ndim; ++d) {
-      if (t.shape[d] < 0) return fail_batch("input '" + bindings_[b].input + "': negative dimension");
+      if (t.shape[d] < 0) return invalid("input '" + bindings_[b].input + "': negative dimension");
       elements *= static_cast<uint64_t>(t.shape[d]);
     }
     if (t.ndim < 1 || t.ndim > 2 || t.shape[0] != rows) {
-      return fail_batch("input '" + bindings_[b].input + "': expected shape [N] or [N, k] with N = " + std::to_string(rows) + " rows");
+      return invalid("input '" + bindings_[b].input + "': expected shape [N] or [N, k] with N = " + std::to_string(rows) + " rows");
     }
     s.k = t.ndim == 2 ? t.shape[1] : 1;
     if (t.dtype == IRB_DTYPE_BYTES) {
@@ -426,16 +427,16 @@ Status Instance::run_rows(const irb_batch* batch) {
       const auto* p = static_cast<const uint8_t*>(t.data);
       uint64_t off = 0;
       for (uint64_t e = 0; e < elements; ++e) {
-        if (t.byte_size - off < 4) return fail_batch("input '" + bindings_[b].input + "': truncated BYTES data");
+        if (t.byte_size - off < 4) return invalid("input '" + bindings_[b].input + "': truncated BYTES data");
         const uint32_t len = static_cast<uint32_t>(p[off]) | (static_cast<uint32_t>(p[off + 1]) << 8) |
                              (static_cast<uint32_t>(p[off + 2]) << 16) | (static_cast<uint32_t>(p[off + 3]) << 24);
         s.offsets.push_back(off);
         off += 4;
-        if (t.byte_size - off < len) return fail_batch("input '" + bindings_[b].input + "': truncated BYTES data");
+        if (t.byte_size - off < len) return invalid("input '" + bindings_[b].input + "': truncated BYTES data");
         off += len;
       }
     } else if (t.byte_size != elements * elem_size(t.dtype)) {
-      return fail_batch("input '" + bindings_[b].input + "': byte size does not match its shape");
+      return invalid("input '" + bindings_[b].input + "': byte size does not match its shape");
     }
   }
 
@@ -552,7 +553,16 @@ irb_error* Instance::execute(const irb_batch* batch) {
       if (!write_number(v, o.dtype, p + r * es)) std::memset(p + r * es, 0, es);
     }
   }
-  // Failed rows fail their requests, one error per request (its first failed row).
+  // Failed rows fail their requests, one error per request (its first failed row). A host
+  // without request_fail gets the whole batch failed instead.
+  const bool can_fail_one = host_->struct_size >= offsetof(irb_host, request_fail) + sizeof(host_->request_fail) &&
+                            host_->request_fail != nullptr;
+  if (!can_fail_one) {
+    for (int64_t r = 0; r < rows; ++r) {
+      if (row_failed_[r]) return host_->error_new(row_codes_[r], ("model '" + model_ + "', " + row_errors_[r]).c_str());
+    }
+    return nullptr;
+  }
   int64_t start = 0;
   for (int32_t q = 0; q < batch->n_requests; ++q) {
     const int64_t n = batch->request_rows[q];

@@ -365,7 +365,7 @@ Status Session::run(uint64_t max_iterations) {
     if (fired == max_iterations) {
       agenda_.push_back(a);  // left to fire: keeps agenda_size() honest
       std::push_heap(agenda_.begin(), agenda_.end(), HeapLess{});
-      return Status(IR_ERROR_RESOURCE_EXHAUSTED,
+      return Status(IR_ERROR_BACKEND,
                     "max_iterations (" + std::to_string(max_iterations) + ") reached with rules left to fire");
     }
     ++fired;

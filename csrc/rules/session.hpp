@@ -45,7 +45,7 @@ class Session {
   void assert_fact(uint32_t pred, const Val* args, uint32_t n);
   // Retracts fact `id` (a no-op when it is no longer there).
   void retract_fact(uint32_t id);
-  // Fires activations until none is left. Error (RESOURCE_EXHAUSTED) when activations remain
+  // Fires activations until none is left. Error (BACKEND) when activations remain
   // after `max_iterations` firings.
   Status run(uint64_t max_iterations);
 

@@ -4,6 +4,7 @@
 // one session, and the backend through a fake host. Run under ASan/UBSan/LSan by
 // tests/sanitizers/run.sh and by tests/test_rules_native.py.
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -371,27 +372,34 @@ struct FakeSink {
   };
   std::vector<Out> outputs;
   std::vector<std::pair<int32_t, std::string>> failed;
+  std::vector<int32_t> failed_codes;
 };
-}  // namespace
-struct irb_error {
+// The host's irb_error and irb_sink stay opaque here (the engine defines them when this
+// driver is linked with it): the fakes are our own types behind those pointers.
+struct ErrBox {
   FakeError e;
 };
-struct irb_sink {
+struct SinkBox {
   FakeSink s;
 };
-namespace {
+ErrBox* E(irb_error* e) { return reinterpret_cast<ErrBox*>(e); }
+irb_sink* S(SinkBox* s) { return reinterpret_cast<irb_sink*>(s); }
 
-irb_error* fake_error_new(int32_t code, const char* message) { return new irb_error{{code, message ? message : ""}}; }
+irb_error* fake_error_new(int32_t code, const char* message) {
+  return reinterpret_cast<irb_error*>(new ErrBox{{code, message ? message : ""}});
+}
 void fake_log(int32_t, const char*, const char*) {}
-irb_error* fake_alloc(irb_sink* sink, const char* name, int32_t dtype, int32_t ndim, const int64_t* shape, uint64_t size, void** data) {
+irb_error* fake_alloc(irb_sink* sink_ptr, const char* name, int32_t dtype, int32_t ndim, const int64_t* shape, uint64_t size, void** data) {
+  SinkBox* sink = reinterpret_cast<SinkBox*>(sink_ptr);
   sink->s.outputs.push_back({name, dtype, std::vector<int64_t>(shape, shape + ndim), std::vector<uint8_t>(size + 1)});
   *data = sink->s.outputs.back().data.data();
   sink->s.outputs.back().data.resize(size);
   return nullptr;
 }
 void fake_fail(irb_sink* sink, int32_t request, irb_error* error) {
-  sink->s.failed.emplace_back(request, error->e.message);
-  delete error;
+  reinterpret_cast<SinkBox*>(sink)->s.failed.emplace_back(request, E(error)->e.message);
+  reinterpret_cast<SinkBox*>(sink)->s.failed_codes.push_back(E(error)->e.code);
+  delete E(error);
 }
 const irb_host kHost = {sizeof(irb_host), IRB_ABI_VERSION, fake_error_new, fake_log, fake_alloc, nullptr, nullptr, fake_fail};
 
@@ -449,8 +457,8 @@ void backend() {
   irb_error* err = b->create(&kHost, &args, &state);
   CHECK(err == nullptr);
   if (err != nullptr) {
-    std::fprintf(stderr, "create: %s\n", err->e.message.c_str());
-    delete err;
+    std::fprintf(stderr, "create: %s\n", E(err)->e.message.c_str());
+    delete E(err);
     return;
   }
   CHECK(b->signature(state, 0, nullptr, 0) == -1);  // no declared inputs: any
@@ -468,11 +476,11 @@ void backend() {
   irb_tensor inputs[2] = {{"score", IRB_DTYPE_FLOAT32, 2, score_shape, scores, sizeof scores},
                           {"country", IRB_DTYPE_BYTES, 1, country_shape, countries.data(), countries.size()}};
   const int64_t request_rows[3] = {2, 2, 1};
-  irb_sink sink;
-  irb_batch batch{sizeof(irb_batch), 2, inputs, 5, 3, request_rows, &sink};
+  SinkBox sink;
+  irb_batch batch{sizeof(irb_batch), 2, inputs, 5, 3, request_rows, S(&sink)};
   err = b->execute(state, &batch);
   CHECK(err == nullptr);
-  delete err;
+  delete E(err);
   const FakeSink::Out* decision = find_out(sink.s, "decision");
   const FakeSink::Out* risk = find_out(sink.s, "risk");
   const FakeSink::Out* fired_out = find_out(sink.s, "_fired");
@@ -502,12 +510,31 @@ void backend() {
     CHECK(sink.s.failed[1].first == 2 && sink.s.failed[1].second.find("decision") != std::string::npos);
   }
 
+  // Failed rows reach the host as request failures with the BACKEND code.
+  CHECK(sink.s.failed_codes == (std::vector<int32_t>{IRB_ERROR_BACKEND, IRB_ERROR_BACKEND}));
+
+  // A host without request_fail (an older, shorter table): the failed row fails the batch.
+  {
+    irb_host old_host = kHost;
+    old_host.struct_size = static_cast<uint32_t>(offsetof(irb_host, request_fail));
+    void* old_state = nullptr;
+    err = b->create(&old_host, &args, &old_state);
+    CHECK(err == nullptr);
+    delete E(err);
+    SinkBox sink3;
+    irb_batch whole{sizeof(irb_batch), 2, inputs, 5, 3, request_rows, S(&sink3)};
+    err = b->execute(old_state, &whole);
+    CHECK(err != nullptr && E(err)->e.message.find("max_iterations (50)") != std::string::npos && sink3.s.failed.empty());
+    delete E(err);
+    b->destroy(old_state);
+  }
+
   // A missing input fails the batch; the instance keeps serving.
-  irb_sink sink2;
-  irb_batch bad{sizeof(irb_batch), 1, inputs, 5, 1, request_rows, &sink2};
+  SinkBox sink2;
+  irb_batch bad{sizeof(irb_batch), 1, inputs, 5, 1, request_rows, S(&sink2)};
   err = b->execute(state, &bad);
-  CHECK(err != nullptr && err->e.message.find("country") != std::string::npos);
-  delete err;
+  CHECK(err != nullptr && E(err)->e.message.find("country") != std::string::npos);
+  delete E(err);
   b->destroy(state);
 
   // Declared signature: dtypes from the declaration, bindings must name declared inputs.
@@ -521,7 +548,7 @@ void backend() {
   args.n_outputs = 4;
   err = b->create(&kHost, &args, &state);
   CHECK(err == nullptr);
-  delete err;
+  delete E(err);
   if (err == nullptr) {
     CHECK(b->signature(state, 0, sig, 8) == 2 && sig[0].dtype == IRB_DTYPE_FLOAT32 && sig[0].ndim == 2 && sig[1].dtype == IRB_DTYPE_BYTES);
     CHECK(b->signature(state, 1, sig, 8) == 4 && sig[1].dtype == IRB_DTYPE_FLOAT32);
@@ -530,8 +557,8 @@ void backend() {
   }
   declared_out[0].dtype = IRB_DTYPE_INT32;  // a string default cannot fill INT32
   err = b->create(&kHost, &args, &state);
-  CHECK(err != nullptr && err->e.code == IRB_ERROR_INVALID_ARGUMENT && err->e.message.find("decision") != std::string::npos);
-  delete err;
+  CHECK(err != nullptr && E(err)->e.code == IRB_ERROR_INVALID_ARGUMENT && E(err)->e.message.find("decision") != std::string::npos);
+  delete E(err);
 
   // Config errors name what is wrong.
   const char* bad_configs[] = {
@@ -542,8 +569,97 @@ void backend() {
   for (const char* cfg : bad_configs) {
     args.config_json = cfg;
     err = b->create(&kHost, &args, &state);
-    CHECK(err != nullptr && err->e.code == IRB_ERROR_INVALID_ARGUMENT);
-    delete err;
+    CHECK(err != nullptr && E(err)->e.code == IRB_ERROR_INVALID_ARGUMENT);
+    delete E(err);
+  }
+}
+
+// Numeric outputs in declared dtypes, numeric input dtypes, and a model that does not batch
+// (its request's rows are still rows).
+void backend_dtypes() {
+  const irb_backend* b = ir::builtin_rules_backend();
+  const char* config = R"({"ruleset": {"rules": [
+      {"name": "copy", "when": [["n", "?x"]], "then": [{"assert": ["out", "?x"]}]},
+      {"name": "flag", "when": [["f", "?b"], {"test": "?b == 1"}], "then": [{"assert": ["seen", "yes"]}]}]},
+    "bindings": {"n": "n", "f": "f"}, "outputs": {"out": "out", "seen": "seen", "half": "out"}, "defaults": {"out": -1}})";
+  const int64_t any[1] = {-1};
+  irb_tensor declared_out[3] = {{"out", IRB_DTYPE_INT32, 1, any, nullptr, 0}, {"seen", IRB_DTYPE_BYTES, 1, any, nullptr, 0},
+                                {"half", IRB_DTYPE_FLOAT16, 1, any, nullptr, 0}};
+  irb_create_args args{};
+  args.struct_size = sizeof(args);
+  args.model_name = "dtypes";
+  args.config_json = config;
+  args.n_inputs = -1;
+  args.outputs = declared_out;
+  args.n_outputs = 3;
+  args.instances = 1;
+  args.max_batch_rows = 8;
+  void* state = nullptr;
+  irb_error* err = b->create(&kHost, &args, &state);
+  CHECK(err == nullptr);
+  if (err != nullptr) {
+    std::fprintf(stderr, "create: %s\n", E(err)->e.message.c_str());
+    delete E(err);
+    return;
+  }
+  // Rows: 7 -> out 7; 2.5 -> not an INT32 (fails request 1); 65504 -> fits FP16 and INT32.
+  const int64_t n[3] = {7, 0, 65504};
+  const double n2[3] = {7.0, 2.5, 65504.0};
+  const uint8_t flags[3] = {1, 0, 1};
+  const int64_t shape[1] = {3};
+  const int64_t request_rows[3] = {1, 1, 1};
+  for (int variant = 0; variant < 2; ++variant) {
+    irb_tensor inputs[2] = {{"n", variant == 0 ? IRB_DTYPE_INT64 : IRB_DTYPE_FLOAT64, 1, shape, variant == 0 ? static_cast<const void*>(n) : n2, 24},
+                            {"f", IRB_DTYPE_BOOL, 1, shape, flags, 3}};
+    SinkBox sink;
+    irb_batch batch{sizeof(irb_batch), 2, inputs, 3, 3, request_rows, S(&sink)};
+    err = b->execute(state, &batch);
+    CHECK(err == nullptr);
+    delete E(err);
+    const FakeSink::Out* out = find_out(sink.s, "out");
+    const FakeSink::Out* seen = find_out(sink.s, "seen");
+    const FakeSink::Out* half = find_out(sink.s, "half");
+    CHECK(out && seen && half);
+    if (!(out && seen && half)) continue;
+    int32_t o[3];
+    std::memcpy(o, out->data.data(), sizeof o);
+    uint16_t h[3];
+    std::memcpy(h, half->data.data(), sizeof h);
+    CHECK(out->dtype == IRB_DTYPE_INT32 && o[0] == 7 && o[2] == 65504);
+    CHECK(h[0] == 0x4700 && h[2] == 0x7BFF);  // 7.0 and 65504 in binary16
+    CHECK(bytes_elements(seen->data) == (std::vector<std::string>{"yes", "", "yes"}));  // no default: ""
+    if (variant == 0) {
+      CHECK(sink.s.failed.empty() && o[1] == 0);
+    } else {
+      CHECK(sink.s.failed.size() == 1 && sink.s.failed[0].first == 1 && sink.s.failed[0].second.find("INT32") != std::string::npos);
+      CHECK(o[1] == -1);  // the failed row holds the default
+    }
+  }
+  b->destroy(state);
+
+  // A model that does not batch: a request of 2 rows is still 2 working memories.
+  const char* one = R"({"ruleset": {"rules": [{"name": "sum", "when": [["v", "?a", "?b"], {"test": "?a + ?b > 2"}], "then": [{"assert": ["big", "yes"]}]}]},
+                        "bindings": {"v": "v"}, "outputs": {"big": "big"}, "defaults": {"big": "no"}})";
+  args.config_json = one;
+  args.outputs = nullptr;
+  args.n_outputs = -1;
+  args.max_batch_rows = 0;
+  err = b->create(&kHost, &args, &state);
+  CHECK(err == nullptr);
+  delete E(err);
+  if (err == nullptr) {
+    const float v[2][2] = {{1.5f, 1.0f}, {0.5f, 1.0f}};
+    const int64_t vshape[2] = {2, 2};
+    const int64_t rows[1] = {2};
+    irb_tensor inputs[1] = {{"v", IRB_DTYPE_FLOAT32, 2, vshape, v, sizeof v}};
+    SinkBox sink;
+    irb_batch batch{sizeof(irb_batch), 1, inputs, 2, 1, rows, S(&sink)};
+    err = b->execute(state, &batch);
+    CHECK(err == nullptr);
+    delete E(err);
+    const FakeSink::Out* big = find_out(sink.s, "big");
+    CHECK(big != nullptr && big->shape == std::vector<int64_t>{2} && bytes_elements(big->data) == (std::vector<std::string>{"yes", "no"}));
+    b->destroy(state);
   }
 }
 
@@ -561,6 +677,7 @@ int main() {
   values();
   many_rows();
   backend();
+  backend_dtypes();
   if (ir_test::failures() == 0) std::puts("test_rules_native: ok");
   return ir_test::failures();
 }
