@@ -182,7 +182,8 @@ async def test_outputs_outlive_the_runtime(tmp_path: Path, models_dir: Path) -> 
     gc.collect()  # sessions are gone; the adopted output tensors must still be readable
     expected = ort.InferenceSession(str(model)).run(None, {"input": x})
     np.testing.assert_array_equal(np.concatenate([o["label"] for o in outs]), expected[0])
-    np.testing.assert_allclose(np.concatenate([o["probabilities"] for o in outs]), expected[1], rtol=1e-6)
+    # rows may run in batches of another size than the reference's 3, which reorders GEMM sums
+    np.testing.assert_allclose(np.concatenate([o["probabilities"] for o in outs]), expected[1], rtol=1e-5, atol=1e-12)
     del outs
     gc.collect()
 

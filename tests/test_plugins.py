@@ -248,6 +248,7 @@ inputs = [{{ name = "x", dtype = "float32", shape = [-1, 1] }}]
 [models.failing.batching]
 max_batch_size = 16
 max_queue_delay_us = 20000
+adaptive = false
 [models.failing.plugin]
 sources = ["{src}"]
 """

@@ -39,6 +39,7 @@ def _hook_repo(tmp_path: Path) -> Path:
     return snapshot
 
 
+@pytest.mark.timeout(1200)  # pre-commit installs the package, compiling the whole engine
 def test_try_repo_passes_good_and_fails_bad_specs(tmp_path: Path) -> None:
     hook_repo = _hook_repo(tmp_path)
     user = tmp_path / "user"
