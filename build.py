@@ -23,7 +23,7 @@ from cffi import FFI
 ROOT = Path(__file__).resolve().parent
 HEADER = ROOT / "csrc" / "include" / "infer_runtime.h"
 MODULE = "infer_runtime._native._ir"
-_CDEF_REGION = re.compile(r"/\* IR_CDEF_BEGIN \*/(.*?)/\* IR_CDEF_END \*/", re.S)
+_CDEF_REGION = re.compile(r"/\* IR_CDEF_BEGIN \*/(.*?)/\* IR_CDEF_END \*/", re.DOTALL)
 
 
 def cdef_text(header: Path = HEADER) -> str:

@@ -12,9 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
@@ -32,7 +35,7 @@ class NaiveBatcher:
         self.queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[list[np.ndarray]]]] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> NaiveBatcher:
+    async def __aenter__(self) -> Self:
         self.task = asyncio.create_task(self._loop())
         return self
 

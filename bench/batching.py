@@ -130,8 +130,8 @@ async def main() -> None:
                     else:
                         elapsed, lat = await closed_loop(lambda: naive.infer(x), 64, args.requests)
                         got[step] = keep(summarize("(c) naive asyncio batcher", 64, elapsed, lat))
-                for key in per_round:
-                    per_round[key].append(got["ours"].throughput / got[key].throughput)
+                for key, ratios in per_round.items():
+                    ratios.append(got["ours"].throughput / got[key].throughput)
                 for conc in (1, 8):
                     await serve(rt, name, conc)
                     elapsed, lat = await closed_loop(lambda: naive.infer(x), conc, args.requests)

@@ -88,7 +88,7 @@ async def _closed_loop(send, concurrency: int, duration_s: float, max_requests: 
     ticker.cancel()
     print("\r" + " " * 90 + "\r", end="", file=sys.stderr)
     lat = sorted(latencies) or [float("nan")]
-    pick = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1e3  # noqa: E731
+    pick = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1e3
     return LoadResult(label, concurrency, len(latencies), errors, elapsed, pick(0.5), pick(0.9), pick(0.99))
 
 
@@ -167,9 +167,9 @@ async def compare(duration_s: float) -> None:
     spec.write_text(mlp_spec(model))
     ours_http, ours_grpc, base_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFER_RUNTIME_")}
-    ours = subprocess.Popen([sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(ours_http), "--grpc-port", str(ours_grpc)],
+    ours = subprocess.Popen([sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(ours_http), "--grpc-port", str(ours_grpc)],  # noqa: ASYNC220 - started once, before any measurement
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    baseline = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.fastapi_baseline:app", "--port", str(base_port), "--log-level", "warning"],
+    baseline = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement[sys.executable, "-m", "uvicorn", "bench.fastapi_baseline:app", "--port", str(base_port), "--log-level", "warning"],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, "BASELINE_MODEL": str(model)})
     results: list[LoadResult] = []
     try:

@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ROOT, NaiveBatcher, closed_loop, identity_onnx, median_result, ort_session, print_table, save, summarize
+from _common import (
+    ROOT,
+    NaiveBatcher,
+    closed_loop,
+    identity_onnx,
+    median_result,
+    ort_session,
+    print_table,
+    save,
+    summarize,
+)
 
 import infer_runtime
 

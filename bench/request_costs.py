@@ -25,6 +25,7 @@ from overhead import SPEC  # the same identity model and batching as overhead.py
 
 import infer_runtime
 
+
 def timed(function: Any, totals: dict[str, float], key: str) -> Any:
     """``function`` with its wall time added to ``totals[key]``."""
 

@@ -30,7 +30,7 @@ def main() -> None:
         times = []
         for _ in range(args.runs):
             start = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True)
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)
             times.append(time.perf_counter() - start)
             if proc.returncode != 0:
                 sys.exit(f"{label}: exit {proc.returncode}: {proc.stdout.decode()}{proc.stderr.decode()}")

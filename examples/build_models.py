@@ -14,6 +14,7 @@ Usage: ``python examples/build_models.py [--out var] [--force]`` (idempotent).
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ def build_mlp(path: Path, sizes: tuple[int, ...] = (256, 1024, 1024, 10), seed: 
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     current = "input"
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
         b = (rng.standard_normal(n_out) * 0.01).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]

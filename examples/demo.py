@@ -19,10 +19,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
-from build_models import ensure_demo_models  # noqa: E402
+from build_models import ensure_demo_models
 
-import infer_runtime  # noqa: E402
-from infer_runtime.monitoring.logging import configure_logging  # noqa: E402
+import infer_runtime
+from infer_runtime.monitoring.logging import configure_logging
 
 
 async def classify(rt: infer_runtime.Runtime, images: np.ndarray, concurrency: int) -> tuple[np.ndarray, list[float]]:
@@ -71,6 +71,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    import infer_runtime.spec  # noqa: F401  (load_spec above)
+    import infer_runtime.spec
 
     asyncio.run(main())

@@ -29,7 +29,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     """Runs ``python -m infer_runtime ARGS`` in a subprocess (the real entry point)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("INFER_RUNTIME_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "infer_runtime", *args], capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "infer_runtime", *args], capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout, check=False)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from infer_runtime._native import ffi, lib
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import build  # noqa: E402  (the cffi builder: source of the cdef)
+import build
 
 CODES = {
     "INVALID_ARGUMENT": (lib.IR_ERROR_INVALID_ARGUMENT, errors.InvalidInputError),
@@ -37,7 +37,7 @@ def test_abi_version_matches_header() -> None:
 
 
 def test_every_declared_function_is_reachable() -> None:
-    code = re.sub(r"/\*.*?\*/", "", build.cdef_text(), flags=re.S)
+    code = re.sub(r"/\*.*?\*/", "", build.cdef_text(), flags=re.DOTALL)
     declared = re.findall(r"\b(ir_[a-z0-9_]+)\s*\(", code)
     assert declared, "no prototypes found in the cdef region"
     missing = [name for name in declared if not hasattr(lib, name)]

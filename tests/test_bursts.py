@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 import ir_test_backends as tb
 from infer_runtime import Runtime
 from infer_runtime._native import check, ffi, lib, take_error
-from infer_runtime.engine import Delivery, Engine, ModelSignature, TensorSignature
 from infer_runtime._native.engine import COALESCE_MAX_BYTES
+from infer_runtime.engine import Delivery, Engine, ModelSignature, TensorSignature
 from infer_runtime.errors import InvalidInputError, QueueFullError
 
 WIDTH = 3

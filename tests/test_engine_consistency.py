@@ -52,8 +52,7 @@ async def run_workload(path: Path, name: str, requests: list[dict[str, np.ndarra
 
 def make_requests(w: dict[str, Any], width: int, dtype: Any) -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(w["seed"])
-    shape = (lambda k: (k, width)) if w["batching"] else (lambda k: (k, width))
-    return [{"x": rng.standard_normal(shape(k)).astype(dtype)} for k in w["sizes"]]
+    return [{"x": rng.standard_normal((k, width)).astype(dtype)} for k in w["sizes"]]
 
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -13,7 +13,12 @@ import pytest
 from infer_runtime import Runtime
 from infer_runtime._native import ffi, lib
 from infer_runtime.engine import Engine, ModelSignature, TensorSignature
-from infer_runtime.errors import InvalidInputError, ModelLoadError, ModelNotFoundError, UnavailableError
+from infer_runtime.errors import (
+    InvalidInputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UnavailableError,
+)
 from infer_runtime.spec.models import BatchingSection
 
 SIG = ModelSignature((TensorSignature("x", np.dtype(np.float32), (-1, 2)),), None, 8)

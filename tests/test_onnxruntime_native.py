@@ -22,9 +22,14 @@ from structlog.testing import capture_logs
 from infer_runtime import Runtime
 from infer_runtime._native import lib
 from infer_runtime.backends.onnxruntime import _tensor, choose_host, native_library
-from infer_runtime.engine import Engine, ModelSignature
-from infer_runtime.engine import open_backend
-from infer_runtime.errors import BackendError, InvalidInputError, ModelLoadError, ModelNotFoundError, UnavailableError
+from infer_runtime.engine import Engine, ModelSignature, open_backend
+from infer_runtime.errors import (
+    BackendError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UnavailableError,
+)
 
 LIBRARY = native_library()
 pytestmark = pytest.mark.skipif(LIBRARY is None, reason="this onnxruntime wheel ships no C library")

@@ -8,7 +8,7 @@ import pytest
 
 from infer_runtime.errors import SpecError
 from infer_runtime.spec import check_spec, load_spec
-from infer_runtime.spec.overrides import coerce, normalise, parse_key_path, OverrideError
+from infer_runtime.spec.overrides import OverrideError, coerce, normalise, parse_key_path
 from infer_runtime.spec.schema import packaged_schema, schema_at
 
 BASE = """

@@ -14,7 +14,13 @@ import pytest
 
 import ir_test_backends as tb
 from infer_runtime import Runtime
-from infer_runtime.errors import BackendError, DeadlineExceededError, InvalidInputError, ModelLoadError, UnavailableError
+from infer_runtime.errors import (
+    BackendError,
+    DeadlineExceededError,
+    InvalidInputError,
+    ModelLoadError,
+    UnavailableError,
+)
 
 X = np.zeros((1, 1), np.float32)
 

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from infer_runtime.spec.models import Spec
-from infer_runtime.spec.schema import PACKAGED_SCHEMA, generate_schema, render_schema, resolve, with_defaults
+from infer_runtime.spec.schema import (
+    PACKAGED_SCHEMA,
+    generate_schema,
+    render_schema,
+    resolve,
+    with_defaults,
+)
 from infer_runtime.spec.validator import SUPPORTED, Validator
 
 ROOT = Path(__file__).resolve().parent.parent

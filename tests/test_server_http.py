@@ -348,7 +348,7 @@ def test_metrics_count_a_known_workload(server) -> None:  # type: ignore[no-unty
     for _ in range(3):
         assert post(server, req(tensor(datatype="FP64", data=GOOD)))[0] == 400
     after = scrape()
-    delta = lambda k: after[k] - before.get(k, 0.0)  # noqa: E731
+    delta = lambda k: after[k] - before.get(k, 0.0)
     assert delta('infer_runtime_requests_total{model="echo",outcome="success",version="1"}') == 7
     assert delta('infer_runtime_requests_total{model="echo",outcome="invalid",version="1"}') == 3
     assert delta('infer_runtime_request_duration_seconds_count{model="echo",version="1"}') == 7

@@ -164,7 +164,7 @@ def test_port_in_use_is_a_clear_startup_error(tmp_path: Path) -> None:  # F10
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run([sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(port), "--grpc-port", str(free_port())],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port} (HTTP)" in proc.stderr
 
@@ -190,7 +190,7 @@ def test_failed_model_with_exit_on_error_fails_startup(tmp_path: Path) -> None: 
     spec = tmp_path / "spec.toml"
     spec.write_text('[models.echo]\nbackend = "identity"\n[models.broken]\nbackend = "onnxruntime"\npath = "missing.onnx"\n')
     proc = subprocess.run([sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(free_port()), "--grpc-port", "0"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 1
     assert "startup failed: 1 model(s) failed to load: model 'broken': file not found" in proc.stderr
 
@@ -199,6 +199,6 @@ def test_invalid_spec_or_override_exits_2(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text('[models.echo]\nbackend = "identity"\n')
     proc = subprocess.run([sys.executable, "-m", "infer_runtime", "run", str(spec)], capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "INFER_RUNTIME_SERVER__HTTP_PRT": "1", "PYTHONPATH": str(HERE)})
+                          env={"PATH": "/usr/bin:/bin", "INFER_RUNTIME_SERVER__HTTP_PRT": "1", "PYTHONPATH": str(HERE)}, check=False)
     assert proc.returncode == 2
     assert "did you mean 'INFER_RUNTIME_SERVER__HTTP_PORT'" in proc.stderr

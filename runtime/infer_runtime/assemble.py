@@ -23,9 +23,16 @@ from typing import Any
 
 import structlog
 
-from infer_runtime.backends.base import LoadedBackend, served_signature
 from infer_runtime._native.executor import PullExecutor
-from infer_runtime.engine import Engine, EngineModel, ModelSignature, Runner, open_backend, signature_from_specs
+from infer_runtime.backends.base import LoadedBackend, served_signature
+from infer_runtime.engine import (
+    Engine,
+    EngineModel,
+    ModelSignature,
+    Runner,
+    open_backend,
+    signature_from_specs,
+)
 from infer_runtime.errors import InferRuntimeError, ModelLoadError
 from infer_runtime.spec import LoadedSpec
 from infer_runtime.spec.models import ModelSpec

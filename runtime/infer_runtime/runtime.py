@@ -25,18 +25,28 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 import numpy as np
 import structlog
 
-from infer_runtime.assemble import AssembledModel, Artifact, Assembly, Prepared, assemble, install, prepare
 from infer_runtime._native.executor import PullExecutor
+from infer_runtime.assemble import (
+    Artifact,
+    AssembledModel,
+    Assembly,
+    Prepared,
+    assemble,
+    install,
+    prepare,
+)
 from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats
 from infer_runtime.errors import (
     ModelLoadError,
     ModelNotFoundError,
-    RequestCancelledError,
     UnavailableError,
 )
 from infer_runtime.spec import LoadedSpec, load_spec
@@ -202,7 +212,7 @@ def _discard(prepared: Prepared) -> None:
     for instance in prepared.backend.instances:
         try:
             instance.close()
-        except Exception:  # noqa: BLE001 - best effort on the way out
+        except Exception:
             log.exception("closing an unused backend instance failed", model=prepared.name)
 
 
@@ -301,7 +311,7 @@ class Runtime(_Common):
         """
         return cls(_load(spec, overrides, sets, environ))
 
-    async def start(self) -> Runtime:
+    async def start(self) -> Self:
         """Assembles the engine, loads and warms up every model. Returns self."""
         if self._state != "new":
             raise UnavailableError(f"runtime cannot start: it is {self._state}")
@@ -360,7 +370,7 @@ class Runtime(_Common):
             log.info("runtime stopped", runtime=self._core.loaded.spec.runtime.name)
         return abandoned
 
-    async def __aenter__(self) -> Runtime:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -585,7 +595,7 @@ class SyncRuntime(_Common):
         """A runtime for ``spec`` (validated now; started by ``start`` or ``with``)."""
         return cls(_load(spec, overrides, sets, environ))
 
-    def start(self) -> SyncRuntime:
+    def start(self) -> Self:
         """Assembles, loads and warms up every model. Returns self."""
         if self._running or self._dispatcher is not None:
             raise UnavailableError("runtime already started")
@@ -620,7 +630,7 @@ class SyncRuntime(_Common):
         with self._lock:
             self._core.abandon_pending()
 
-    def __enter__(self) -> SyncRuntime:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

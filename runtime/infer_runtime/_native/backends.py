@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from infer_runtime._native import check, ffi, lib
-
 from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
 from infer_runtime.engine.signature import TensorSignature
 

@@ -17,11 +17,10 @@ import numpy as np
 import structlog
 
 from infer_runtime._native import check, ffi, lib, take_error
-from infer_runtime.errors import InternalError, InvalidInputError
-
 from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize, wire_form
 from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
 from infer_runtime.engine.signature import ModelSignature, TensorSignature
+from infer_runtime.errors import InternalError, InvalidInputError
 
 from .backends import NativeBackend
 
@@ -174,7 +173,7 @@ def _copy_error(exc: Exception) -> Exception:
 class EngineModel:
     """One model inside the engine: checks inputs against its signature and submits."""
 
-    __slots__ = ("name", "handle", "signature", "_n", "_descs", "_shapes", "_names", "_rows_limit", "_fixed", "_priority_levels", "_checks", "_coalesce", "_bursts", "_admitted", "rejected_invalid")
+    __slots__ = ("_admitted", "_bursts", "_checks", "_coalesce", "_descs", "_fixed", "_n", "_names", "_priority_levels", "_rows_limit", "_shapes", "handle", "name", "rejected_invalid", "signature")
 
     def __init__(self, name: str, handle: Any, signature: ModelSignature, priority_levels: int) -> None:
         self.name = name
@@ -295,7 +294,7 @@ class EngineModel:
                     pending[cookie + i] = (burst.waiters[i], keep)
                 if err:
                     raise take_error(err)  # type: ignore[misc]
-            except Exception as refused:  # the engine's refusal (or no memory to join the rows)
+            except Exception as refused:  # noqa: BLE001 - the engine's refusal (or no memory to join the rows) goes to every waiter
                 for waiter in burst.waiters[admitted:]:
                     if not waiter.done():  # each caller gets its own exception object
                         waiter.set_exception(_copy_error(refused))
@@ -390,9 +389,8 @@ class EngineModel:
                 self._name_error(inputs)
             if type(arr) is not np.ndarray:
                 arr = np.asarray(arr)
-            if arr.dtype != dtype:
-                if not (dtype.kind == "O" and is_bytes_like(arr)):
-                    raise InvalidInputError(f"model '{self.name}': input '{name}' must be {_dtype_name(dtype)}, got {_dtype_name(arr.dtype)}")
+            if arr.dtype != dtype and not (dtype.kind == "O" and is_bytes_like(arr)):
+                raise InvalidInputError(f"model '{self.name}': input '{name}' must be {_dtype_name(dtype)}, got {_dtype_name(arr.dtype)}")
             shape = arr.shape
             if len(shape) != ndim or (shape[1:] != tail if tail is not None else any(shape[d] != v for d, v in fixed)):
                 self._shape_error(name, shape)
@@ -570,7 +568,7 @@ class Delivery:
                 waiter.set_result(response_outputs(response, self._tensors))
             else:
                 lib.ir_completions_release(self.buffer + i, 1)
-        except Exception as exc:  # pragma: no cover - a bug; reported to the caller, not lost
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - a bug; reported to the caller, not lost
             lib.ir_completions_release(self.buffer + i, 1)
             _fail(waiter, exc)
 
@@ -589,7 +587,7 @@ class Delivery:
                 self._batches.pop(batch, None)
             else:
                 self._batches[batch] = pairs
-        except Exception as exc:  # pragma: no cover - a bug; reported to the callers, not lost
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - a bug; reported to the callers, not lost
             lib.ir_completions_release(self.buffer + first, j - first)
             for k in range(i, j):
                 _fail(waiters[k], exc)

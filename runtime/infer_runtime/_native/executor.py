@@ -22,10 +22,9 @@ import numpy as np
 import structlog
 
 from infer_runtime._native import ffi, lib, take_error
+from infer_runtime.backends.base import BackendInstance
 from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize
 from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
-
-from infer_runtime.backends.base import BackendInstance
 
 log = structlog.get_logger("infer_runtime.executor")
 

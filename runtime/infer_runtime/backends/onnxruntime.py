@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from infer_runtime.engine import ModelSignature, TensorSignature
-from infer_runtime.engine import open_backend
+from infer_runtime.engine import ModelSignature, TensorSignature, open_backend
 from infer_runtime.errors import InferRuntimeError, ModelLoadError, UnavailableError
 
 from .base import Arrays, LoadedBackend, served_signature

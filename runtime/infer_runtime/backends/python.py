@@ -30,7 +30,7 @@ def resolve_entrypoint(model: str, entrypoint: str) -> Any:
     module_name, _, attr = entrypoint.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
-    except BaseException as exc:  # noqa: BLE001 - a module that calls sys.exit() on import
+    except BaseException as exc:
         raise ModelLoadError(f"model '{model}': cannot import {module_name!r} for entrypoint {entrypoint!r}: {type(exc).__name__}: {exc}") from exc
     for part in attr.split("."):
         try:
@@ -47,7 +47,7 @@ def load(model: str, options: Any, declared: ModelSignature, instances: int) -> 
     for _ in range(instances):
         try:
             obj = cls(dict(options.config))
-        except BaseException as exc:  # noqa: BLE001 - SystemExit in __init__ must not end the process
+        except BaseException as exc:
             raise ModelLoadError(f"model '{model}': {options.entrypoint}({options.config!r}) failed: {type(exc).__name__}: {exc}") from exc
         if not callable(obj):
             raise ModelLoadError(f"model '{model}': {options.entrypoint} instances are not callable")

@@ -18,7 +18,7 @@ import numpy as np
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from infer_runtime.errors import InvalidInputError, ModelNotFoundError
+from infer_runtime.errors import InvalidInputError
 
 from . import protocol
 from .proto import inference_pb2 as pb
@@ -26,7 +26,6 @@ from .proto import inference_pb2_grpc as pb_grpc
 from .protocol import ProtocolError
 from .v2 import (
     EXTENSIONS,
-    MODEL_VERSION,
     SERVER_VERSION,
     client_message,
     grpc_code,

@@ -25,14 +25,11 @@ from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from infer_runtime.errors import ModelNotFoundError
-
 from . import protocol
 from .protocol import ProtocolError
 from .transport import guard_of
 from .v2 import (
     EXTENSIONS,
-    MODEL_VERSION,
     SERVER_VERSION,
     UnsupportedMediaError,
     client_message,

@@ -193,13 +193,28 @@ class Spec(_Section):
     @classmethod
     def _version_is_not_a_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):  # Literal[1] alone accepts True, since True == 1
-            raise ValueError("expected the integer 1")
+            raise ValueError("expected the integer 1")  # noqa: TRY004 - pydantic reports ValueError as a validation issue
         return value
 
 
 __all__ = [
-    "ARTIFACT_BACKENDS", "BACKENDS", "OPTION_TABLES", "NAME_PATTERN", "BatchingSection", "ModelSpec",
-    "MonitoringSection", "OnnxRuntimeOptions", "PipelineSpec", "PipelineStep", "PluginOptions",
-    "PythonOptions", "RegistrySection", "RulesOptions", "RuntimeSection", "ServerSection",
-    "Spec", "TensorRTOptions", "TensorSpec",
+    "ARTIFACT_BACKENDS",
+    "BACKENDS",
+    "NAME_PATTERN",
+    "OPTION_TABLES",
+    "BatchingSection",
+    "ModelSpec",
+    "MonitoringSection",
+    "OnnxRuntimeOptions",
+    "PipelineSpec",
+    "PipelineStep",
+    "PluginOptions",
+    "PythonOptions",
+    "RegistrySection",
+    "RulesOptions",
+    "RuntimeSection",
+    "ServerSection",
+    "Spec",
+    "TensorRTOptions",
+    "TensorSpec",
 ]

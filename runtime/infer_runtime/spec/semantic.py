@@ -8,6 +8,7 @@ problem is returned, none raised.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,14 @@ def check(spec: dict[str, Any], base_dir: Path | None = None, check_files: bool 
         pipelines = {}
     for name, model in models.items():
         tolerant = ("models", name) in sick
-        _run(lambda: _model(name, model, spec, out), tolerant)
+        _run(functools.partial(_model, name, model, spec, out), tolerant)
         if check_files and base_dir is not None:
-            _run(lambda: _files(("models", name), model, base_dir, out), tolerant)
+            _run(functools.partial(_files, ("models", name), model, base_dir, out), tolerant)
     for name in sorted(set(models) & set(pipelines)):
         out.append(Problem(("pipelines", name), f"{name!r} names both a model and a pipeline", "model and pipeline names share one namespace; rename one"))
     checked_models = {n: m for n, m in models.items() if ("models", n) not in sick}
     for name, pipeline in pipelines.items():
-        _run(lambda: _pipeline(name, pipeline, checked_models, models, pipelines, out), ("pipelines", name) in sick)
+        _run(functools.partial(_pipeline, name, pipeline, checked_models, models, pipelines, out), ("pipelines", name) in sick)
     _pipeline_cycles({n: p for n, p in pipelines.items() if ("pipelines", n) not in sick and n not in models}, out)
     return [p for p in out if not any(_inside_broken(p.path, b) for b in broken)]
 

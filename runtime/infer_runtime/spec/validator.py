@@ -49,7 +49,7 @@ def did_you_mean(word: str, candidates: list[str] | tuple[str, ...] | set[str]) 
 
 def show(value: Any) -> str:
     """A short rendering of a value for messages."""
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -158,8 +158,7 @@ class Validator:
         extra = node.get("additionalProperties", True)
         for key, item in value.items():
             if names is not None:
-                for problem in self._name_problems(key, names, path):
-                    out.append(problem)
+                out.extend(self._name_problems(key, names, path))
             if key in props:
                 self._check(item, props[key], path + (key,), out)
             elif extra is False:
