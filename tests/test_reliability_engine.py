@@ -93,6 +93,24 @@ async def test_execution_timeout_fails_the_batch_and_marks_the_instance(tmp_path
         assert out["x"][0, 0] == 1.0
 
 
+async def test_a_model_whose_every_instance_timed_out_is_unready(tmp_path: Path) -> None:
+    from infer_runtime.server.state import ServingState
+
+    text = gated("stalled", extra="execution_timeout_ms = 100")
+    async with Runtime.from_spec(write(tmp_path, text), environ={}) as rt:
+        state = ServingState(rt.spec, rt)
+        state.phase = "serving"
+        assert state.model_not_ready_reason("stalled") is None
+        with pytest.raises(DeadlineExceededError):
+            await rt.infer("stalled", {"x": X})
+        assert "every instance is out of service" in (state.model_not_ready_reason("stalled") or "")
+        tb.gate("stalled").set()  # the backend returns: the instance serves again
+        deadline = time.monotonic() + 5
+        while state.model_not_ready_reason("stalled") is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert state.model_not_ready_reason("stalled") is None
+
+
 async def test_a_hung_backend_does_not_hold_shutdown(tmp_path: Path) -> None:
     rt = await Runtime.from_spec(write(tmp_path, gated("hung")), environ={}).start()
     running = asyncio.ensure_future(rt.infer("hung", {"x": X}))

@@ -77,7 +77,23 @@ class ServingState:
         if self.phase != "serving":
             return f"the server is {self.phase}"
         failed = self.runtime.failed_models.get(model)
-        return None if failed is None else redact(f"model '{model}' failed to load: {failed}")
+        if failed is not None:
+            return redact(f"model '{model}' failed to load: {failed}")
+        return self._instances_reason(model)
+
+    def _instances_reason(self, model: str) -> str | None:
+        """Why a loaded model cannot serve: every instance is out of service (each ran a batch
+        past execution_timeout_ms and its backend has not returned)."""
+        if model not in self.runtime.model_names:
+            return None
+        try:
+            stats = self.runtime.stats(model)
+        except InferRuntimeError:
+            return None
+        instances = self.loaded.spec.models[model].instances
+        if stats.unhealthy_instances >= instances:
+            return f"model '{model}': every instance is out of service (a batch ran past execution_timeout_ms and has not returned)"
+        return None
 
     def all_models(self) -> list[str]:
         """Every model of the spec, serving or not."""
