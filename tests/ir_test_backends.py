@@ -166,3 +166,14 @@ class Returns:
             "shape": {"y": np.zeros((n, 3), np.float32)},
             "good": {"y": np.zeros((n, 2), np.float32)},
         }[self.mode]
+
+
+class SlowInit:
+    """A constructor that does not return until its gate opens (config ``name``), or for
+    ``seconds`` when no test holds the gate (a separate server process)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        gate(config["name"]).wait(config.get("seconds", 30))
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in inputs.items()}

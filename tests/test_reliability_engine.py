@@ -163,6 +163,29 @@ backend = "identity"
         await Runtime.from_spec(write(tmp_path, text.replace("false", "true")), environ={}).start()
 
 
+async def test_a_model_that_does_not_load_in_time_fails_alone(tmp_path: Path) -> None:
+    tb.GATES.pop("slow-init", None)
+    text = """
+[runtime]
+load_timeout_s = 0.5
+[server]
+exit_on_error = false
+[models.slow]
+backend = "python"
+python = { entrypoint = "ir_test_backends:SlowInit", config = { name = "slow-init" } }
+[models.echo]
+backend = "identity"
+"""
+    started = time.monotonic()
+    try:
+        async with Runtime.from_spec(write(tmp_path, text), environ={}) as rt:
+            assert time.monotonic() - started < 5
+            assert "did not load within 0.5 s (runtime.load_timeout_s)" in rt.failed_models["slow"]
+            assert rt.model_names == ["echo"]
+    finally:
+        tb.gate("slow-init").set()  # let the abandoned loading thread end
+
+
 async def test_more_than_64_inputs_are_refused_at_submission(tmp_path: Path) -> None:
     async with Runtime.from_spec(write(tmp_path, '[models.echo]\nbackend = "identity"\n'), environ={}) as rt:
         inputs = {f"t{i}": np.zeros((1,), np.float32) for i in range(65)}

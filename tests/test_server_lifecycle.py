@@ -138,6 +138,26 @@ def test_drain_timeout_cancels_and_exits_nonzero(tmp_path: Path) -> None:  # F8
         stop_server(server)
 
 
+def test_a_signal_while_models_load_stops_startup(tmp_path: Path) -> None:
+    """A model whose constructor hangs: the first SIGTERM stops the server at once (it does not
+    bind, and exits 1), rather than being ignored until loading ends."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[models.slow]\nbackend = "python"\npython = { entrypoint = "ir_test_backends:SlowInit", config = { name = "never", seconds = 120 } }\n')
+    server = start_server(spec, wait_ready=False)
+    try:
+        deadline = time.monotonic() + 30
+        while "starting" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # inside the constructor now
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert server.wait(15) == 1
+        assert time.monotonic() - started < 10
+        assert "signal during startup" in server.log()
+    finally:
+        stop_server(server)
+
+
 def test_second_signal_exits_at_once(tmp_path: Path) -> None:  # F9
     spec, gate = gated_spec(tmp_path)
     server = start_server(spec)

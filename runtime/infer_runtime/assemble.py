@@ -15,6 +15,7 @@ Python-hosted ones (python, onnxruntime through its Python API) are pulled by ex
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,7 +102,8 @@ def assemble(loaded: LoadedSpec, engine: Engine) -> Assembly:
     for name, spec in loaded.spec.models.items():
         started = time.perf_counter()
         try:
-            model = assemble_model(loaded, engine, name, spec)
+            prepared = prepare_within(loaded, name, spec, loaded.spec.runtime.load_timeout_s)
+            model = install(engine, prepared, replace=False, idle_spin_us=loaded.spec.runtime.idle_spin_us)
         except InferRuntimeError as exc:
             result.load_seconds[name] = time.perf_counter() - started
             result.failures[name] = exc
@@ -109,6 +111,32 @@ def assemble(loaded: LoadedSpec, engine: Engine) -> Assembly:
             continue
         result.models[name] = model
         result.load_seconds[name] = time.perf_counter() - started
+    return result
+
+
+def prepare_within(loaded: LoadedSpec, name: str, spec: ModelSpec, timeout_s: float, artifact: Artifact | None = None) -> Prepared:
+    """:func:`prepare`, on a thread of its own, given at most ``timeout_s``: a backend whose
+    loading hangs (a constructor that never returns) fails with ModelLoadError instead of
+    holding startup. Such a thread cannot be stopped; it is left behind (a daemon), and what it
+    loads, if it ever finishes, is dropped."""
+    outcome: list[Prepared | BaseException] = []
+
+    def load() -> None:
+        try:
+            outcome.append(prepare(loaded, name, spec, artifact))
+        except BaseException as exc:  # noqa: BLE001 - carried to the assembling thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, name=f"ir-load-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not outcome:
+        raise ModelLoadError(f"model '{name}' did not load within {timeout_s:g} s (runtime.load_timeout_s); its loading was abandoned")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        if isinstance(result, InferRuntimeError):
+            raise result
+        raise ModelLoadError(f"model '{name}': loading failed: {type(result).__name__}: {result}") from result
     return result
 
 

@@ -41,7 +41,7 @@ from infer_runtime.assemble import (
     Prepared,
     assemble,
     install,
-    prepare,
+    prepare_within,
 )
 from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats
 from infer_runtime.errors import (
@@ -137,7 +137,7 @@ class _Core:
         if self.engine is None or self.closing:
             raise UnavailableError("the runtime is not running")
         spec = self.loaded.spec.models[name]
-        prepared = prepare(self.loaded, name, spec, artifact)
+        prepared = prepare_within(self.loaded, name, spec, self.loaded.spec.runtime.load_timeout_s, artifact)
         if spec.warmup and prepared.backend.signature.inputs is not None:
             warm = {t.name: _warmup_tensor(t) for t in prepared.backend.signature.inputs}
             for instance in prepared.backend.instances:

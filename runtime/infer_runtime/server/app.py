@@ -64,8 +64,20 @@ async def serve(loaded: LoadedSpec, *, on_ready: Any = None) -> int:
 
     started = time.perf_counter()
     log.info("starting", runtime=loaded.spec.runtime.name, spec=str(loaded.path), models=list(loaded.spec.models), event_loop=loop_mod.running_loop_name())
+    # A signal while models load stops startup at once: loading threads cannot be interrupted,
+    # so the process leaves them behind instead of waiting for them (main_serve exits hard).
+    starting = asyncio.ensure_future(runtime.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        # Loading threads cannot be interrupted, and the event loop's shutdown would wait for
+        # them: leave at once, after saying so.
+        log.warning("signal during startup: stopping before the models finished loading")
+        print("infer-runtime: startup stopped: a signal arrived while the models were loading", file=sys.stderr, flush=True)
+        os._exit(EXIT_FAILED)
+    stopping.cancel()
     try:
-        await runtime.start()
+        starting.result()
     except InferRuntimeError as exc:
         log.error("startup failed", error=str(exc))
         raise StartupError(str(exc)) from exc
