@@ -227,3 +227,16 @@ def test_add_model_checks_the_backend_and_takes_it_only_on_success(models_dir: P
     finally:
         engine.stop(1.0)
         engine.destroy()
+
+
+def test_warming_a_backend_runs_every_instance(tmp_path: Path) -> None:
+    """ir_backend_warm: one request on each instance of an opened backend, outputs dropped;
+    a failure is the backend's (here ONNX Runtime's) error, so a broken version is refused
+    before it is swapped in."""
+    backend = open_native(gather_model(tmp_path / "gather.onnx"), instances=2)
+    try:
+        backend.warm({"index": np.array([1, 2], np.int64)})
+        with pytest.raises(BackendError, match="onnxruntime"):
+            backend.warm({"index": np.array([99], np.int64)})
+    finally:
+        backend.free()

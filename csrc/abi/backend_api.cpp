@@ -71,6 +71,22 @@ IR_API const char* ir_backend_info(const ir_backend* backend) {
   return backend != nullptr && backend->impl != nullptr ? backend->impl->info().c_str() : kNone;
 }
 
+IR_API ir_error* ir_backend_warm(ir_backend* backend, const ir_tensor* inputs, int32_t n_inputs) {
+  return ir::abi::guard([&]() -> ir::Status {
+    if (backend == nullptr || backend->impl == nullptr || (n_inputs > 0 && inputs == nullptr)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "backend or inputs is NULL");
+    ir::Batch batch;  // one request; nobody waits for its outputs
+    batch.input_refs.assign(ir::abi::refs_of(inputs), ir::abi::refs_of(inputs) + n_inputs);
+    batch.rows = n_inputs > 0 && inputs[0].ndim > 0 ? inputs[0].shape[0] : 1;
+    batch.batching = false;  // the outputs are dropped: no row slicing to prepare
+    batch.request_rows.push_back(batch.rows);
+    for (int32_t i = 0; i < backend->impl->instances(); ++i) {
+      batch.outputs.clear();
+      IR_RETURN_IF_ERROR(backend->impl->execute(i, batch));
+    }
+    return ir::Status::Ok();
+  });
+}
+
 IR_API void ir_backend_free(ir_backend* backend) { delete backend; }
 
 IR_API uint32_t ir_backend_abi_version(void) { return IRB_ABI_VERSION; }

@@ -445,6 +445,12 @@ void ir_backend_batch_range(const ir_backend* backend, int64_t* min_rows, int64_
  * Ownership: borrowed; valid until the backend is freed or taken over. */
 const char* ir_backend_info(const ir_backend* backend);
 
+/* Runs one batch of `inputs` (borrowed for the call; one request) on every instance of an
+ * opened backend and drops the outputs: a host warms a new version this way before it swaps
+ * the version in (first-run allocations, lazy initialisation). Errors: the first instance's
+ * failure, as the backend reported it. Threading: not concurrently with other calls on it. */
+ir_error* ir_backend_warm(ir_backend* backend, const ir_tensor* inputs, int32_t n_inputs);
+
 /* Frees a backend no model took over (destroying its instances). NULL is a harmless no-op. */
 void ir_backend_free(ir_backend* backend);
 

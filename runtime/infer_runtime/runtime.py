@@ -132,21 +132,24 @@ class _Core:
 
     def prepare(self, name: str, artifact: Artifact | None = None) -> Prepared:
         """Loads model ``name`` anew (from ``artifact``, else from its spec) beside the one
-        serving, and warms its Python-hosted instances (blocking: files, sessions). Raises,
-        changing nothing, when the new version fails to load or warm."""
+        serving, and warms it when its spec asks (every instance, native or Python-hosted,
+        runs one small request; blocking: files, sessions). Raises, changing nothing, when the
+        new version fails to load or warm."""
         if self.engine is None or self.closing:
             raise UnavailableError("the runtime is not running")
         spec = self.loaded.spec.models[name]
         prepared = prepare_within(self.loaded, name, spec, self.loaded.spec.runtime.load_timeout_s, artifact)
-        if spec.warmup and prepared.backend.signature.inputs is not None:
-            warm = {t.name: _warmup_tensor(t) for t in prepared.backend.signature.inputs}
-            for instance in prepared.backend.instances:
-                try:
+        inputs = prepared.backend.signature.inputs
+        if spec.warmup and inputs is not None and all(t.dtype.kind != "O" for t in inputs):
+            warm = {t.name: _warmup_tensor(t) for t in inputs}
+            try:
+                if prepared.backend.native is not None:
+                    prepared.backend.native.warm(warm)
+                for instance in prepared.backend.instances:
                     instance.run(warm)
-                except Exception as exc:
-                    if prepared.backend.native is not None:
-                        prepared.backend.native.free()
-                    raise ModelLoadError(f"model '{name}': the new version failed its warmup: {type(exc).__name__}: {exc}") from exc
+            except Exception as exc:
+                _discard(prepared)
+                raise ModelLoadError(f"model '{name}': the new version failed its warmup: {type(exc).__name__}: {exc}") from exc
         return prepared
 
     def swap(self, prepared: Prepared) -> AssembledModel:

@@ -53,6 +53,21 @@ class NativeBackend:
         lib.ir_backend_batch_range(self._require(), lo, hi)
         return int(lo[0]), int(hi[0])
 
+    def warm(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Runs one request of ``inputs`` (in the backend's input order) on every instance,
+        dropping the outputs: a new version's first-run costs are paid before it serves."""
+        handle = self._require()
+        keep: list[Any] = []
+        arrays = [np.ascontiguousarray(a) for a in inputs.values()]
+        descs = ffi.new("ir_tensor[]", max(len(arrays), 1))
+        for i, (name, arr) in enumerate(zip(inputs, arrays)):
+            c_name = ffi.new("char[]", name.encode())
+            c_shape = ffi.new("int64_t[]", list(arr.shape) or [0])
+            data = ffi.from_buffer(arr)
+            keep += [c_name, c_shape, data]
+            descs[i] = {"name": c_name, "dtype": NUMPY_TO_CODE[arr.dtype], "ndim": arr.ndim, "shape": c_shape, "data": data, "byte_size": arr.nbytes}
+        check(lib.ir_backend_warm(handle, descs, len(arrays)))
+
     def take(self) -> Any:
         """Hands the handle over (to ``ir_engine_add_model``); this object forgets it."""
         handle, self._handle = self._require(), None
