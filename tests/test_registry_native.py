@@ -78,7 +78,7 @@ def test_explicit_sqlite_library(tmp_path: Path, library: str, expected: str) ->
 
     db = tmp_path / "r.db"
     SyncRegistry(db).close()
-    env = {**os.environ, "IR_SQLITE_LIBRARY": library, "PYTHONPATH": str(ROOT / "runtime")}
+    env = {**os.environ, "IR_SQLITE_LIBRARY": library}  # the infer_runtime this test runs with (installed or in place)
     proc = subprocess.run([sys.executable, "-c", _PROBE, str(db), str(ROOT / "tests")], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert expected in proc.stdout
