@@ -92,7 +92,9 @@ class NativeBackend:
         return self._handle
 
 
-def _descriptors(tensors: tuple[TensorSignature, ...] | None, keep: list[Any]) -> tuple[Any, int]:
+def signature_descriptors(tensors: tuple[TensorSignature, ...] | None, keep: list[Any]) -> tuple[Any, int]:
+    """An ``ir_tensor[]`` describing a signature (NULL and -1 when not declared); what it
+    points to is appended to ``keep``, which must outlive its use."""
     if tensors is None:
         return ffi.NULL, -1
     descs = ffi.new("ir_tensor[]", max(len(tensors), 1))
@@ -127,8 +129,8 @@ def open_backend(kind: str, model: str, config: Mapping[str, Any], *, instances:
         c_text = ffi.new("char[]", text.encode())
         keep.append(c_text)
         setattr(options, field, c_text)
-    options.inputs, options.n_inputs = _descriptors(inputs, keep)
-    options.outputs, options.n_outputs = _descriptors(outputs, keep)
+    options.inputs, options.n_inputs = signature_descriptors(inputs, keep)
+    options.outputs, options.n_outputs = signature_descriptors(outputs, keep)
     options.instances = instances
     options.max_batch_rows = max_batch_rows
     out = ffi.new("ir_backend**")

@@ -22,7 +22,7 @@ from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
 from infer_runtime.engine.signature import ModelSignature, TensorSignature
 from infer_runtime.errors import InternalError, InvalidInputError
 
-from .backends import NativeBackend
+from .backends import NativeBackend, signature_descriptors
 
 log = structlog.get_logger("infer_runtime.engine")
 
@@ -679,8 +679,8 @@ class Engine:
             cfg.max_queue_size = 1024
             cfg.priority_levels = 1
         cfg.default_timeout_us = default_timeout_ms * 1000
-        cfg.inputs, cfg.n_inputs = _signature_descriptors(signature.inputs, keep)
-        cfg.outputs, cfg.n_outputs = _signature_descriptors(signature.outputs, keep)
+        cfg.inputs, cfg.n_inputs = signature_descriptors(signature.inputs, keep)
+        cfg.outputs, cfg.n_outputs = signature_descriptors(signature.outputs, keep)
         out = ffi.new("ir_model**")
         if native is not None:
             cfg.native = native.take()
@@ -737,20 +737,6 @@ class Engine:
             self._handle = ffi.NULL
             for model in [*self.models.values(), *self.retired]:
                 model.release()
-
-
-def _signature_descriptors(tensors: tuple[TensorSignature, ...] | None, keep: list[Any]) -> tuple[Any, int]:
-    """An ``ir_tensor[]`` describing ``tensors`` (NULL and -1 when not declared)."""
-    if tensors is None:
-        return ffi.NULL, -1
-    descs = ffi.new("ir_tensor[]", max(len(tensors), 1))
-    keep.append(descs)
-    for i, t in enumerate(tensors):
-        t_name = ffi.new("char[]", t.name.encode())
-        t_shape = ffi.new("int64_t[]", list(t.shape) or [0])
-        keep += [t_name, t_shape]
-        descs[i] = {"name": t_name, "dtype": NUMPY_TO_CODE[t.dtype], "ndim": len(t.shape), "shape": t_shape}
-    return descs, len(tensors)
 
 
 def signature_from_specs(inputs: Any, outputs: Any, max_batch_size: int) -> ModelSignature:
