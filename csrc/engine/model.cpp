@@ -191,8 +191,7 @@ Status Model::submit_many(uint64_t first_cookie, const TensorRef* inputs, int32_
       std::lock_guard<std::mutex> lock(successor_mu_);
       next = successor_;
     }
-    if (next != nullptr) {
-      ModelStats::add(stats_.submitted, 0);  // counted by the successor, which admits it
+    if (next != nullptr) {  // replaced: the successor admits (and counts) these requests
       stats_.submitted.fetch_sub(static_cast<uint64_t>(n_requests), std::memory_order_relaxed);
       return next->submit_many(first_cookie, inputs, n_inputs, rows, n_requests, priority, timeout_us, wake, admitted, sink);
     }
