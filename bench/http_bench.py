@@ -169,8 +169,9 @@ async def compare(duration_s: float) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFER_RUNTIME_")}
     ours = subprocess.Popen([sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(ours_http), "--grpc-port", str(ours_grpc)],  # noqa: ASYNC220 - started once, before any measurement
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    baseline = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement[sys.executable, "-m", "uvicorn", "bench.fastapi_baseline:app", "--port", str(base_port), "--log-level", "warning"],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, "BASELINE_MODEL": str(model)})
+    baseline = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
+        [sys.executable, "-m", "uvicorn", "bench.fastapi_baseline:app", "--port", str(base_port), "--log-level", "warning"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, "BASELINE_MODEL": str(model)})
     results: list[LoadResult] = []
     try:
         _wait_http(f"http://127.0.0.1:{ours_http}/v2/health/ready")
