@@ -67,7 +67,7 @@ async def main() -> None:
     print(f"  throughput {len(images) / elapsed:,.0f} requests/s")
     print(f"  latency    p50 {latencies[len(latencies) // 2] * 1e6:,.0f} us   p99 {latencies[int(len(latencies) * 0.99)] * 1e6:,.0f} us   mean {statistics.mean(latencies) * 1e6:,.0f} us")
     print(f"  batching   {stats.batches} batches, {stats.mean_batch_rows:.1f} rows on average "
-          f"(dispatched: {stats.batches_full} full, {stats.batches_preferred} preferred size, {stats.batches_delay} delay expired)")
+          f"(dispatched: {stats.batches_full} full, {stats.batches_preferred} preferred size, {stats.batches_delay} delay expired, {stats.batches_early} early: no arrival expected)")
 
 
 if __name__ == "__main__":
