@@ -112,9 +112,12 @@ def median_result(rounds: list[Result]) -> Result:
     return ordered[len(ordered) // 2]
 
 
-def mlp_spec(model: Path, max_queue_delay_us: int = 0, max_batch_size: int = 64, host: str = "auto") -> str:
+def mlp_spec(model: Path, max_queue_delay_us: int = 0, max_batch_size: int = 64, host: str = "auto", *, max_queue_size: int = 4096,
+             adaptive: bool | None = None) -> str:
     """The spec the MLP benchmarks serve: one instance, one intra-op thread, batches taking
-    what is waiting (like the naive batcher), up to ``max_batch_size`` rows."""
+    what is waiting (like the naive batcher), up to ``max_batch_size`` rows; ``adaptive``
+    None keeps the spec's default."""
+    adaptive_line = "" if adaptive is None else f"adaptive = {str(adaptive).lower()}\n"
     return f"""
 [monitoring]
 log_level = "warning"
@@ -124,8 +127,8 @@ path = "{model}"
 [models.mlp.batching]
 max_batch_size = {max_batch_size}
 max_queue_delay_us = {max_queue_delay_us}
-max_queue_size = 4096
-[models.mlp.onnxruntime]
+max_queue_size = {max_queue_size}
+{adaptive_line}[models.mlp.onnxruntime]
 intra_op_threads = 1
 inter_op_threads = 1
 host = "{host}"

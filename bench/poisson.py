@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import ort_session
+from _common import mlp_spec, ort_session
 from build_models import build_mlp
 
 from infer_runtime import Runtime
@@ -46,22 +46,7 @@ DELAY_US = 500
 
 def spec(model: Path, adaptive: bool, delay_us: int = DELAY_US) -> str:
     """One instance of the MLP on the native ONNX Runtime host, batching as in issue 14."""
-    return f"""
-[monitoring]
-log_level = "warning"
-[models.mlp]
-backend = "onnxruntime"
-path = "{model}"
-[models.mlp.batching]
-max_batch_size = {MAX_BATCH}
-max_queue_delay_us = {delay_us}
-max_queue_size = 65536
-adaptive = {str(adaptive).lower()}
-[models.mlp.onnxruntime]
-intra_op_threads = 1
-inter_op_threads = 1
-host = "native"
-"""
+    return mlp_spec(model, delay_us, MAX_BATCH, "native", max_queue_size=65536, adaptive=adaptive)
 
 
 def pct(values: list[float], q: float) -> float:
