@@ -50,6 +50,7 @@ from infer_runtime.errors import (
     ModelNotFoundError,
     UnavailableError,
 )
+from infer_runtime.pipelines import FlatPipeline
 from infer_runtime.spec import LoadedSpec, load_spec
 
 log = structlog.get_logger("infer_runtime.runtime")
@@ -262,6 +263,10 @@ class _Common:
         """A serving pipeline's steps as (step, model), in the order they can run (a nested
         pipeline's steps are named ``<step>/<inner step>``)."""
         return [(step.name, step.model) for step in self._core.pipeline(name).flat.steps]
+
+    def pipeline_graph(self, name: str) -> FlatPipeline:
+        """The graph a serving pipeline runs (nested pipelines inlined)."""
+        return self._core.pipeline(name).flat
 
     def step_stats(self, name: str) -> dict[str, StepStats]:
         """A snapshot of each step's counters for pipeline ``name``, by step name.
