@@ -54,9 +54,7 @@ outputs = [{ name = "x", dtype = "float32", shape = [-1, 4] }]
 backend = "python"
 inputs = [{ name = "x", dtype = "float32", shape = [-1, 4] }]
 outputs = [{ name = "x", dtype = "float32", shape = [-1, 4] }]
-python = { entrypoint = "ir_test_backends:Failing" }
-[models.picky.batching]
-max_batch_size = 16
+python = { entrypoint = "ir_test_backends:Failing" }  # no batching: a failure is its request's alone
 [models.held]
 backend = "python"
 warmup = false
