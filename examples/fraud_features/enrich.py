@@ -10,9 +10,9 @@ Config (``[models.enrich.python] config = {...}`` in the spec)::
     window_s = 300                     velocity window, seconds (> 0)
     forward  = ["amount", "country"]   raw fields output as tensors of their own (see FORWARDABLE)
 
-A row that is not a valid transaction fails the whole call with a ValueError naming the row and
-the field; the batch it was in fails with it, so prod.toml gives this step no [batching] (one
-request per call): a malformed request then fails alone.
+A row that is not a valid transaction fails the whole call with an InvalidInputError (a
+ValueError) naming the row and the field; the batch it was in fails with it, so prod.toml gives
+this step no [batching] (one request per call): a malformed request then fails alone.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+
+from infer_runtime.errors import InvalidInputError
 
 from .features import N_FEATURES, featurize
 from .transaction import Transaction, TransactionError
@@ -69,17 +71,17 @@ class Enricher:
         """One batch: ``{"raw": BYTES [n]}`` → ``{"features": float32 [n, 64], <forwarded>...}``."""
         raw = inputs.get("raw")
         if raw is None:
-            raise ValueError(f"expected an input named 'raw', got {sorted(inputs)}")
+            raise InvalidInputError(f"expected an input named 'raw', got {sorted(inputs)}")
         if raw.ndim != 1:
-            raise ValueError(f"raw: expected shape [n] (one JSON transaction per row), got {list(raw.shape)}")
+            raise InvalidInputError(f"raw: expected shape [n] (one JSON transaction per row), got {list(raw.shape)}")
         transactions = []
         for i, row in enumerate(raw):
             if not isinstance(row, (bytes, str)):
-                raise ValueError(f"raw row {i}: expected BYTES, got {type(row).__name__}")
+                raise InvalidInputError(f"raw row {i}: expected BYTES, got {type(row).__name__}")
             try:
                 transactions.append(Transaction.from_json(row))
             except TransactionError as exc:
-                raise ValueError(f"raw row {i}: {exc}") from None
+                raise InvalidInputError(f"raw row {i}: {exc}") from None
         out = {"features": self.transform(transactions)}
         out.update({name: _forwarded(name, transactions) for name in self.forward})
         return out
