@@ -448,8 +448,49 @@ def test_decide_tells_the_client_which_step_refused_its_transaction(client: Clie
 
 
 @slow
-def test_sigterm_stops_the_server_cleanly(tmp_path: Path, prod: Prod) -> None:
-    """A second server on the same registry, stopped by PID with SIGTERM: exits 0."""
+def test_decide_takes_at_most_the_scorers_batch(client: Client) -> None:
+    raw = encode(generate(65, seed=1).transactions)  # the README: at most 64 per request
+    with pytest.raises(InferenceServerException, match=r"step 'scorer' \(model 'scorer'\): request has 65 rows; max_batch_size is 64"):
+        client.infer("decide", {"raw": raw}, ["decision"])
+    assert client.infer("decide", {"raw": raw[:64]}, ["decision"])["decision"].shape == (64,)
+
+
+@slow
+def test_metrics_count_the_pipeline_and_each_step(prod: Prod) -> None:
+    with httpclient.InferenceServerClient(f"127.0.0.1:{prod.http_port}") as c:
+        raw = encode(sample_transactions()[:8])
+        tensor = httpclient.InferInput("raw", [len(raw)], "BYTES")
+        tensor.set_data_from_numpy(raw)
+        c.infer("decide", [tensor])
+    status, body = http_status(f"http://127.0.0.1:{prod.http_port}/metrics")
+    assert status == 200
+    text = body.decode()
+
+    def value(pattern: str) -> float:
+        found = re.search(pattern + r" ([0-9.e+]+)$", text, re.M)
+        assert found is not None, pattern
+        return float(found.group(1))
+
+    assert value(r'infer_runtime_requests_total\{model="decide",outcome="success",version="1"\}') >= 1
+    for step in ("enrich", "scorer", "policy"):
+        assert value(rf'infer_runtime_pipeline_step_requests_total\{{model="{step}",outcome="success",pipeline="decide",step="{step}"\}}') >= 1
+    assert value(r'infer_runtime_model_ready\{model="decide"\}') == 1
+
+
+def readme_decide_example() -> tuple[bytes, str, str]:
+    """The README's curl of decide: its request body, and the decision and reason it shows."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"^curl -s localhost:8000/v2/models/decide/infer -d '(.*?)'\n((?:#.*\n)+)", readme, re.S | re.M)
+    assert found is not None, "the README's decide example is gone"
+    shown = re.findall(r'"name":"(decision|reason)","datatype":"BYTES","shape":\[1\],"data":\["([a-z-]+)"\]', found.group(2))
+    assert [name for name, _ in shown] == ["decision", "reason"], found.group(2)
+    return found.group(1).encode(), shown[0][1], shown[1][1]
+
+
+@slow
+def test_readme_example_then_sigterm(tmp_path: Path, prod: Prod) -> None:
+    """A second server on the same registry answers the README's curl of decide as the README
+    shows, then, stopped by PID with SIGTERM, exits 0."""
     http_port = free_port()
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
@@ -467,10 +508,11 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path, prod: Prod) -> None:
                 pass
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.1)
-        raw = encode(sample_transactions()[-1:])
-        body = json.dumps({"inputs": [{"name": "raw", "datatype": "BYTES", "shape": [1], "data": [raw[0].decode()]}]}).encode()
-        status, answer = http_status(f"http://127.0.0.1:{http_port}/v2/models/enrich/infer", method="POST", body=body, headers={"Content-Type": "application/json"})
+        body, decision, reason = readme_decide_example()
+        status, answer = http_status(f"http://127.0.0.1:{http_port}/v2/models/decide/infer", method="POST", body=body)
         assert status == 200, answer
+        outputs = {o["name"]: o["data"] for o in json.loads(answer)["outputs"]}
+        assert (outputs["decision"], outputs["reason"]) == ([decision], [reason])
     finally:
         assert _stop(process) == 0, log_path.read_text()
     assert '"event": "stopped"' in log_path.read_text()
