@@ -467,7 +467,7 @@ def test_metrics_count_the_pipeline_and_each_step(prod: Prod) -> None:
     text = body.decode()
 
     def value(pattern: str) -> float:
-        found = re.search(pattern + r" ([0-9.e+]+)$", text, re.M)
+        found = re.search(pattern + r" ([0-9.e+]+)$", text, re.MULTILINE)
         assert found is not None, pattern
         return float(found.group(1))
 
@@ -480,7 +480,7 @@ def test_metrics_count_the_pipeline_and_each_step(prod: Prod) -> None:
 def readme_decide_example() -> tuple[bytes, str, str]:
     """The README's curl of decide: its request body, and the decision and reason it shows."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"^curl -s localhost:8000/v2/models/decide/infer -d '(.*?)'\n((?:#.*\n)+)", readme, re.S | re.M)
+    found = re.search(r"^curl -s localhost:8000/v2/models/decide/infer -d '(.*?)'\n((?:#.*\n)+)", readme, re.DOTALL | re.MULTILINE)
     assert found is not None, "the README's decide example is gone"
     shown = re.findall(r'"name":"(decision|reason)","datatype":"BYTES","shape":\[1\],"data":\["([a-z-]+)"\]', found.group(2))
     assert [name for name, _ in shown] == ["decision", "reason"], found.group(2)
