@@ -10,6 +10,7 @@ Fields (anything else in the object is ignored, so clients may send more)::
     channel           string                 "pos", "ecom", "atm" or "contactless"; absent = unknown
     account_age_days  number ≥ 0             age of the card's account; absent = unknown
     history           [[timestamp, amount], ...]   the card's earlier transactions, any order
+                                             (entries after ``timestamp`` are ignored)
 
 ``history`` is what a feature store would hold for the card; the caller looks it up and sends
 it with the transaction, so the step stays stateless and its answer depends on the row alone.
@@ -31,7 +32,7 @@ class TransactionError(ValueError):
     """A raw row that is not a valid transaction; the message names the field."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: an array field has no single truth value
 class Transaction:
     """One parsed, validated raw transaction (see the module docstring for the fields)."""
 
