@@ -252,6 +252,31 @@ def _stop(process: subprocess.Popen[str], timeout: float = 30) -> int:
     return process.returncode
 
 
+def _start(tmp: Path, db: Path, *, grpc: bool = True) -> tuple[subprocess.Popen[str], int, int, Path]:
+    """`infer-runtime run specs/prod.toml` on free loopback ports, from ``tmp``, once ready."""
+    http_port, grpc_port = free_port(), free_port() if grpc else 0
+    log_path = tmp / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infer_runtime", "run", str(PROD), "--set", "server.host=127.0.0.1",
+             "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
+            cwd=tmp, env=_env(db), stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, f"server exited with {process.returncode}:\n{log_path.read_text()}"
+            try:
+                if http_status(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=1)[0] == 200:
+                    return process, http_port, grpc_port, log_path
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"server not ready within 90 s:\n{log_path.read_text()}"
+            time.sleep(0.1)
+    except BaseException:
+        _stop(process)
+        raise
+
+
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prod]:
     """prod_setup into a temporary registry, then the server on free loopback ports."""
@@ -260,25 +285,9 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prod]:
     setup = subprocess.run([sys.executable, str(ROOT / "examples" / "prod_setup.py"), "--work", str(tmp / "work")],
                            cwd=tmp, env=_env(db), capture_output=True, text=True, timeout=300, check=False)
     assert setup.returncode == 0, setup.stdout + setup.stderr
-    http_port, grpc_port = free_port(), free_port()
-    log_path = tmp / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "infer_runtime", "run", str(PROD), "--set", "server.host=127.0.0.1",
-             "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
-            cwd=tmp, env=_env(db), stdout=log, stderr=subprocess.STDOUT, text=True)
+    process, http_port, grpc_port, log_path = _start(tmp, db)
     server = Prod(db, setup.stdout, process, http_port, grpc_port, log_path)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, f"server exited with {process.returncode}:\n{server.log()}"
-            try:
-                if http_status(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"server not ready within 90 s:\n{server.log()}"
-            time.sleep(0.1)
         yield server
     finally:
         _stop(process)
@@ -491,28 +500,17 @@ def readme_decide_example() -> tuple[bytes, str, str]:
 def test_readme_example_then_sigterm(tmp_path: Path, prod: Prod) -> None:
     """A second server on the same registry answers the README's curl of decide as the README
     shows, then, stopped by PID with SIGTERM, exits 0."""
-    http_port = free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "infer_runtime", "run", str(PROD), "--set", "server.host=127.0.0.1", "--http-port", str(http_port), "--grpc-port", "0"],
-            cwd=tmp_path, env=_env(prod.db), stdout=log, stderr=subprocess.STDOUT, text=True)
+    process, http_port, _, log_path = _start(tmp_path, prod.db, grpc=False)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if http_status(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
         body, decision, reason = readme_decide_example()
         status, answer = http_status(f"http://127.0.0.1:{http_port}/v2/models/decide/infer", method="POST", body=body)
         assert status == 200, answer
         outputs = {o["name"]: o["data"] for o in json.loads(answer)["outputs"]}
         assert (outputs["decision"], outputs["reason"]) == ([decision], [reason])
-    finally:
-        assert _stop(process) == 0, log_path.read_text()
+    except BaseException:
+        _stop(process)
+        raise
+    started = time.monotonic()
+    assert _stop(process) == 0, log_path.read_text()
+    assert time.monotonic() - started < 10  # idle: nothing to drain
     assert '"event": "stopped"' in log_path.read_text()
