@@ -307,14 +307,15 @@ class Client:
             return dict(self.client.get_model_metadata(model))
         return dict(self.client.get_model_metadata(model, as_json=True))
 
-    def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+    def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], **options: int) -> dict[str, np.ndarray]:
+        """One request; ``options``: tritonclient's ``priority`` and ``timeout`` (µs)."""
         tensors = []
         for name, array in inputs.items():
             datatype = {"O": "BYTES", "f": {4: "FP32", 8: "FP64"}.get(array.dtype.itemsize, "")}[array.dtype.kind]
             tensor = self.module.InferInput(name, list(array.shape), datatype)
             tensor.set_data_from_numpy(array)
             tensors.append(tensor)
-        result = self.client.infer(model, tensors, outputs=[self.module.InferRequestedOutput(n) for n in outputs])
+        result = self.client.infer(model, tensors, outputs=[self.module.InferRequestedOutput(n) for n in outputs], **options)
         return {n: result.as_numpy(n) for n in outputs}
 
     def chain(self, raw: np.ndarray) -> dict[str, np.ndarray]:
@@ -454,6 +455,17 @@ def test_decide_tells_the_client_which_step_refused_its_transaction(client: Clie
     with pytest.raises(InferenceServerException, match=r"step 'enrich' \(model 'enrich'\).*raw row 0: country") as failure:
         client.infer("decide", {"raw": raw}, ["decision"])
     assert failure.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
+
+
+@slow
+def test_decide_timeout_and_priority_hold_through_the_steps(client: Client) -> None:
+    raw = encode(sample_transactions()[:4])
+    with pytest.raises(InferenceServerException, match=r"pipeline 'decide', step '(enrich|scorer|policy)' .*deadline passed") as failure:
+        client.infer("decide", {"raw": raw}, ["decision"], timeout=1)  # µs: spent before a step can start
+    assert failure.value.status() in ("503", "StatusCode.DEADLINE_EXCEEDED")
+    assert client.infer("decide", {"raw": raw}, ["decision"], timeout=10_000_000, priority=1)["decision"].shape == (4,)
+    with pytest.raises(InferenceServerException, match=r"pipeline 'decide': priority 2 is outside \[0, 2\)"):
+        client.infer("decide", {"raw": raw}, ["decision"], priority=2)  # two levels: the scorer's
 
 
 @slow
