@@ -24,7 +24,7 @@ import numpy as np
 
 from infer_runtime.errors import InvalidInputError
 
-from .features import N_FEATURES, featurize
+from .features import N_FEATURES, features
 from .transaction import Transaction, TransactionError
 
 FORWARDABLE: dict[str, str] = {
@@ -88,11 +88,8 @@ class Enricher:
 
     def transform(self, transactions: Iterable[Transaction]) -> np.ndarray:
         """The features of parsed transactions, float32 [n, 64] (also what training uses)."""
-        rows = list(transactions)
-        features = np.zeros((len(rows), N_FEATURES), dtype=np.float32)
-        for i, tx in enumerate(rows):
-            featurize(tx, self.window_s, features[i])
-        return features
+        rows = [features(tx, self.window_s) for tx in transactions]
+        return np.array(rows, dtype=np.float32).reshape(len(rows), N_FEATURES)
 
 
 def _forwarded(name: str, transactions: list[Transaction]) -> np.ndarray:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .transaction import CHANNELS, Transaction
 
 COUNTRIES = ("US", "GB", "FR", "DE", "ES", "IT", "NL", "BE", "CA", "AU", "BR", "MX", "IN", "CN", "JP", "SG", "AE",
@@ -71,11 +69,10 @@ def mcc_group(mcc: int | None) -> str:
     return "other"
 
 
-def featurize(tx: Transaction, window_s: float, out: np.ndarray) -> None:
-    """Writes the features of ``tx`` into ``out`` (float32 [64], zeroed by the caller).
-
-    ``window_s`` is the velocity window: the earlier transactions of the card within that many
-    seconds before this one count towards the ``window_*`` features."""
+def features(tx: Transaction, window_s: float) -> list[float]:
+    """The features of ``tx`` as a list of 64 floats (plain Python: one row is too small for
+    numpy's per-call overhead to pay)."""
+    out = [0.0] * N_FEATURES
     put = _INDEX.__getitem__
     amount = tx.amount
     out[put("log_amount")] = math.log1p(amount) / 10
@@ -109,24 +106,26 @@ def featurize(tx: Transaction, window_s: float, out: np.ndarray) -> None:
     out[put(f"mcc_{mcc_group(tx.mcc)}")] = 1
 
     _velocity(tx, window_s, out)
+    return out
 
 
-def _velocity(tx: Transaction, window_s: float, out: np.ndarray) -> None:
+def _velocity(tx: Transaction, window_s: float, out: list[float]) -> None:
     put = _INDEX.__getitem__
-    earlier = tx.history[tx.history[:, 0] <= tx.timestamp] if len(tx.history) else tx.history
-    if not len(earlier):
+    earlier = [(t, a) for t, a in tx.history.tolist() if t <= tx.timestamp]
+    if not earlier:
         out[put("history_none")] = 1
         out[put("log_since_previous")] = math.log1p(_NO_PREVIOUS_S) / 15
         out[put("amount_share_of_window")] = 1
         return
-    times, amounts = earlier[:, 0], earlier[:, 1]
-    in_window = times >= tx.timestamp - window_s
-    count, total = int(in_window.sum()), float(amounts[in_window].sum())
+    start = tx.timestamp - window_s
+    in_window = [a for t, a in earlier if t >= start]
+    count, total = len(in_window), math.fsum(in_window)
+    amounts = [a for _, a in earlier]
     out[put("window_log_count")] = math.log1p(count)
     out[put("window_log_sum")] = math.log1p(total) / 10
     out[put("window_burst")] = count >= 3
-    out[put("log_since_previous")] = math.log1p(tx.timestamp - float(times.max())) / 15
+    out[put("log_since_previous")] = math.log1p(tx.timestamp - max(t for t, _ in earlier)) / 15
     out[put("history_log_len")] = math.log1p(len(earlier)) / 5
-    out[put("amount_vs_history_mean")] = (math.log1p(tx.amount) - math.log1p(float(amounts.mean()))) / 5
-    out[put("amount_new_max")] = tx.amount > float(amounts.max())
+    out[put("amount_vs_history_mean")] = (math.log1p(tx.amount) - math.log1p(math.fsum(amounts) / len(amounts))) / 5
+    out[put("amount_new_max")] = tx.amount > max(amounts)
     out[put("amount_share_of_window")] = tx.amount / (tx.amount + total) if tx.amount + total > 0 else 1
