@@ -399,8 +399,6 @@ def test_a_malformed_transaction_fails_its_request_alone(client: Client) -> None
 
 
 @slow
-@pytest.mark.xfail(strict=True, reason="the python backend reports every exception as a 500 BACKEND error; needs InvalidInputError → "
-                                       "IR_ERROR_INVALID_ARGUMENT in runtime/infer_runtime/_native/executor.py (asked of the lead)")
 def test_a_malformed_transaction_is_the_clients_error_naming_row_and_field(client: Client) -> None:
     raw = encode([BASE, {"amount": "lots", "timestamp": START, "country": "FR"}])
     with pytest.raises(InferenceServerException, match=r"raw row 1: amount: expected a finite number") as failure:
@@ -449,7 +447,6 @@ def test_decide_fails_a_malformed_transaction_naming_the_step(client: Client, pr
 
 
 @slow
-@pytest.mark.xfail(strict=True, reason="needs InvalidInputError → IR_ERROR_INVALID_ARGUMENT in runtime/infer_runtime/_native/executor.py")
 def test_decide_tells_the_client_which_step_refused_its_transaction(client: Client) -> None:
     raw = encode([{"amount": 1, "timestamp": START, "country": "France"}])
     with pytest.raises(InferenceServerException, match=r"step 'enrich' \(model 'enrich'\).*raw row 0: country") as failure:
