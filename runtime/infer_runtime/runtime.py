@@ -131,11 +131,13 @@ class _Core:
         delivery.resolve(columns, waiters)
 
     def warmup_inputs(self) -> list[tuple[str, Arrays]]:
-        """One small request per model that asks for warmup and has a known signature."""
+        """One small request per model that asks for warmup and has a known signature
+        without BYTES inputs (no empty string is a valid input in general; a hot swap's
+        warmup skips them too)."""
         out = []
         for name, model in self.assembly.models.items():
             sig = model.signature
-            if not self.loaded.spec.models[name].warmup or sig.inputs is None:
+            if not self.loaded.spec.models[name].warmup or sig.inputs is None or any(t.dtype.kind == "O" for t in sig.inputs):
                 continue
             out.append((name, {t.name: _warmup_tensor(t) for t in sig.inputs}))
         return out
