@@ -619,6 +619,13 @@ ir_error* ir_batcher_simulate(const ir_model_config* config, const ir_sim_reques
                               int32_t instances, int64_t exec_base_ns, int64_t exec_per_row_ns,
                               ir_sim_event* out, size_t capacity, size_t* n_out);
 
+/* ir_batcher_simulate with a host: one consumer takes each ended batch's results in turn,
+ * spending `host_ns` on each, and the policy sees its delivery lag as the engine's completion
+ * queue reports it (docs/batching.md). host_ns = 0 is ir_batcher_simulate. */
+ir_error* ir_batcher_simulate_host(const ir_model_config* config, const ir_sim_request* requests, size_t n_requests,
+                                   int32_t instances, int64_t exec_base_ns, int64_t exec_per_row_ns, int64_t host_ns,
+                                   ir_sim_event* out, size_t capacity, size_t* n_out);
+
 /* ---- Registry reader ---------------------------------------------------------------
  * Resolves model references against a registry file (docs/registry.md) through the SQLite C
  * API, read-only, so the engine opens the artifact a reference names.
