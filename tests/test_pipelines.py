@@ -5,6 +5,7 @@ own graph checks, and the v2 surface (HTTP and gRPC with tritonclient)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -166,7 +167,7 @@ async def test_a_burst_is_admitted_together_and_answered_from_shared_batches(spe
         answers = await asyncio.gather(*[rt.infer("tail", {"x": x}) for x in xs])
         for x, answer in zip(xs, answers):
             np.testing.assert_array_equal(answer["y"], affine(x))
-        shared = sum(a["y"].base is not None and a["y"].base is b["y"].base for a, b in zip(answers, answers[1:]))
+        shared = sum(a["y"].base is not None and a["y"].base is b["y"].base for a, b in itertools.pairwise(answers))
         assert shared > 0  # neighbours answered from one batch are views of one array over its buffer
         batches = rt.stats("affine").batches
         assert batches < 64  # the burst was batched, not run one by one
