@@ -1,0 +1,579 @@
+"""Pipelines run inside the engine and answer exactly what their steps answer one by one.
+
+The property: for random DAGs of identity, Python and plugin steps (random batching, random
+step order in the spec, nested pipelines), a pipeline's answer equals a reference that calls
+the step models one by one with ``rt.infer`` in topological order -- also for several
+requests at once, so that batches mix requests of the pipeline. Then, through steps: a
+failing step names the step and model and leaves other requests alone; deadlines run from
+submission and fire on time at any step; priorities order an inner step's queue; a full
+inner queue fails fast with nothing stranded; a step model swapped mid-flight never mixes
+versions within one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pipeline_steps as ps
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infer_runtime import Runtime, SyncRuntime
+from infer_runtime.backends.plugin import build_plugin
+from infer_runtime.errors import (
+    BackendError,
+    DeadlineExceededError,
+    InvalidInputError,
+    QueueFullError,
+)
+from infer_runtime.spec.models import PluginOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+Arrays = dict[str, np.ndarray]
+Spec = dict[str, Any]
+
+
+# ---- plugins, built once per session -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def plugins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The identity and scaler plugins, compiled once for the whole session (specs then name
+    the built library, so no example pays for a compile or even a cache lookup)."""
+    cache = tmp_path_factory.mktemp("plugin-cache")
+    return {
+        "identity": str(build_plugin("identity", PluginOptions(sources=["identity_plugin.cpp"]), TESTS / "plugins", cache)),
+        "scaler": str(build_plugin("scaler", PluginOptions(sources=["scaler.cpp"]), ROOT / "examples" / "plugins", cache)),
+    }
+
+
+# ---- the reference: steps one by one --------------------------------------------------------
+
+
+def topological(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps in an order where every step comes after the steps it reads from (the spec
+    may list them in any order)."""
+    label = {id(s): s.get("name") or s["model"] for s in steps}
+    done: set[str] = {"request"}
+    ordered: list[dict[str, Any]] = []
+    pending = list(steps)
+    while pending:
+        ready = [s for s in pending if all(ref.partition(".")[0] in done for ref in s.get("inputs", {}).values())]
+        assert ready, "the generated steps form a cycle"
+        for s in ready:
+            ordered.append(s)
+            done.add(label[id(s)])
+            pending.remove(s)
+    return ordered
+
+
+async def reference(call: Callable[[str, Arrays], Any], pipelines: Mapping[str, Any], name: str, inputs: Arrays) -> Arrays:
+    """What pipeline ``name`` must answer: each step's model called with ``call`` (an
+    awaitable ``rt.infer``) in topological order; a step naming a pipeline recurses."""
+    values: dict[str, np.ndarray] = {f"request.{k}": v for k, v in inputs.items()}
+    for step in topological(pipelines[name]["steps"]):
+        label = step.get("name") or step["model"]
+        args = {tensor: values[ref] for tensor, ref in step.get("inputs", {}).items()}
+        if step["model"] in pipelines:
+            out = await reference(call, pipelines, step["model"], args)
+        else:
+            out = await call(step["model"], args)
+        values.update({f"{label}.{k}": np.array(v, copy=True) for k, v in out.items()})
+    return {k: values[ref] for k, ref in pipelines[name]["outputs"].items()}
+
+
+def contributing(pipeline: Mapping[str, Any]) -> set[str]:
+    """Labels of the steps the pipeline's outputs depend on (directly or not)."""
+    by_label = {s.get("name") or s["model"]: s for s in pipeline["steps"]}
+    needed: set[str] = set()
+    frontier = [ref.partition(".")[0] for ref in pipeline["outputs"].values()]
+    while frontier:
+        label = frontier.pop()
+        if label == "request" or label in needed:
+            continue
+        needed.add(label)
+        frontier.extend(ref.partition(".")[0] for ref in by_label[label].get("inputs", {}).values())
+    return needed
+
+
+# ---- random DAGs ------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """A generated spec (JSON, which is YAML) and what the test needs to drive it."""
+
+    spec: Spec
+    pipeline: str  # the outer pipeline
+    request: list[str]  # the request tensors it takes
+    width: int  # every tensor is float32 [rows, width]
+    max_rows: int  # rows per request the smallest batching step accepts
+    seed: int
+    concurrency: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _tensor(name: str, width: int) -> dict[str, Any]:
+    return {"name": name, "dtype": "float32", "shape": [-1, width]}
+
+
+@st.composite
+def model_specs(draw: st.DrawFn, width: int, plugins: dict[str, str]) -> tuple[Spec, list[str], list[str]]:
+    """One step model: its spec table, its input names and its output names."""
+    kind = draw(st.sampled_from(["identity", "python", "plugin-identity", "plugin-scaler"]))
+    spec: Spec
+    if kind == "identity":
+        names = ["a", "b"][: draw(st.integers(1, 2))]
+        spec = {"backend": "identity", "inputs": [_tensor(n, width) for n in names], "outputs": [_tensor(n, width) for n in names]}
+        ins, outs = names, names
+    elif kind == "python":
+        ins = ["x0", "x1", "x2"][: draw(st.integers(1, 3))]
+        outs = ["z"]
+        config = {"inputs": ins, "output": "z", "scale": draw(st.sampled_from([0.5, 1.0, -2.0, 3.0])),
+                  "shift": draw(st.sampled_from([0.0, 1.0, -0.25]))}
+        spec = {"backend": "python", "inputs": [_tensor(n, width) for n in ins], "outputs": [_tensor("z", width)],
+                "python": {"entrypoint": "pipeline_steps:Affine", "config": config}}
+    elif kind == "plugin-identity":
+        names = ["p", "q"][: draw(st.integers(1, 2))]
+        mode = draw(st.sampled_from(["copy", "alloc", "adopt"]))
+        spec = {"backend": "plugin", "inputs": [_tensor(n, width) for n in names], "outputs": [_tensor(n, width) for n in names],
+                "plugin": {"library": plugins["identity"], "config": {"mode": mode}}}
+        ins, outs = names, names
+    else:
+        ins, outs = ["x"], ["y"]
+        config = {"mean": [float(i) - 1.0 for i in range(width)], "std": [0.5 + i for i in range(width)], "clip": 4.0}
+        spec = {"backend": "plugin", "inputs": [_tensor("x", width)], "outputs": [_tensor("y", width)],
+                "plugin": {"library": plugins["scaler"], "config": config}}
+    spec["warmup"] = draw(st.booleans())
+    spec["instances"] = draw(st.integers(1, 2))
+    if draw(st.booleans()):
+        spec["batching"] = {"max_batch_size": draw(st.integers(1, 16)), "max_queue_delay_us": draw(st.integers(0, 500)),
+                            "adaptive": draw(st.booleans())}
+    return spec, ins, outs
+
+
+@st.composite
+def dags(draw: st.DrawFn, plugins: dict[str, str]) -> Plan:
+    """A spec with 2 to 6 steps over fresh models (a model may serve two steps), sources drawn
+    from the request and earlier steps, 1 to 3 outputs, the steps listed in a random order;
+    sometimes one step is itself a small pipeline."""
+    width = draw(st.integers(1, 4))
+    models: dict[str, Spec] = {}
+    signatures: dict[str, tuple[list[str], list[str]]] = {}  # model or pipeline → (inputs, outputs)
+    pipelines: dict[str, Any] = {}
+    request_pool = ["r0", "r1", "r2"]
+
+    def new_model() -> str:
+        name = f"m{len(models)}"
+        spec, ins, outs = draw(model_specs(width, plugins))
+        models[name] = spec
+        signatures[name] = (ins, outs)
+        return name
+
+    def build(n_steps: int, nested: str | None) -> dict[str, Any]:
+        steps: list[dict[str, Any]] = []
+        sources = [f"request.{r}" for r in request_pool]
+        used_request: set[str] = set()
+        nested_at = draw(st.integers(0, n_steps - 1)) if nested is not None else -1
+        for i in range(n_steps):
+            label = f"s{i}"
+            if i == nested_at:
+                assert nested is not None
+                target = nested
+            elif models and draw(st.integers(0, 4)) == 0:
+                target = draw(st.sampled_from(sorted(models)))  # the same model as another step
+            else:
+                target = new_model()
+            ins, outs = signatures[target]
+            wiring = {t: draw(st.sampled_from(sources)) for t in ins}
+            used_request.update(ref.partition(".")[2] for ref in wiring.values() if ref.startswith("request."))
+            steps.append({"model": target, "name": label, "inputs": wiring})
+            sources += [f"{label}.{o}" for o in outs]
+        step_outputs = [s for s in sources if not s.startswith("request.")]
+        passthrough = [f"request.{r}" for r in sorted(used_request)]
+        n_out = draw(st.integers(1, 3))
+        outputs = {f"o{k}": draw(st.sampled_from(step_outputs + passthrough if draw(st.integers(0, 5)) == 0 else step_outputs))
+                   for k in range(n_out)}
+        order = draw(st.permutations(steps))
+        return {"steps": list(order), "outputs": outputs}
+
+    nested: str | None = None
+    if draw(st.integers(0, 2)) == 0:
+        inner = build(draw(st.integers(1, 2)), None)
+        pipelines["inner"] = inner
+        used = sorted({ref.partition(".")[2] for s in inner["steps"] for ref in s["inputs"].values() if ref.startswith("request.")})
+        signatures["inner"] = (used, list(inner["outputs"]))
+        nested = "inner"
+    outer = build(draw(st.integers(2, 6)), nested)
+    pipelines["flow"] = outer
+
+    def request_tensors(name: str) -> set[str]:
+        return {ref.partition(".")[2] for s in pipelines[name]["steps"] for ref in s["inputs"].values() if ref.startswith("request.")}
+
+    batch_limits = [m["batching"]["max_batch_size"] for m in models.values() if "batching" in m]
+    spec = {"version": 1, "runtime": {"python_path": [str(TESTS)]}, "monitoring": {"log_level": "warning"},
+            "models": models, "pipelines": pipelines}
+    return Plan(spec=spec, pipeline="flow", request=sorted(request_tensors("flow")), width=width,
+                max_rows=min([4, *batch_limits]), seed=draw(st.integers(0, 2**32 - 1)), concurrency=draw(st.integers(2, 8)))
+
+
+def write_spec(spec: Spec, folder: Path) -> Path:
+    """JSON is YAML: the spec file the runtime loads."""
+    path = folder / "spec.yaml"
+    path.write_text(json.dumps(spec, indent=1))
+    return path
+
+
+def random_inputs(rng: np.random.Generator, plan: Plan) -> Arrays:
+    rows = int(rng.integers(1, plan.max_rows + 1))
+    return {r: rng.standard_normal((rows, plan.width)).astype(np.float32) for r in plan.request}
+
+
+def assert_same(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]) -> None:
+    assert sorted(got) == sorted(want)
+    for name, expected in want.items():
+        actual = np.asarray(got[name])
+        assert actual.dtype == expected.dtype and actual.shape == expected.shape, (name, actual.dtype, actual.shape, expected.shape)
+        np.testing.assert_array_equal(actual, expected, err_msg=f"output {name!r}")
+
+
+async def run_plan(plan: Plan, folder: Path) -> None:
+    rng = np.random.default_rng(plan.seed)
+    pipelines = plan.spec["pipelines"]
+    async with Runtime.from_spec(write_spec(plan.spec, folder), environ={}) as rt:
+        assert rt.model_names == [*plan.spec["models"], *pipelines]
+        assert rt.pipeline_names == list(pipelines)
+        sig = rt.signature(plan.pipeline)
+        assert sig.inputs is not None and sorted(t.name for t in sig.inputs) == plan.request
+        assert all(t.dtype == np.float32 and t.shape == (-1, plan.width) for t in sig.inputs)
+        assert sig.outputs is not None and sorted(t.name for t in sig.outputs) == sorted(pipelines[plan.pipeline]["outputs"])
+        assert all(t.dtype == np.float32 for t in sig.outputs)
+
+        one = random_inputs(rng, plan)
+        got = await rt.infer(plan.pipeline, one)
+        assert_same(got, await reference(rt.infer, pipelines, plan.pipeline, one))
+
+        # Several at once: a step's batch mixes rows of different pipeline requests.
+        many = [random_inputs(rng, plan) for _ in range(plan.concurrency)]
+        answers = await asyncio.gather(*(rt.infer(plan.pipeline, x) for x in many))
+        for x, answer in zip(many, answers):
+            assert_same(answer, await reference(rt.infer, pipelines, plan.pipeline, x))
+
+        requests = 1 + plan.concurrency
+        stats = rt.stats(plan.pipeline)
+        assert (stats.submitted, stats.succeeded, stats.in_flight, stats.queue_depth) == (requests, requests, 0, 0)
+        step_stats = rt.step_stats(plan.pipeline)
+        labels = [s["name"] for s in pipelines[plan.pipeline]["steps"]]
+        assert set(labels) <= set(step_stats)
+        for label in contributing(pipelines[plan.pipeline]):
+            assert (step_stats[label].submitted, step_stats[label].succeeded, step_stats[label].failed) == (requests, requests, 0), label
+
+
+@settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_a_pipeline_answers_what_its_steps_answer_one_by_one(plugins: dict[str, str], data: st.DataObject) -> None:
+    plan = data.draw(dags(plugins))
+    with tempfile.TemporaryDirectory() as folder:
+        asyncio.run(run_plan(plan, Path(folder)))
+
+
+# ---- hand-written pipelines -------------------------------------------------------------------
+
+X1 = _tensor("x", 1)
+
+
+def identity(name: str, batching: Mapping[str, Any] | None = None, **extra: Any) -> Spec:
+    spec: Spec = {"backend": "identity", "inputs": [X1], "outputs": [X1], **extra}
+    if batching is not None:
+        spec["batching"] = dict(batching)
+    return spec
+
+
+def python(entrypoint: str, config: Mapping[str, Any], batching: Mapping[str, Any] | None = None, *, out: str = "y", **extra: Any) -> Spec:
+    spec: Spec = {"backend": "python", "warmup": False, "inputs": [X1], "outputs": [_tensor(out, 1)],
+                  "python": {"entrypoint": f"pipeline_steps:{entrypoint}", "config": dict(config)}, **extra}
+    if batching is not None:
+        spec["batching"] = dict(batching)
+    return spec
+
+
+def chain_spec(models: Mapping[str, Spec], chain: list[tuple[str, str, str]], output: str) -> Spec:
+    """A spec whose pipeline ``flow`` runs ``chain``: (step, model, source of its input x)."""
+    steps = [{"name": step, "model": model, "inputs": {"x": source}} for step, model, source in chain]
+    return {"version": 1, "runtime": {"python_path": [str(TESTS)]}, "monitoring": {"log_level": "warning"},
+            "models": dict(models), "pipelines": {"flow": {"steps": steps, "outputs": {"out": output}}}}
+
+
+@contextlib.asynccontextmanager
+async def serving(spec: Spec, folder: Path) -> AsyncIterator[Runtime]:
+    """A running runtime for ``spec``; every gate opens before it stops, even on failure."""
+    async with Runtime.from_spec(write_spec(spec, folder), environ={}) as rt:
+        try:
+            yield rt
+        finally:
+            ps.open_all()
+
+
+def col(*values: float) -> np.ndarray:
+    return np.array(values, np.float32).reshape(-1, 1)
+
+
+async def wait_until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+async def settled(rt: Runtime, names: list[str]) -> None:
+    """Waits until no model or pipeline in ``names`` holds a request (nothing stranded)."""
+    await wait_until(lambda: all(rt.stats(n).in_flight == 0 and rt.stats(n).queue_depth == 0 for n in names))
+
+
+async def test_a_failing_step_names_step_and_model_and_spares_the_others(tmp_path: Path) -> None:
+    """A diamond: the marked request fails at ``check`` (model ``picky``); the side branch
+    it also took finishes without completing it twice; the join never runs for it; the other
+    requests, batched with it at the other steps, all succeed."""
+    spec = chain_spec({
+        "pre": identity("pre", {"max_batch_size": 16, "max_queue_delay_us": 2000, "adaptive": False}),
+        "picky": python("Picky", {"marker": -999.0}),  # unbatched: the marked request fails alone
+        "side": python("Affine", {"inputs": ["x"], "output": "y", "scale": 2.0, "shift": 0.0}, {"max_batch_size": 16}),
+        "join": {**python("Affine", {"inputs": ["x", "w"], "output": "y", "scale": 1.0, "shift": 0.5}, {"max_batch_size": 16}),
+                 "inputs": [X1, _tensor("w", 1)]},
+    }, [("pre", "pre", "request.x"), ("check", "picky", "pre.x"), ("side", "side", "pre.x")], "join.y")
+    spec["pipelines"]["flow"]["steps"].append({"name": "join", "model": "join", "inputs": {"x": "check.y", "w": "side.y"}})
+    async with serving(spec, tmp_path) as rt:
+        xs = [col(float(i), float(i) + 0.5) for i in range(7)] + [col(3.0, -999.0)]
+        results = await asyncio.gather(*(rt.infer("flow", {"x": x}) for x in xs), return_exceptions=True)
+        for x, result in zip(xs[:-1], results[:-1]):
+            assert not isinstance(result, BaseException), result
+            np.testing.assert_array_equal(result["out"], x + 2 * x + np.float32(0.5))
+        error = results[-1]
+        assert isinstance(error, BackendError), repr(error)
+        message = str(error)
+        assert "step 'check'" in message and "model 'picky'" in message and "marked input -999 refused" in message
+        await settled(rt, ["flow", "pre", "picky", "side", "join"])
+        stats, steps = rt.stats("flow"), rt.step_stats("flow")
+        assert (stats.submitted, stats.succeeded, stats.failed_backend) == (8, 7, 1)
+        assert (steps["check"].submitted, steps["check"].succeeded, steps["check"].failed) == (8, 7, 1)
+        assert steps["side"].succeeded == 8
+        assert steps["join"].submitted == 7  # nothing runs downstream of a failed step
+        again = await rt.infer("flow", {"x": col(1.0)})  # still serving
+        np.testing.assert_array_equal(again["out"], col(3.5))
+
+
+async def test_a_deadline_fires_on_time_while_queued_at_an_inner_step(tmp_path: Path) -> None:
+    ps.reset("deadline")
+    spec = chain_spec({"pre": identity("pre"), "hold": python("Gated", {"name": "deadline"}, {"max_batch_size": 1}), "post": identity("post")},
+                      [("pre", "pre", "request.x"), ("hold", "hold", "pre.x"), ("post", "post", "hold.y")], "post.x")
+    async with serving(spec, tmp_path) as rt:
+        running = asyncio.ensure_future(rt.infer("flow", {"x": col(1.0)}))
+        await asyncio.to_thread(ps.entered("deadline").wait, 10)
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError, match="step 'hold'") as caught:
+            await asyncio.wait_for(rt.infer("flow", {"x": col(2.0)}, timeout_ms=100), 5)
+        elapsed = time.monotonic() - started
+        assert isinstance(caught.value, TimeoutError)
+        assert 0.09 <= elapsed < 0.4, f"the 100 ms deadline fired after {elapsed * 1000:.0f} ms"
+        assert not running.done()
+        ps.gate("deadline").set()
+        np.testing.assert_array_equal((await running)["out"], col(1.0))
+        assert ps.SEEN["deadline"] == [1.0]  # the expired request never ran at the held step
+        await settled(rt, ["flow", "pre", "hold", "post"])
+        assert rt.stats("flow").timed_out == 1
+        assert rt.step_stats("flow")["post"].submitted == 1
+
+
+async def test_the_deadline_runs_from_submission_across_steps(tmp_path: Path) -> None:
+    """300 ms for the whole pipeline: 200 ms spent in the first step count, so the request
+    fails at ~300 ms while queued at the second step, not 300 ms after reaching it."""
+    ps.reset("across")
+    spec = chain_spec({"slow": python("Slow", {"seconds": 0.2}), "hold": python("Gated", {"name": "across"}, {"max_batch_size": 1})},
+                      [("slow", "slow", "request.x"), ("hold", "hold", "slow.y")], "hold.y")
+    async with serving(spec, tmp_path) as rt:
+        blocker = asyncio.ensure_future(rt.infer("hold", {"x": col(0.0)}))  # occupies the second step's model
+        await asyncio.to_thread(ps.entered("across").wait, 10)
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            await asyncio.wait_for(rt.infer("flow", {"x": col(1.0)}, timeout_ms=300), 5)
+        elapsed = time.monotonic() - started
+        assert 0.28 <= elapsed < 0.6, f"the 300 ms deadline fired after {elapsed * 1000:.0f} ms"
+        ps.gate("across").set()
+        await blocker
+        assert ps.SEEN["across"] == [0.0]
+        await settled(rt, ["flow", "slow", "hold"])
+
+
+async def test_priority_carries_through_to_a_busy_inner_step(tmp_path: Path) -> None:
+    """The first step has one priority level (priority clamps to 0 there); the busy step has
+    three: requests queued behind its blocker run by priority, then in arrival order."""
+    ps.reset("prio")
+    spec = chain_spec({"pre": identity("pre", {"max_batch_size": 4}),
+                       "hold": python("Gated", {"name": "prio"}, {"max_batch_size": 1, "priority_levels": 3}),
+                       "post": identity("post")},
+                      [("pre", "pre", "request.x"), ("hold", "hold", "pre.x"), ("post", "post", "hold.y")], "post.x")
+    async with serving(spec, tmp_path) as rt:
+        done: list[float] = []
+
+        def request(value: float, priority: int) -> asyncio.Future[Any]:
+            fut = asyncio.ensure_future(rt.infer("flow", {"x": col(value)}, priority=priority))
+            fut.add_done_callback(lambda _: done.append(value))
+            return fut
+
+        first = request(0, 0)
+        await asyncio.to_thread(ps.entered("prio").wait, 10)
+        rest = []
+        for value, priority in [(1, 0), (2, 2), (3, 1), (4, 2), (5, 0)]:
+            rest.append(request(value, priority))
+            await asyncio.sleep(0.01)  # arrival order is the order written here
+        await wait_until(lambda: rt.stats("hold").queue_depth == 5)
+        ps.gate("prio").set()
+        outs = await asyncio.gather(first, *rest)
+        assert [float(o["out"][0, 0]) for o in outs] == [0, 1, 2, 3, 4, 5]
+        assert ps.SEEN["prio"] == [0.0, 2.0, 4.0, 3.0, 1.0, 5.0]
+        assert done.index(2) < done.index(1) and done.index(4) < done.index(3) < done.index(5)
+
+
+async def test_a_full_inner_queue_fails_fast_and_strands_nothing(tmp_path: Path) -> None:
+    """The held step's queue holds 2; a pipeline request finding it full fails at once with
+    QueueFullError -- while its other branch (1 s) is still running -- and every count
+    returns to zero once the rest has drained."""
+    ps.reset("full")
+    spec = chain_spec({
+        "pre": identity("pre"),
+        "hold": python("Gated", {"name": "full"}, {"max_batch_size": 1, "max_queue_size": 2}),
+        "side": python("Slow", {"seconds": 1.0}, instances=2),
+        "join": {**python("Affine", {"inputs": ["x", "w"], "output": "y"}), "inputs": [X1, _tensor("w", 1)]},
+    }, [("pre", "pre", "request.x"), ("hold", "hold", "pre.x"), ("side", "side", "pre.x")], "join.y")
+    spec["pipelines"]["flow"]["steps"].append({"name": "join", "model": "join", "inputs": {"x": "hold.y", "w": "side.y"}})
+    async with serving(spec, tmp_path) as rt:
+        blocker = asyncio.ensure_future(rt.infer("hold", {"x": col(0.0)}))
+        await asyncio.to_thread(ps.entered("full").wait, 10)
+        queued = [asyncio.ensure_future(rt.infer("flow", {"x": col(v)})) for v in (1.0, 2.0)]
+        await wait_until(lambda: rt.stats("hold").queue_depth == 2)
+        started = time.monotonic()
+        with pytest.raises(QueueFullError, match="step 'hold'"):
+            await asyncio.wait_for(rt.infer("flow", {"x": col(3.0)}), 5)
+        elapsed = time.monotonic() - started
+        assert elapsed < 0.5, f"the full queue was reported after {elapsed * 1000:.0f} ms (the side branch takes 1 s)"
+        ps.gate("full").set()
+        await blocker
+        for value, fut in zip((1.0, 2.0), queued):
+            np.testing.assert_array_equal((await fut)["out"], col(2 * value))
+        await settled(rt, ["flow", "pre", "hold", "side", "join"])
+        stats = rt.stats("flow")
+        assert (stats.submitted, stats.succeeded, stats.rejected_queue_full) == (3, 2, 1)
+        assert rt.stats("hold").rejected_queue_full == 1
+        assert rt.step_stats("flow")["join"].submitted == 2
+        assert 3.0 not in ps.SEEN["full"]
+
+
+async def test_a_swapped_step_model_never_mixes_versions_within_a_request(tmp_path: Path) -> None:
+    """``ver`` serves two steps (y = x + version each). Requests admitted before the swap
+    finish on version 1 (x + 2), whether they were inside ``ver`` or held between its two
+    steps; requests admitted after it run on version 2 (x + 4); never x + 3."""
+    ps.reset("swap")
+    version_file = tmp_path / "version"
+    version_file.write_text("1")
+    spec = chain_spec({
+        "ver": python("Versioned", {"version_file": str(version_file)}, {"max_batch_size": 4}, instances=2),
+        "hold": python("Gated", {"name": "swap"}, {"max_batch_size": 8}),
+    }, [("first", "ver", "request.x"), ("hold", "hold", "first.y"), ("second", "ver", "hold.y")], "second.y")
+    async with serving(spec, tmp_path) as rt:
+        before = [asyncio.ensure_future(rt.infer("flow", {"x": col(float(v))})) for v in range(6)]
+        await wait_until(lambda: rt.step_stats("flow")["first"].succeeded == 6)  # all held between the two steps
+        version_file.write_text("2")
+        await rt.replace_model("ver")
+        after = [asyncio.ensure_future(rt.infer("flow", {"x": col(float(v))})) for v in range(10, 14)]
+        await asyncio.sleep(0.05)
+        ps.gate("swap").set()
+        for v, fut in zip(range(6), before):
+            np.testing.assert_array_equal((await fut)["out"], col(v + 2.0))
+        for v, fut in zip(range(10, 14), after):
+            np.testing.assert_array_equal((await fut)["out"], col(v + 4.0))
+        np.testing.assert_array_equal((await rt.infer("ver", {"x": col(0.0)}))["y"], col(2.0))
+
+        # Swaps under load: 16 clients; every answer is x + 2 * (a version), none fails.
+        answers: list[float] = []
+        stop = asyncio.Event()
+
+        async def client(i: int) -> None:
+            while not stop.is_set():
+                answers.append(float((await rt.infer("flow", {"x": col(float(i))}))["out"][0, 0]) - i)
+
+        clients = [asyncio.ensure_future(client(i)) for i in range(16)]
+        for version in (3, 4):
+            await asyncio.sleep(0.15)
+            version_file.write_text(str(version))
+            await rt.replace_model("ver")
+        await asyncio.sleep(0.15)
+        stop.set()
+        await asyncio.gather(*clients)
+        assert len(answers) > 50
+        assert set(answers) <= {4.0, 6.0, 8.0}, sorted(set(answers))
+        assert 8.0 in answers
+        await settled(rt, ["flow", "ver", "hold"])
+
+
+async def test_a_nested_pipeline_runs_as_a_step(tmp_path: Path) -> None:
+    spec = chain_spec({
+        "double": python("Affine", {"inputs": ["x"], "output": "y", "scale": 2.0}, {"max_batch_size": 8}),
+        "inc": python("Affine", {"inputs": ["x"], "output": "y", "shift": 1.0}),
+    }, [("a", "double", "request.x"), ("b", "inc", "a.y")], "b.y")
+    spec["pipelines"] = {"inner": spec["pipelines"]["flow"],
+                         "outer": {"steps": [{"name": "twice", "model": "inner", "inputs": {"x": "request.v"}},
+                                             {"name": "again", "model": "inner", "inputs": {"x": "twice.out"}},
+                                             {"name": "last", "model": "double", "inputs": {"x": "again.out"}}],
+                                   "outputs": {"result": "last.y", "mid": "twice.out"}}}
+    async with serving(spec, tmp_path) as rt:
+        assert rt.pipeline_names == ["inner", "outer"]
+        assert rt.model_names == ["double", "inc", "inner", "outer"]
+        sig = rt.signature("outer")
+        assert sig.inputs is not None and [(t.name, t.dtype, t.shape) for t in sig.inputs] == [("v", np.dtype(np.float32), (-1, 1))]
+        assert sig.outputs is not None and sorted(t.name for t in sig.outputs) == ["mid", "result"]
+        v = col(0.0, 1.0, -2.5)
+        out = await rt.infer("outer", {"v": v})
+        np.testing.assert_array_equal(out["mid"], 2 * v + 1)
+        np.testing.assert_array_equal(out["result"], 2 * (2 * (2 * v + 1) + 1))
+        assert_same(out, await reference(rt.infer, spec["pipelines"], "outer", {"v": v}))
+        assert rt.stats("outer").succeeded == 1
+        assert {"twice", "again", "last"} <= set(rt.step_stats("outer"))
+
+
+def test_sync_runtime_serves_pipelines(tmp_path: Path) -> None:
+    spec = chain_spec({"pre": identity("pre", {"max_batch_size": 4}),
+                       "aff": python("Affine", {"inputs": ["x"], "output": "y", "scale": 3.0, "shift": -1.0}, {"max_batch_size": 4})},
+                      [("pre", "pre", "request.x"), ("aff", "aff", "pre.x")], "aff.y")
+    with SyncRuntime.from_spec(write_spec(spec, tmp_path), environ={}) as rt:
+        x = col(1.0, 2.0)
+        np.testing.assert_array_equal(rt.infer("flow", {"x": x})["out"], 3 * x - 1)
+        assert "flow" in rt.model_names and rt.pipeline_names == ["flow"]
+        assert rt.stats("flow").succeeded == 1
+
+
+async def test_bad_pipeline_inputs_are_refused_before_any_step_runs(tmp_path: Path) -> None:
+    spec = chain_spec({"pre": identity("pre", {"max_batch_size": 8}), "aff": python("Affine", {"inputs": ["x"], "output": "y"}, {"max_batch_size": 2})},
+                      [("pre", "pre", "request.x"), ("aff", "aff", "pre.x")], "aff.y")
+    async with serving(spec, tmp_path) as rt:
+        with pytest.raises(InvalidInputError):
+            await rt.infer("flow", {"y": col(1.0)})  # no input x
+        with pytest.raises(InvalidInputError):
+            await rt.infer("flow", {"x": np.ones((1, 1), np.float64)})  # wrong dtype
+        with pytest.raises(InvalidInputError):
+            await rt.infer("flow", {"x": np.ones((1, 2), np.float32)})  # wrong shape
+        with pytest.raises(InvalidInputError):
+            await rt.infer("flow", {"x": col(1.0, 2.0, 3.0)})  # more rows than aff's max_batch_size
+        await settled(rt, ["flow", "pre", "aff"])
+        assert rt.stats("pre").submitted == 0 and rt.stats("aff").submitted == 0
+        np.testing.assert_array_equal((await rt.infer("flow", {"x": col(1.0, 2.0)}))["out"], col(1.0, 2.0))
