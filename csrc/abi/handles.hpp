@@ -8,11 +8,17 @@
 #include "../engine/batch.hpp"
 #include "../engine/engine.hpp"
 #include "../engine/model.hpp"
+#include "../engine/pipeline.hpp"
 #include "infer_runtime.h"
 
 // A handle on one model: a reference that keeps it alive (ir_model_release drops it).
 struct ir_model {
   std::shared_ptr<ir::Model> model;
+};
+
+// A handle on one pipeline (ir_pipeline_release drops it).
+struct ir_pipeline {
+  std::shared_ptr<ir::Pipeline> pipeline;
 };
 
 // An opened backend no model has taken yet.

@@ -30,13 +30,13 @@ Status Engine::add(ModelConfig config, std::unique_ptr<Backend>* backend, std::s
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return Status(IR_ERROR_UNAVAILABLE, "engine is stopped");
-    if (models_.count(config.name) != 0) return Status(IR_ERROR_INVALID_ARGUMENT, "duplicate model name '" + config.name + "'");
+    if (models_.count(config.name) != 0 || pipelines_.count(config.name) != 0) return Status(IR_ERROR_INVALID_ARGUMENT, "duplicate model name '" + config.name + "'");
   }
   std::shared_ptr<Model> model;
   const std::string name = config.name;
   IR_RETURN_IF_ERROR(Model::Create(std::move(config), completions_, backend, &model));
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopped_ || models_.count(name) != 0) {
+  if (stopped_ || models_.count(name) != 0 || pipelines_.count(name) != 0) {
     model->shut_down(now_ns() + kJoinGraceNs);  // lost a race: nothing was admitted yet
     return stopped_ ? Status(IR_ERROR_UNAVAILABLE, "engine is stopped") : Status(IR_ERROR_INVALID_ARGUMENT, "duplicate model name '" + name + "'");
   }
@@ -94,6 +94,32 @@ Status Engine::find(const std::string& name, std::shared_ptr<Model>* out) {
   return Status::Ok();
 }
 
+Status Engine::add_pipeline(PipelineConfig config, std::shared_ptr<Pipeline>* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return Status(IR_ERROR_UNAVAILABLE, "engine is stopped");
+  if (models_.count(config.name) != 0 || pipelines_.count(config.name) != 0) return Status(IR_ERROR_INVALID_ARGUMENT, "duplicate model or pipeline name '" + config.name + "'");
+  const std::string name = config.name;
+  auto find_locked = [this](const std::string& model, std::shared_ptr<Model>* found) {
+    auto it = models_.find(model);
+    if (it == models_.end()) return Status(IR_ERROR_NOT_FOUND, "no model named '" + model + "'");
+    *found = it->second;
+    return Status::Ok();
+  };
+  std::shared_ptr<Pipeline> pipeline;
+  IR_RETURN_IF_ERROR(Pipeline::Create(std::move(config), find_locked, completions_, &pipeline));
+  pipelines_[name] = pipeline;
+  *out = std::move(pipeline);
+  return Status::Ok();
+}
+
+Status Engine::find_pipeline(const std::string& name, std::shared_ptr<Pipeline>* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pipelines_.find(name);
+  if (it == pipelines_.end()) return Status(IR_ERROR_NOT_FOUND, "no pipeline named '" + name + "'");
+  *out = it->second;
+  return Status::Ok();
+}
+
 // Drains retired models one check at a time (never holding mu_ while waiting on a model),
 // then shuts each down and drops the engine's reference.
 void Engine::run_reaper() {
@@ -124,6 +150,7 @@ void Engine::run_reaper() {
 
 void Engine::stop(int64_t timeout_ns) {
   std::vector<std::shared_ptr<Model>> targets;
+  std::vector<std::shared_ptr<Pipeline>> pipelines;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return;
@@ -131,11 +158,15 @@ void Engine::stop(int64_t timeout_ns) {
     stopping_ = true;
     for (auto& entry : models_) targets.push_back(entry.second);
     for (auto& model : retiring_) targets.push_back(model);
+    for (auto& entry : pipelines_) pipelines.push_back(entry.second);
   }
   reaper_cv_.notify_all();
   if (reaper_.joinable()) reaper_.join();
-  for (auto& m : targets) m->close_admission();
   const int64_t deadline = timeout_ns < 0 ? kNever : now_ns() + timeout_ns;
+  // A pipeline request admitted before the stop still needs its later steps' models open.
+  for (auto& p : pipelines) p->close_admission();
+  for (auto& p : pipelines) p->wait_idle(deadline);
+  for (auto& m : targets) m->close_admission();
   for (auto& m : targets) m->wait_idle(deadline);
   const int64_t join_deadline = deadline == kNever ? kNever : std::max(deadline, now_ns()) + kJoinGraceNs;
   for (auto& m : targets) m->shut_down(join_deadline);

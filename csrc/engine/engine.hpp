@@ -16,6 +16,7 @@
 
 #include "completion_queue.hpp"
 #include "model.hpp"
+#include "pipeline.hpp"
 
 namespace ir {
 
@@ -34,7 +35,12 @@ class Engine {
   Status retire(const std::string& name);
   Status find(const std::string& name, std::shared_ptr<Model>* out);
 
-  // Refuse new work, drain up to the deadline, cancel the rest, release every worker.
+  // Pipelines share the models' namespace; their steps are models of this table.
+  Status add_pipeline(PipelineConfig config, std::shared_ptr<Pipeline>* out);
+  Status find_pipeline(const std::string& name, std::shared_ptr<Pipeline>* out);
+
+  // Refuse new work, drain up to the deadline (pipelines first: their requests in flight
+  // still need their steps' models), cancel the rest, release every worker.
   void stop(int64_t timeout_ns);
 
  private:
@@ -46,6 +52,7 @@ class Engine {
   std::mutex mu_;
   std::condition_variable reaper_cv_;
   std::map<std::string, std::shared_ptr<Model>> models_;
+  std::map<std::string, std::shared_ptr<Pipeline>> pipelines_;
   std::vector<std::shared_ptr<Model>> retiring_;  // out of the table, draining
   bool stopped_ = false;
   bool stopping_ = false;

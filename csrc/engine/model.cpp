@@ -305,6 +305,11 @@ void Model::set_successor(std::shared_ptr<Model> successor) {
   successor_ = std::move(successor);
 }
 
+std::shared_ptr<Model> Model::successor() {
+  std::lock_guard<std::mutex> lock(successor_mu_);
+  return successor_;
+}
+
 void Model::close_admission() { scheduler_->close_admission(); }
 
 bool Model::wait_idle(int64_t deadline_ns) { return scheduler_->wait_idle(deadline_ns); }

@@ -74,6 +74,8 @@ class Model final : public RequestFinisher, public std::enable_shared_from_this<
   // The table's lifecycle: a replaced model forwards submissions to its successor; then
   // admission closes, the queue drains, and shut_down stops the workers.
   void set_successor(std::shared_ptr<Model> successor);
+  // The model that replaced this one (nullptr while it is the one serving).
+  std::shared_ptr<Model> successor();
   void close_admission();
   bool wait_idle(int64_t deadline_ns);
   // Fails what is queued (CANCELLED), stops the workers and joins them; a native worker still

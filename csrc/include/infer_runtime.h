@@ -40,7 +40,7 @@ extern "C" {
 /* IR_CDEF_BEGIN */
 
 #define IR_ABI_VERSION_MAJOR 0
-#define IR_ABI_VERSION_MINOR 10
+#define IR_ABI_VERSION_MINOR 11
 
 /* ---- Versions --------------------------------------------------------------------
  * Threading: safe from any thread.
@@ -149,6 +149,7 @@ typedef struct ir_tensor {
 
 typedef struct ir_engine ir_engine;
 typedef struct ir_model ir_model;
+typedef struct ir_pipeline ir_pipeline;
 typedef struct ir_response ir_response;
 typedef struct ir_batch ir_batch;
 typedef struct ir_backend ir_backend;
@@ -493,6 +494,85 @@ typedef struct ir_model_stats {
 
 /* A consistent-enough snapshot (each counter is atomic). `out->struct_size` must be set. */
 ir_error* ir_model_stats_get(const ir_model* model, ir_model_stats* out);
+
+/* ---- Pipelines -----------------------------------------------------------------------
+ * A pipeline is a graph of steps, each a model of the engine's table, run inside the
+ * engine: a step's outputs (its rows of its batch's buffers, not copied) feed the next
+ * steps' requests as soon as it completes; every step batches with its own model's policy;
+ * independent steps are in flight at once. The pipeline's outputs complete the caller's
+ * request (ir_completion.batch is NULL: each response is the request's own). Submission,
+ * completion, cancellation and statistics work as for a model. A failing step fails the
+ * request naming the pipeline, the step and its model, and cancels the request's other
+ * queued steps; the request completes once none of its steps still runs (so its inputs
+ * are never read after its completion). A request's timeout bounds every step (each is
+ * submitted with what is left of it); its priority goes to every step, clamped to that
+ * step's model's priority_levels. A step whose model is replaced sends new requests to the
+ * new model; admitted ones finish on the old. */
+
+typedef struct ir_pipeline_binding {
+    const char* tensor;         /* the step model's input (or the pipeline's output) it fills */
+    int32_t source_step;        /* an earlier step's index; -1: the pipeline's request */
+    const char* source_tensor;  /* that step's output, or the request's input */
+} ir_pipeline_binding;
+
+typedef struct ir_pipeline_step {
+    const char* name;                    /* unique within the pipeline; named in errors */
+    const char* model;                   /* a model of the engine's table */
+    const ir_pipeline_binding* inputs;   /* one per input of the model (fixed signature) */
+    int32_t n_inputs;
+} ir_pipeline_step;
+
+typedef struct ir_pipeline_config {
+    uint32_t struct_size;                /* sizeof(ir_pipeline_config) */
+    const char* name;                    /* shares the models' namespace */
+    const ir_tensor* inputs;             /* what a request brings, in order (data unused) */
+    int32_t n_inputs;
+    const ir_pipeline_step* steps;       /* 1..64, in dependency order (a step reads earlier ones) */
+    int32_t n_steps;
+    const ir_pipeline_binding* outputs;  /* >= 1 */
+    int32_t n_outputs;
+    int64_t default_timeout_us;          /* [0, 2^40]; 0: none */
+    int32_t priority_levels;             /* [1, 64] */
+} ir_pipeline_config;
+
+/* Adds a pipeline over models already in the table; `config` is borrowed for the call.
+ * Ownership: caller owns *out; release with ir_pipeline_release.
+ * Errors: INVALID_ARGUMENT (a bad graph, a binding the models' signatures refuse, a name in
+ * use), NOT_FOUND (a step's model), UNAVAILABLE (the engine stopped). */
+ir_error* ir_engine_add_pipeline(ir_engine* engine, const ir_pipeline_config* config, ir_pipeline** out);
+
+/* A handle on the pipeline called `name`. Errors: NOT_FOUND. */
+ir_error* ir_engine_find_pipeline(ir_engine* engine, const char* name, ir_pipeline** out);
+
+/* Releases a pipeline handle. NULL is a no-op. */
+void ir_pipeline_release(ir_pipeline* pipeline);
+
+/* Submits one request (inputs in the config's order; descriptors borrowed for the call,
+ * data until the completion). Errors at once: INVALID_ARGUMENT (inputs, priority,
+ * timeout), UNAVAILABLE (stopping). Everything later, a full queue at any step included,
+ * completes the request with the step's error. `flags` is reserved (0).
+ * Threading: any thread; never blocks on model work. */
+ir_error* ir_pipeline_submit(ir_pipeline* pipeline, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags);
+
+/* Cancels request `cookie`: its queued steps never run; it completes CANCELLED once its
+ * running ones return. Returns 1 when found in flight, else 0. */
+int32_t ir_pipeline_cancel(ir_pipeline* pipeline, uint64_t cookie);
+
+/* The pipeline's counters, as a model's (the batch and queue fields stay 0; in_flight is
+ * the requests between submission and completion). */
+ir_error* ir_pipeline_stats_get(const ir_pipeline* pipeline, ir_model_stats* out);
+
+typedef struct ir_pipeline_step_stats {
+    uint32_t struct_size;
+    uint64_t submitted;                 /* step requests submitted to its model */
+    uint64_t succeeded;
+    uint64_t failed;                    /* refused, failed, timed out or cancelled */
+    uint64_t step_ns_sum;               /* submission to completion, successes */
+    uint64_t step_ns_buckets[25];       /* IR_DURATION_BUCKETS */
+} ir_pipeline_step_stats;
+
+/* Step `index` (config order) of the pipeline. Errors: INVALID_ARGUMENT (index). */
+ir_error* ir_pipeline_step_stats_get(const ir_pipeline* pipeline, int32_t index, ir_pipeline_step_stats* out);
 
 /* ---- Test hooks: the batcher on a virtual clock ------------------------------------ */
 

@@ -29,12 +29,14 @@ from infer_runtime.backends.base import LoadedBackend, served_signature
 from infer_runtime.engine import (
     Engine,
     EngineModel,
+    EnginePipeline,
     ModelSignature,
     Runner,
     open_backend,
     signature_from_specs,
 )
 from infer_runtime.errors import InferRuntimeError, ModelLoadError
+from infer_runtime.pipelines import FlatPipeline, Source, derive_signature, flatten
 from infer_runtime.spec import LoadedSpec
 from infer_runtime.spec.models import ModelSpec
 
@@ -63,10 +65,30 @@ class AssembledModel:
 
 
 @dataclass
+class AssembledPipeline:
+    """A pipeline as it runs: its engine handle and the flattened graph behind it."""
+
+    name: str
+    engine_model: EnginePipeline
+    flat: FlatPipeline
+    backend: str = "pipeline"
+    executor: None = None
+    version: str = DEFAULT_VERSION
+    artifact_source: Any = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def signature(self) -> ModelSignature:
+        """What the pipeline takes and returns (derived from its steps' models)."""
+        return self.engine_model.signature
+
+
+@dataclass
 class Assembly:
-    """The result of assembling a spec: models that run, and models that failed."""
+    """The result of assembling a spec: models and pipelines that run, and those that failed."""
 
     models: dict[str, AssembledModel] = field(default_factory=dict)
+    pipelines: dict[str, AssembledPipeline] = field(default_factory=dict)
     failures: dict[str, InferRuntimeError] = field(default_factory=dict)
     load_seconds: dict[str, float] = field(default_factory=dict)  # per model, failed ones too
 
@@ -111,7 +133,46 @@ def assemble(loaded: LoadedSpec, engine: Engine) -> Assembly:
             continue
         result.models[name] = model
         result.load_seconds[name] = time.perf_counter() - started
+    for name in loaded.spec.pipelines:
+        started = time.perf_counter()
+        try:
+            result.pipelines[name] = assemble_pipeline(loaded, engine, name, result)
+        except InferRuntimeError as exc:
+            result.failures[name] = exc
+            log.error("pipeline failed to assemble", pipeline=name, error=str(exc))
+        result.load_seconds[name] = time.perf_counter() - started
     return result
+
+
+def assemble_pipeline(loaded: LoadedSpec, engine: Engine, name: str, assembly: Assembly) -> AssembledPipeline:
+    """Adds pipeline ``name`` to ``engine`` over the models of ``assembly`` (flattened: a
+    nested pipeline's steps become its own). Raises when a step's model did not load."""
+    flat = flatten(loaded.spec, name)
+    broken = [m for m in flat.models if m not in assembly.models]
+    if broken:
+        reasons = "; ".join(f"{m}: {assembly.failures.get(m, 'not loaded')}" for m in broken)
+        raise ModelLoadError(f"pipeline '{name}': its step model(s) did not load ({reasons})")
+    signatures = {m: assembly.models[m].signature for m in flat.models}
+    signature = derive_signature(flat, signatures)
+    index = {step.name: i for i, step in enumerate(flat.steps)}
+
+    def where(source: Source) -> tuple[int, str]:
+        return (-1 if source.step is None else index[source.step], source.tensor)
+
+    steps = [(step.name, step.model, {tensor: where(src) for tensor, src in step.inputs.items()}) for step in flat.steps]
+    levels = max(_priority_levels(loaded.spec.models[m]) for m in flat.models)
+    try:
+        handle = engine.add_pipeline(name, signature, steps, {t: where(src) for t, src in flat.outputs.items()}, priority_levels=levels)
+    except InferRuntimeError as exc:
+        raise ModelLoadError(f"pipeline '{name}': {exc}") from exc
+    pipeline = AssembledPipeline(name, handle, flat, details={"steps": [f"{s.name}={s.model}" for s in flat.steps]})
+    log.info("pipeline assembled", pipeline=name, steps=[f"{s.name}={s.model}" for s in flat.steps],
+             inputs=[t.describe() for t in signature.inputs or ()], outputs=[t.describe() for t in signature.outputs or ()])
+    return pipeline
+
+
+def _priority_levels(spec: ModelSpec) -> int:
+    return spec.batching.priority_levels if spec.batching else 1
 
 
 def prepare_within(loaded: LoadedSpec, name: str, spec: ModelSpec, timeout_s: float, artifact: Artifact | None = None) -> Prepared:

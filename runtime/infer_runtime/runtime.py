@@ -37,18 +37,20 @@ from infer_runtime._native.executor import PullExecutor
 from infer_runtime.assemble import (
     Artifact,
     AssembledModel,
+    AssembledPipeline,
     Assembly,
     Prepared,
     assemble,
     install,
     prepare_within,
 )
-from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats
+from infer_runtime.engine import Delivery, Engine, ModelSignature, ModelStats, StepStats
 from infer_runtime.errors import (
     ModelLoadError,
     ModelNotFoundError,
     UnavailableError,
 )
+from infer_runtime.pipelines import FlatPipeline
 from infer_runtime.spec import LoadedSpec, load_spec
 
 log = structlog.get_logger("infer_runtime.runtime")
@@ -82,15 +84,23 @@ class _Core:
             self.close(0)
             raise ModelLoadError(f"{len(self.assembly.failures)} model(s) failed to load: {reasons}")
 
-    def model(self, name: str) -> AssembledModel:
-        """The running model called ``name``."""
-        found = self.assembly.models.get(name)
+    def model(self, name: str) -> AssembledModel | AssembledPipeline:
+        """The running model or pipeline called ``name``."""
+        found: AssembledModel | AssembledPipeline | None = self.assembly.models.get(name) or self.assembly.pipelines.get(name)
         if found is not None:
             return found
         if name in self.assembly.failures:
-            raise UnavailableError(f"model '{name}' is not available: {self.assembly.failures[name]}")
-        known = sorted(self.loaded.spec.models)
+            kind = "pipeline" if name in self.loaded.spec.pipelines else "model"
+            raise UnavailableError(f"{kind} '{name}' is not available: {self.assembly.failures[name]}")
+        known = sorted([*self.loaded.spec.models, *self.loaded.spec.pipelines])
         raise ModelNotFoundError(f"no model or pipeline named '{name}' (serving: {', '.join(known)})")
+
+    def pipeline(self, name: str) -> AssembledPipeline:
+        """The running pipeline called ``name``."""
+        found = self.model(name)
+        if not isinstance(found, AssembledPipeline):
+            raise ModelNotFoundError(f"'{name}' is a model, not a pipeline")
+        return found
 
     def submit(self, name: str, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, waiter: Any, wake: bool = True) -> Any:
         """Checks and submits one request; ``waiter`` is resolved by the front-end.
@@ -137,6 +147,9 @@ class _Core:
         new version fails to load or warm."""
         if self.engine is None or self.closing:
             raise UnavailableError("the runtime is not running")
+        if name not in self.loaded.spec.models:
+            what = "a pipeline (its steps' models swap one by one)" if name in self.loaded.spec.pipelines else "not a model of the spec"
+            raise ModelNotFoundError(f"'{name}' is {what}")
         spec = self.loaded.spec.models[name]
         prepared = prepare_within(self.loaded, name, spec, self.loaded.spec.runtime.load_timeout_s, artifact)
         inputs = prepared.backend.signature.inputs
@@ -237,8 +250,34 @@ class _Common:
 
     @property
     def model_names(self) -> list[str]:
-        """Models that are serving, in spec order."""
-        return list(self._core.assembly.models)
+        """Models, then pipelines, that are serving, in spec order (a pipeline is called
+        like a model)."""
+        return [*self._core.assembly.models, *self._core.assembly.pipelines]
+
+    @property
+    def pipeline_names(self) -> list[str]:
+        """Pipelines that are serving, in spec order."""
+        return list(self._core.assembly.pipelines)
+
+    def pipeline_steps(self, name: str) -> list[tuple[str, str]]:
+        """A serving pipeline's steps as (step, model), in the order they can run (a nested
+        pipeline's steps are named ``<step>/<inner step>``)."""
+        return [(step.name, step.model) for step in self._core.pipeline(name).flat.steps]
+
+    def pipeline_graph(self, name: str) -> FlatPipeline:
+        """The graph a serving pipeline runs (nested pipelines inlined)."""
+        return self._core.pipeline(name).flat
+
+    def step_stats(self, name: str) -> dict[str, StepStats]:
+        """A snapshot of each step's counters for pipeline ``name``, by step name.
+
+        Raises:
+            UnavailableError: the runtime has stopped.
+        """
+        pipeline = self._core.pipeline(name)
+        if self._core.engine is None:
+            raise UnavailableError("the runtime is not running: its statistics are gone")
+        return pipeline.engine_model.step_stats()
 
     @property
     def failed_models(self) -> dict[str, str]:
@@ -326,7 +365,9 @@ class Runtime(_Common):
             self._state = "stopped"
             raise
         assert self._core.engine is not None
-        self._serving = {name: model.engine_model for name, model in self._core.assembly.models.items()}
+        assembly = self._core.assembly
+        self._serving = {name: model.engine_model for name, model in assembly.models.items()}
+        self._serving.update((name, pipeline.engine_model) for name, pipeline in assembly.pipelines.items())
         self._fd = self._core.engine.event_fd()
         self._loop.add_reader(self._fd, self._on_completions)
         self._state = "running"

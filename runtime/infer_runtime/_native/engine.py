@@ -9,7 +9,7 @@ import dataclasses
 import enum
 import functools
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -173,7 +173,10 @@ def _copy_error(exc: Exception) -> Exception:
 class EngineModel:
     """One model inside the engine: checks inputs against its signature and submits."""
 
-    __slots__ = ("_admitted", "_bursts", "_checks", "_coalesce", "_descs", "_fixed", "_n", "_names", "_priority_levels", "_rows_limit", "_shapes", "handle", "name", "rejected_invalid", "signature")
+    KIND = "model"  # how errors found in Python name it
+
+    __slots__ = ("_admitted", "_bursts", "_checks", "_coalesce", "_descs", "_fixed", "_n", "_names", "_priority_levels", "_rows_limit", "_shapes", "_submit_call", "handle", "name",
+                 "rejected_invalid", "signature")
 
     def __init__(self, name: str, handle: Any, signature: ModelSignature, priority_levels: int) -> None:
         self.name = name
@@ -209,6 +212,7 @@ class EngineModel:
         self._coalesce = bool(self._rows_limit and tails and all(tail is not None for tail in tails) and all(t.dtype.kind != "O" for t in signature.inputs or ()))
         self._bursts: dict[tuple[int, int], _Burst] = {}  # (priority, timeout_us) → requests held by stage()
         self._admitted = ffi.new("int32_t*")
+        self._submit_call = lib.ir_model_submit
 
     def submit(self, cookie: int, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, wake: bool = True) -> list[Any]:
         """Checks ``inputs`` and submits them; returns what must stay alive until the
@@ -224,7 +228,7 @@ class EngineModel:
         except InvalidInputError:
             self.rejected_invalid += 1  # folded into stats(); costs nothing on success
             raise
-        err = lib.ir_model_submit(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
+        err = self._submit_call(self.handle, cookie, descs, n, priority, timeout_us, 0 if wake else lib.IR_SUBMIT_NO_WAKE)
         if err:  # a NULL pointer is false (and cheaper to test than a comparison)
             raise take_error(err)  # type: ignore[misc]
         return keep
@@ -351,11 +355,11 @@ class EngineModel:
     def _check_options(self, priority: int, timeout_ms: float | None) -> int:
         """The engine's timeout (µs, 0 = the model's default) after checking both options."""
         if not 0 <= priority < self._priority_levels:
-            raise InvalidInputError(f"model '{self.name}': priority {priority} is outside [0, {self._priority_levels})")
+            raise InvalidInputError(f"{self.KIND} '{self.name}': priority {priority} is outside [0, {self._priority_levels})")
         if timeout_ms is None:
             return 0
         if not timeout_ms > 0:  # NaN included
-            raise InvalidInputError(f"model '{self.name}': timeout_ms must be > 0 (got {timeout_ms})")
+            raise InvalidInputError(f"{self.KIND} '{self.name}': timeout_ms must be > 0 (got {timeout_ms})")
         # A timeout only ever shortens the model's default, so any huge value means "keep it".
         return max(1, int(min(timeout_ms, _MAX_TIMEOUT_MS) * 1000))
 
@@ -390,16 +394,16 @@ class EngineModel:
             if type(arr) is not np.ndarray:
                 arr = np.asarray(arr)
             if arr.dtype != dtype and not (dtype.kind == "O" and is_bytes_like(arr)):
-                raise InvalidInputError(f"model '{self.name}': input '{name}' must be {_dtype_name(dtype)}, got {_dtype_name(arr.dtype)}")
+                raise InvalidInputError(f"{self.KIND} '{self.name}': input '{name}' must be {_dtype_name(dtype)}, got {_dtype_name(arr.dtype)}")
             shape = arr.shape
             if len(shape) != ndim or (shape[1:] != tail if tail is not None else any(shape[d] != v for d, v in fixed)):
                 self._shape_error(name, shape)
             if limit:
                 k = shape[0]
                 if not 0 < k <= limit:
-                    raise InvalidInputError(f"model '{self.name}': input '{name}' has {k} rows; each request needs 1 to {limit} (max_batch_size)")
+                    raise InvalidInputError(f"{self.KIND} '{self.name}': input '{name}' has {k} rows; each request needs 1 to {limit} (max_batch_size)")
                 if rows != k and rows != -1:
-                    raise InvalidInputError(f"model '{self.name}': inputs disagree on the batch dimension ({rows} vs {k})")
+                    raise InvalidInputError(f"{self.KIND} '{self.name}': inputs disagree on the batch dimension ({rows} vs {k})")
                 rows = k
             if not arr.flags.c_contiguous:
                 arr = np.ascontiguousarray(arr)
@@ -417,7 +421,7 @@ class EngineModel:
                     if raw is None:
                         raw = serialize(arr)
                 except (TypeError, ValueError) as exc:
-                    raise InvalidInputError(f"model '{self.name}': input '{name}': {exc}") from None
+                    raise InvalidInputError(f"{self.KIND} '{self.name}': input '{name}': {exc}") from None
                 buf = ffi.from_buffer(raw)
                 desc.byte_size = len(raw)
             else:
@@ -435,11 +439,11 @@ class EngineModel:
 
     def _shape_error(self, name: str, shape: tuple[int, ...]) -> None:
         spec = next(t for t in self.signature.inputs or () if t.name == name)
-        raise InvalidInputError(f"model '{self.name}': input '{name}' must have shape [{', '.join(str(d) for d in spec.shape)}], got [{', '.join(str(d) for d in shape)}]")
+        raise InvalidInputError(f"{self.KIND} '{self.name}': input '{name}' must have shape [{', '.join(str(d) for d in spec.shape)}], got [{', '.join(str(d) for d in shape)}]")
 
     def _fill_dynamic(self, inputs: Mapping[str, Any]) -> tuple[list[Any], Any, int]:
         if not inputs:
-            raise InvalidInputError(f"model '{self.name}': a request needs at least one input")
+            raise InvalidInputError(f"{self.KIND} '{self.name}': a request needs at least one input")
         n = len(inputs)
         descs = ffi.new("ir_tensor[]", n)
         keep: list[Any] = [descs]
@@ -451,12 +455,12 @@ class EngineModel:
                     if payload is None:
                         payload = serialize(arr)
                 except (TypeError, ValueError) as exc:
-                    raise InvalidInputError(f"model '{self.name}': input '{name}': {exc}") from None
+                    raise InvalidInputError(f"{self.KIND} '{self.name}': input '{name}': {exc}") from None
                 code, nbytes = lib.IR_DTYPE_BYTES, len(payload)
             else:
                 code = NUMPY_TO_CODE.get(arr.dtype)
                 if code is None:
-                    raise InvalidInputError(f"model '{self.name}': input '{name}' has unsupported dtype {arr.dtype}")
+                    raise InvalidInputError(f"{self.KIND} '{self.name}': input '{name}' has unsupported dtype {arr.dtype}")
                 payload, nbytes = arr, arr.nbytes
             name_c = ffi.new("char[]", name.encode())
             shape_c = ffi.new("int64_t[]", list(arr.shape) or [0])
@@ -474,24 +478,89 @@ class EngineModel:
             parts.append(f"missing input(s) {', '.join(repr(m) for m in missing)}")
         if extra:
             parts.append(f"unknown input(s) {', '.join(repr(e) for e in extra)}")
-        raise InvalidInputError(f"model '{self.name}': {'; '.join(parts)} (expects {', '.join(repr(e) for e in expected)})")
+        raise InvalidInputError(f"{self.KIND} '{self.name}': {'; '.join(parts)} (expects {', '.join(repr(e) for e in expected)})")
 
     def stats(self) -> ModelStats:
         """A snapshot of the engine's counters for this model. Requests refused by the
         checks in Python count as submitted and ``failed_invalid``, exactly like those the
         engine refuses itself."""
-        out = ffi.new("ir_model_stats*")
-        out.struct_size = ffi.sizeof("ir_model_stats")
-        check(lib.ir_model_stats_get(self.handle, out))
-        values: list[Any] = []
-        for name in _STAT_FIELDS:
-            value = getattr(out, name)
-            values.append(tuple(value) if name.endswith("_buckets") else int(value))
-        stats = ModelStats(*values)
+        stats = _read_stats(lib.ir_model_stats_get, self.handle)
         refused = self.rejected_invalid
         if refused:
             stats = dataclasses.replace(stats, submitted=stats.submitted + refused, failed_invalid=stats.failed_invalid + refused)
         return stats
+
+
+def _read_stats(get: Any, handle: Any) -> ModelStats:
+    out = ffi.new("ir_model_stats*")
+    out.struct_size = ffi.sizeof("ir_model_stats")
+    check(get(handle, out))
+    values: list[Any] = []
+    for name in _STAT_FIELDS:
+        value = getattr(out, name)
+        values.append(tuple(value) if name.endswith("_buckets") else int(value))
+    return ModelStats(*values)
+
+
+@dataclass(frozen=True, slots=True)
+class StepStats:
+    """A snapshot of one pipeline step's counters (see ``ir_pipeline_step_stats``)."""
+
+    submitted: int
+    succeeded: int
+    failed: int  # refused, failed, timed out or cancelled
+    step_ns_sum: int  # submission to completion, successes
+    step_ns_buckets: tuple[int, ...]
+
+
+class EnginePipeline(EngineModel):
+    """One pipeline inside the engine, called like a model: the same checks against its
+    (derived) signature, then ``ir_pipeline_submit``. Requests are never coalesced in
+    Python: each step batches in the engine."""
+
+    KIND = "pipeline"
+    __slots__ = ("steps",)
+
+    def __init__(self, name: str, handle: Any, signature: ModelSignature, priority_levels: int, steps: tuple[str, ...]) -> None:
+        super().__init__(name, handle, signature, priority_levels)
+        self._coalesce = False
+        self._submit_call = lib.ir_pipeline_submit
+        self.steps = steps
+
+    def stage(self, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, waiter: Any) -> bool:
+        """Never holds a request (see the class)."""
+        return False
+
+    def wake(self) -> None:
+        """Nothing to wake: a pipeline's submission wakes its first steps."""
+
+    def cancel(self, cookie: int) -> bool:
+        """Cancels request ``cookie``: its queued steps never run; it completes CANCELLED."""
+        return bool(lib.ir_pipeline_cancel(self.handle, cookie))
+
+    def release(self) -> None:
+        """Drops this handle on the engine's pipeline. Idempotent."""
+        if self.handle is not None:
+            lib.ir_pipeline_release(self.handle)
+            self.handle = None
+
+    def stats(self) -> ModelStats:
+        """The pipeline's counters as a whole (batch and queue fields stay 0)."""
+        stats = _read_stats(lib.ir_pipeline_stats_get, self.handle)
+        refused = self.rejected_invalid
+        if refused:
+            stats = dataclasses.replace(stats, submitted=stats.submitted + refused, failed_invalid=stats.failed_invalid + refused)
+        return stats
+
+    def step_stats(self) -> dict[str, StepStats]:
+        """Counters per step, by step name (in dependency order)."""
+        out = ffi.new("ir_pipeline_step_stats*")
+        out.struct_size = ffi.sizeof("ir_pipeline_step_stats")
+        result = {}
+        for index, step in enumerate(self.steps):
+            check(lib.ir_pipeline_step_stats_get(self.handle, index, out))
+            result[step] = StepStats(int(out.submitted), int(out.succeeded), int(out.failed), int(out.step_ns_sum), tuple(out.step_ns_buckets))
+        return result
 
 
 def response_outputs(response: Any, tensors: Any, whole_batch: bool = False) -> dict[str, np.ndarray]:
@@ -635,6 +704,7 @@ class Engine:
         self._handle = out[0]
         self.models: dict[str, EngineModel] = {}
         self.retired: list[EngineModel] = []  # replaced or retired: handles released at destroy
+        self.pipelines: dict[str, EnginePipeline] = {}
         self._destroyed = False
 
     @property
@@ -696,6 +766,49 @@ class Engine:
             self.retired.append(previous)
         return model
 
+    def add_pipeline(self, name: str, signature: ModelSignature, steps: Sequence[tuple[str, str, Mapping[str, tuple[int, str]]]],
+                     outputs: Mapping[str, tuple[int, str]], *, priority_levels: int, default_timeout_ms: int = 0) -> EnginePipeline:
+        """Adds a pipeline over models already added. ``steps``: (step name, model name,
+        {model input: (source step index or -1 for the request, tensor)}), in dependency
+        order; ``outputs``: {pipeline output: (source step index or -1, tensor)}. The
+        request's inputs are ``signature.inputs``, in order."""
+        keep: list[Any] = []
+
+        def text(value: str) -> Any:
+            c = ffi.new("char[]", value.encode())
+            keep.append(c)
+            return c
+
+        def bindings(mapping: Mapping[str, tuple[int, str]]) -> Any:
+            array = ffi.new("ir_pipeline_binding[]", max(len(mapping), 1))
+            keep.append(array)
+            for i, (tensor, (source, source_tensor)) in enumerate(mapping.items()):
+                array[i].tensor = text(tensor)
+                array[i].source_step = source
+                array[i].source_tensor = text(source_tensor)
+            return array
+
+        cfg = ffi.new("ir_pipeline_config*")
+        cfg.struct_size = ffi.sizeof("ir_pipeline_config")
+        cfg.name = text(name)
+        cfg.inputs, cfg.n_inputs = signature_descriptors(signature.inputs or (), keep)
+        step_array = ffi.new("ir_pipeline_step[]", max(len(steps), 1))
+        keep.append(step_array)
+        for i, (step, model, inputs) in enumerate(steps):
+            step_array[i].name = text(step)
+            step_array[i].model = text(model)
+            step_array[i].inputs = bindings(inputs)
+            step_array[i].n_inputs = len(inputs)
+        cfg.steps, cfg.n_steps = step_array, len(steps)
+        cfg.outputs, cfg.n_outputs = bindings(outputs), len(outputs)
+        cfg.default_timeout_us = default_timeout_ms * 1000
+        cfg.priority_levels = priority_levels
+        out = ffi.new("ir_pipeline**")
+        check(lib.ir_engine_add_pipeline(self._handle, cfg, out))
+        pipeline = EnginePipeline(name, out[0], signature, priority_levels, tuple(step for step, _, _ in steps))
+        self.pipelines[name] = pipeline
+        return pipeline
+
     def release_retired(self, keep_latest: int = 1) -> None:
         """Releases the handles of replaced or retired models that have nothing in flight,
         except the ``keep_latest`` most recent (a caller may still submit through them for a
@@ -735,7 +848,7 @@ class Engine:
             self._destroyed = True
             lib.ir_engine_destroy(self._handle)
             self._handle = ffi.NULL
-            for model in [*self.models.values(), *self.retired]:
+            for model in [*self.models.values(), *self.retired, *self.pipelines.values()]:
                 model.release()
 
 

@@ -20,14 +20,16 @@ if TYPE_CHECKING:
     from infer_runtime._native.engine import Delivery as Delivery
     from infer_runtime._native.engine import Engine as Engine
     from infer_runtime._native.engine import EngineModel as EngineModel
+    from infer_runtime._native.engine import EnginePipeline as EnginePipeline
     from infer_runtime._native.engine import ModelStats as ModelStats
     from infer_runtime._native.engine import Runner as Runner
+    from infer_runtime._native.engine import StepStats as StepStats
     from infer_runtime._native.engine import response_outputs as response_outputs
     from infer_runtime._native.engine import signature_from_specs as signature_from_specs
 
 _FROM_NATIVE = {
     "NativeBackend": "backends", "open_backend": "backends",
-    "BATCH_BOUNDS": "engine", "DURATION_BOUNDS_S": "engine", "Delivery": "engine", "Engine": "engine", "EngineModel": "engine",
+    "BATCH_BOUNDS": "engine", "DURATION_BOUNDS_S": "engine", "Delivery": "engine", "Engine": "engine", "EngineModel": "engine", "EnginePipeline": "engine", "StepStats": "engine",
     "ModelStats": "engine", "Runner": "engine", "response_outputs": "engine", "signature_from_specs": "engine",
 }
 
@@ -41,5 +43,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"infer_runtime._native.{module}"), name)
 
 
-__all__ = ["BATCH_BOUNDS", "DURATION_BOUNDS_S", "Delivery", "Engine", "EngineModel", "ModelSignature", "ModelStats", "NativeBackend",
-           "Runner", "TensorSignature", "open_backend", "response_outputs", "signature_from_specs"]
+__all__ = ["BATCH_BOUNDS", "DURATION_BOUNDS_S", "Delivery", "Engine", "EngineModel", "EnginePipeline", "ModelSignature", "ModelStats", "NativeBackend",
+           "Runner", "StepStats", "TensorSignature", "open_backend", "response_outputs", "signature_from_specs"]

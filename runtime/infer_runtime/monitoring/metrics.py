@@ -22,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from infer_runtime import __version__
 from infer_runtime.engine import BATCH_BOUNDS, DURATION_BOUNDS_S
+from infer_runtime.errors import InferRuntimeError
 
 from .counters import StatsView
 
@@ -79,7 +80,7 @@ class RuntimeCollector:
         info = GaugeMetricFamily("infer_runtime_build_info", "Version information (value 1).", labels=["version"])
         info.add_metric([__version__], 1)
         load_seconds = runtime.load_seconds
-        for model in runtime.spec.spec.models:
+        for model in [*runtime.spec.spec.models, *runtime.spec.spec.pipelines]:
             ready.add_metric([model], 1.0 if self.model_ready(model) else 0.0)
             if model in load_seconds:
                 load.add_metric([model], load_seconds[model])
@@ -112,6 +113,24 @@ class RuntimeCollector:
             unhealthy.add_metric(labels, s.unhealthy_instances)
             timeouts.add_metric(labels, s.execution_timeouts)
         yield from (requests, batches, rows, request_s, queue_s, compute_s, batch_size, depth, in_flight, unhealthy, timeouts, swaps, ready, load, info)
+        yield from _step_families(runtime)
+
+
+def _step_families(runtime: Runtime) -> Iterator[Any]:
+    """Per pipeline step: its requests by outcome and its duration (submitted to done)."""
+    steps = CounterMetricFamily("infer_runtime_pipeline_step_requests", "Step requests of a pipeline, by outcome.", labels=["pipeline", "step", "model", "outcome"])
+    step_s = HistogramMetricFamily("infer_runtime_pipeline_step_duration_seconds", "A step's submission to its completion, successful steps.", labels=["pipeline", "step", "model"])
+    for pipeline in runtime.pipeline_names:
+        try:
+            stats = runtime.step_stats(pipeline)
+        except InferRuntimeError:  # stopped meanwhile
+            return
+        models = dict(runtime.pipeline_steps(pipeline))
+        for step, s in stats.items():
+            steps.add_metric([pipeline, step, models[step], "success"], s.succeeded)
+            steps.add_metric([pipeline, step, models[step], "failure"], s.failed)
+            _histogram(step_s, [pipeline, step, models[step]], DURATION_BOUNDS_S, s.step_ns_buckets, s.step_ns_sum / 1e9)
+    yield from (steps, step_s)
 
 
 def make_registry(runtime: Runtime, *, view: StatsView | None = None, model_ready: Callable[[str], bool] | None = None, process: bool = True) -> CollectorRegistry:

@@ -68,7 +68,7 @@ class ServingState:
     def check_model(self, model: str) -> None:
         """Raises ModelNotFoundError unless the spec declares ``model`` (without listing the
         models: this answers unauthenticated clients)."""
-        if model not in self.loaded.spec.models:
+        if model not in self.loaded.spec.models and model not in self.loaded.spec.pipelines:
             raise ModelNotFoundError(f"unknown model '{model}'")
 
     def model_not_ready_reason(self, model: str) -> str | None:
@@ -86,6 +86,12 @@ class ServingState:
         past execution_timeout_ms and its backend has not returned)."""
         if model not in self.runtime.model_names:
             return None
+        if model in self.loaded.spec.pipelines:  # ready when every step's model is
+            for _step, step_model in self.runtime.pipeline_steps(model):
+                reason = self._instances_reason(step_model)
+                if reason is not None:
+                    return f"pipeline '{model}': {reason}"
+            return None
         try:
             stats = self.runtime.stats(model)
         except InferRuntimeError:
@@ -96,8 +102,8 @@ class ServingState:
         return None
 
     def all_models(self) -> list[str]:
-        """Every model of the spec, serving or not."""
-        return list(self.loaded.spec.models)
+        """Every model and pipeline of the spec, serving or not."""
+        return [*self.loaded.spec.models, *self.loaded.spec.pipelines]
 
     def serving_models(self) -> list[str]:
         """Models that loaded."""
@@ -145,16 +151,18 @@ class ServingState:
     def metadata(self, model: str) -> dict[str, Any]:
         """KServe v2 model metadata; variable dimensions are -1."""
         sig = self._signature(model)
-        backend = self.loaded.spec.models[model].backend
+        platform = "ensemble" if model in self.loaded.spec.pipelines else f"infer-runtime_{self.loaded.spec.models[model].backend}"
 
         def tensors(ts: Any) -> list[dict[str, Any]]:
             return [{"name": t.name, "datatype": v2_datatype(t.dtype), "shape": list(t.shape)} for t in ts or ()]
 
-        return {"name": model, "versions": [self.serving_version(model)], "platform": f"infer-runtime_{backend}", "inputs": tensors(sig.inputs), "outputs": tensors(sig.outputs)}
+        return {"name": model, "versions": [self.serving_version(model)], "platform": platform, "inputs": tensors(sig.inputs), "outputs": tensors(sig.outputs)}
 
     def config(self, model: str) -> dict[str, Any]:
         """A Triton-style model configuration (what Triton tooling reads)."""
         meta = self.metadata(model)
+        if model in self.loaded.spec.pipelines:
+            return self._pipeline_config(model, meta)
         spec = self.loaded.spec.models[model]
         batching = spec.batching
 
@@ -178,6 +186,37 @@ class ServingState:
                 "priority_levels": batching.priority_levels,
             }
         return cfg
+
+    def _pipeline_config(self, name: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """Triton's configuration of an ensemble: its steps with their input and output maps
+        (a value is named ``<step>.<tensor>``, or the pipeline's own tensor name)."""
+        max_batch = self.runtime.signature(name).max_batch_size
+
+        def dims(shape: list[int]) -> list[int]:
+            return shape[1:] if max_batch else shape
+
+        steps = self.runtime.pipeline_steps(name)
+        flat = {step.name: step for step in self.runtime.pipeline_graph(name).steps}
+        outputs_of: dict[str, dict[str, str]] = {step: {} for step, _ in steps}
+        for tensor, source in self.runtime.pipeline_graph(name).outputs.items():
+            if source.step is not None:
+                outputs_of[source.step][source.tensor] = tensor
+        for flat_step in flat.values():
+            for source in flat_step.inputs.values():
+                if source.step is not None:
+                    outputs_of[source.step].setdefault(source.tensor, f"{source.step}.{source.tensor}")
+        schedule = []
+        for step, model in steps:
+            inputs = {tensor: (src.tensor if src.step is None else outputs_of[src.step].get(src.tensor, f"{src.step}.{src.tensor}")) for tensor, src in flat[step].inputs.items()}
+            schedule.append({"model_name": model, "model_version": -1, "input_map": inputs, "output_map": outputs_of[step]})
+        return {
+            "name": name,
+            "platform": "ensemble",
+            "max_batch_size": max_batch,
+            "input": [{"name": t["name"], "data_type": _config_type(t["datatype"]), "dims": dims(t["shape"])} for t in meta["inputs"]],
+            "output": [{"name": t["name"], "data_type": _config_type(t["datatype"]), "dims": dims(t["shape"])} for t in meta["outputs"]],
+            "ensemble_scheduling": {"step": schedule},
+        }
 
     def statistics(self, model: str) -> dict[str, Any]:
         """Triton's statistics extension for one model (see :mod:`.statistics`)."""

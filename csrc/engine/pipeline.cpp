@@ -1,0 +1,521 @@
+#include "pipeline.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "clock.hpp"
+#include "dtype.hpp"
+
+namespace ir {
+
+namespace {
+
+// A step's cookie: the top bit (never set by a host's cookies, which count from 1) marks
+// it as the pipeline's, the Run's address (64-byte aligned, below 2^63) the request, and
+// the low six bits the step.
+constexpr uint64_t kStepCookieTag = uint64_t{1} << 63;
+
+// Keeps a step's batch result alive for as long as a pipeline output aliases its memory.
+void release_held(void* owner) { delete static_cast<std::shared_ptr<const BatchResult>*>(owner); }
+
+Status step_error(const std::string& pipeline, const std::string& step, const std::string& model, const Status& error) {
+  return Status(error.code(), "pipeline '" + pipeline + "', step '" + step + "' (model '" + model + "'): " + error.message());
+}
+
+}  // namespace
+
+struct Pipeline::Step {
+  std::string name;
+  std::string model_name;
+  std::vector<PipelineBinding> inputs;
+  std::vector<int32_t> dependents;  // later steps reading this one (each once)
+  int32_t n_deps = 0;               // distinct earlier steps this one reads
+  StepStats stats;
+
+  // The step's model, following replacements: a swapped model serves new requests while the
+  // requests it admitted finish on it.
+  std::shared_ptr<Model> current() {
+    std::lock_guard<std::mutex> lock(mu);
+    for (std::shared_ptr<Model> next = model->successor(); next != nullptr; next = model->successor()) model = std::move(next);
+    return model;
+  }
+
+  std::mutex mu;
+  std::shared_ptr<Model> model;
+};
+
+// One request in flight. 64-byte aligned: the low bits of its address carry a step index.
+struct alignas(64) Pipeline::Run {
+  struct Slot {
+    std::shared_ptr<Model> model;                // where the step's request went (cancel)
+    std::shared_ptr<const BatchResult> result;   // the step's batch outputs, once done
+    int64_t row_offset = 0;                      // this request's rows of them
+    int64_t rows = 0;
+    int64_t submit_ns = 0;
+    int32_t waiting = 0;  // earlier steps still to finish before this one can run
+    bool in_flight = false;
+    bool done = false;
+  };
+
+  std::shared_ptr<Pipeline> pipeline;  // a request keeps its pipeline alive
+  uint64_t cookie = 0;
+  CompletionSink* sink = nullptr;
+  int32_t priority = 0;
+  int64_t start_ns = 0;
+  int64_t deadline_ns = kNever;
+  std::vector<TensorRef> request;                // the caller's inputs (data borrowed)
+  std::vector<std::vector<int64_t>> request_shapes;
+  std::vector<Slot> slots;
+
+  std::mutex mu;
+  int32_t tokens = 0;  // submitted steps plus calls working on the run; 0 = finished
+  bool failed = false;
+  Status error;
+
+  Run* prev = nullptr;  // the pipeline's list of runs in flight
+  Run* next = nullptr;
+};
+
+namespace {
+
+Pipeline::Run* run_of(uint64_t cookie) { return reinterpret_cast<Pipeline::Run*>(static_cast<uintptr_t>(cookie & ~kStepCookieTag & ~uint64_t{63})); }
+int32_t step_of(uint64_t cookie) { return static_cast<int32_t>(cookie & 63); }
+uint64_t cookie_of(const Pipeline::Run* run, int32_t step) { return kStepCookieTag | reinterpret_cast<uintptr_t>(run) | static_cast<uint64_t>(step); }
+
+// A step's (or the request's) tensor for one request: its rows of a batch's output.
+struct View {
+  TensorRef ref{};
+  std::vector<int64_t> shape;
+};
+
+bool view_output(const BatchResult& result, int64_t row_offset, int64_t rows, const std::string& name, View* out) {
+  for (const BatchOutput& o : result.outputs) {
+    if (o.name != name) continue;
+    out->shape = o.shape;
+    uint64_t begin = 0;
+    uint64_t end = o.buffer->size();
+    if (result.sliced) {
+      out->shape[0] = rows;
+      if (!o.row_starts.empty()) {
+        begin = o.row_starts[static_cast<size_t>(row_offset)];
+        end = o.row_starts[static_cast<size_t>(row_offset + rows)];
+      } else {
+        const uint64_t row_bytes = o.buffer->size() / static_cast<uint64_t>(result.rows);
+        begin = row_bytes * static_cast<uint64_t>(row_offset);
+        end = begin + row_bytes * static_cast<uint64_t>(rows);
+      }
+    }
+    out->ref = TensorRef{o.name.c_str(), o.dtype, static_cast<int32_t>(out->shape.size()), out->shape.data(), o.buffer->data() + begin, end - begin};
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Status Pipeline::Create(PipelineConfig config, const FindModel& find, std::shared_ptr<CompletionQueue> completions, std::shared_ptr<Pipeline>* out) {
+  const std::string& name = config.name;
+  const auto n_steps = static_cast<int32_t>(config.steps.size());
+  if (name.empty()) return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline name is empty");
+  if (n_steps < 1 || n_steps > kMaxPipelineSteps) return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "' needs 1 to " + std::to_string(kMaxPipelineSteps) + " steps");
+  if (config.outputs.empty()) return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "' has no outputs");
+  if (config.inputs.size() > static_cast<size_t>(kMaxInputs)) return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "' takes at most " + std::to_string(kMaxInputs) + " inputs");
+  if (config.priority_levels < 1 || config.priority_levels > 64) return Status(IR_ERROR_INVALID_ARGUMENT, "priority_levels must be in [1, 64]");
+  if (config.default_timeout_ns < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "default timeout must be >= 0");
+  for (const TensorSig& sig : config.inputs) {
+    if (!dtype_valid(sig.dtype)) return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "': input '" + sig.name + "' has an unsupported dtype");
+  }
+  std::shared_ptr<Pipeline> pipeline(new Pipeline(std::move(config), std::move(completions)));
+  const PipelineConfig& c = pipeline->config_;
+  auto check_source = [&](const PipelineBinding& b, int32_t before, const std::string& where) -> Status {
+    if (b.source_step < -1 || b.source_step >= before)
+      return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "': " + where + " reads step " + std::to_string(b.source_step) + ", which does not run before it");
+    if (b.source_step == -1 && std::none_of(c.inputs.begin(), c.inputs.end(), [&](const TensorSig& s) { return s.name == b.source_tensor; }))
+      return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "': " + where + " reads request input '" + b.source_tensor + "', which the pipeline does not take");
+    return Status::Ok();
+  };
+  for (int32_t s = 0; s < n_steps; ++s) {
+    const PipelineStepConfig& sc = c.steps[static_cast<size_t>(s)];
+    auto step = std::make_unique<Step>();
+    step->name = sc.name;
+    step->model_name = sc.model;
+    step->inputs = sc.inputs;
+    const std::string where = "step '" + sc.name + "'";
+    for (int32_t k = 0; k < s; ++k) {
+      if (pipeline->steps_[static_cast<size_t>(k)]->name == sc.name) return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "': two steps are named '" + sc.name + "'");
+    }
+    Status found = find(sc.model, &step->model);
+    if (!found.ok()) return Status(found.code(), "pipeline '" + name + "': " + where + ": " + found.message());
+    const ModelConfig& mc = step->model->config();
+    if (sc.inputs.empty() || sc.inputs.size() > static_cast<size_t>(kMaxInputs))
+      return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "': " + where + " needs 1 to " + std::to_string(kMaxInputs) + " inputs");
+    for (const PipelineBinding& b : sc.inputs) {
+      IR_RETURN_IF_ERROR(check_source(b, s, where));
+      if (std::count_if(sc.inputs.begin(), sc.inputs.end(), [&](const PipelineBinding& o) { return o.tensor == b.tensor; }) > 1)
+        return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "': " + where + " fills input '" + b.tensor + "' twice");
+      if (mc.fixed_signature && std::none_of(mc.inputs.begin(), mc.inputs.end(), [&](const TensorSig& t) { return t.name == b.tensor; }))
+        return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "': " + where + ": model '" + sc.model + "' has no input '" + b.tensor + "'");
+    }
+    if (mc.fixed_signature && sc.inputs.size() != mc.inputs.size())
+      return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + name + "': " + where + " fills " + std::to_string(sc.inputs.size()) + " of model '" + sc.model + "''s " + std::to_string(mc.inputs.size()) + " inputs");
+    for (const PipelineBinding& b : sc.inputs) {
+      if (b.source_step < 0) continue;
+      Step& source = *pipeline->steps_[static_cast<size_t>(b.source_step)];
+      if (std::find(source.dependents.begin(), source.dependents.end(), s) == source.dependents.end()) {
+        source.dependents.push_back(s);
+        ++step->n_deps;
+      }
+    }
+    pipeline->steps_.push_back(std::move(step));
+  }
+  for (const PipelineBinding& b : c.outputs) IR_RETURN_IF_ERROR(check_source(b, n_steps, "output '" + b.tensor + "'"));
+  *out = std::move(pipeline);
+  return Status::Ok();
+}
+
+Pipeline::Pipeline(PipelineConfig config, std::shared_ptr<CompletionQueue> completions) : config_(std::move(config)), completions_(std::move(completions)) {}
+
+Pipeline::~Pipeline() = default;
+
+const StepStats& Pipeline::step_stats(size_t step) const { return steps_.at(step)->stats; }
+
+Status Pipeline::check_request(const TensorRef* inputs, int32_t n_inputs) const {
+  if (n_inputs != static_cast<int32_t>(config_.inputs.size()))
+    return Status(IR_ERROR_INVALID_ARGUMENT, "pipeline '" + config_.name + "' takes " + std::to_string(config_.inputs.size()) + " input(s), got " + std::to_string(n_inputs));
+  for (int32_t i = 0; i < n_inputs; ++i) {
+    const TensorRef& t = inputs[i];
+    const TensorSig& sig = config_.inputs[static_cast<size_t>(i)];
+    uint64_t elements = 0;
+    std::string problem;
+    if (!describe_tensor(t, &elements, &problem)) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + sig.name + "': " + problem);
+    if (t.dtype != sig.dtype) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + sig.name + "': dtype " + dtype_name(t.dtype) + " does not match the pipeline's " + dtype_name(sig.dtype));
+    bool ok = t.ndim == static_cast<int32_t>(sig.shape.size());
+    for (int32_t d = 0; ok && d < t.ndim; ++d) ok = sig.shape[static_cast<size_t>(d)] == -1 || sig.shape[static_cast<size_t>(d)] == t.shape[d];
+    if (!ok) return Status(IR_ERROR_INVALID_ARGUMENT, "input '" + sig.name + "': shape " + shape_text(t.shape, t.ndim) + " does not match " + shape_text(sig.shape));
+  }
+  return Status::Ok();
+}
+
+Status Pipeline::submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, CompletionSink* sink) {
+  ModelStats::add(stats_.submitted);
+  Status status = check_request(inputs, n_inputs);
+  if (status.ok() && (priority < 0 || priority >= config_.priority_levels))
+    status = Status(IR_ERROR_INVALID_ARGUMENT, "priority " + std::to_string(priority) + " is outside [0, " + std::to_string(config_.priority_levels) + ")");
+  if (status.ok() && timeout_us < 0) status = Status(IR_ERROR_INVALID_ARGUMENT, "timeout must be >= 0");
+  if (!status.ok()) {
+    ModelStats::add(stats_.failed_invalid);
+    return status;
+  }
+  auto run = std::make_unique<Run>();
+  run->pipeline = shared_from_this();
+  run->cookie = cookie;
+  run->sink = sink != nullptr ? sink : completions_.get();
+  run->priority = priority;
+  run->start_ns = now_ns();
+  int64_t timeout_ns = config_.default_timeout_ns;  // a request may only shorten it
+  if (timeout_us > 0 && (timeout_ns == 0 || timeout_us < timeout_ns / 1000)) timeout_ns = timeout_us * 1000;
+  run->deadline_ns = timeout_ns > 0 ? run->start_ns + timeout_ns : kNever;
+  run->request.assign(inputs, inputs + n_inputs);
+  run->request_shapes.resize(static_cast<size_t>(n_inputs));
+  for (int32_t i = 0; i < n_inputs; ++i) {  // the descriptors are borrowed for this call only
+    auto& shape = run->request_shapes[static_cast<size_t>(i)];
+    shape.assign(inputs[i].shape, inputs[i].shape + inputs[i].ndim);
+    run->request[static_cast<size_t>(i)].shape = shape.data();
+    run->request[static_cast<size_t>(i)].name = config_.inputs[static_cast<size_t>(i)].name.c_str();
+  }
+  run->slots.resize(steps_.size());
+  for (size_t s = 0; s < steps_.size(); ++s) run->slots[s].waiting = steps_[s]->n_deps;
+  run->tokens = 1;  // this call's
+  Run* r = run.release();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) {
+      delete r;
+      ModelStats::add(stats_.cancelled);
+      return Status(IR_ERROR_UNAVAILABLE, "pipeline '" + config_.name + "' is not accepting requests (stopping)");
+    }
+    r->next = runs_;
+    if (runs_ != nullptr) runs_->prev = r;
+    runs_ = r;
+  }
+  stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
+  for (int32_t s = 0; s < static_cast<int32_t>(steps_.size()); ++s) {
+    if (steps_[static_cast<size_t>(s)]->n_deps != 0) continue;
+    {
+      std::lock_guard<std::mutex> lock(r->mu);
+      if (r->failed) break;
+      r->slots[static_cast<size_t>(s)].in_flight = true;
+      ++r->tokens;
+    }
+    launch(r, s);
+  }
+  release(r);
+  return Status::Ok();
+}
+
+// Submits step `s` of `run` (its token already taken); a refusal fails the run.
+void Pipeline::launch(Run* run, int32_t s) {
+  Step& step = *steps_[static_cast<size_t>(s)];
+  ModelStats::add(step.stats.submitted);
+  Status status = submit_step(run, s);
+  if (status.ok()) return;
+  ModelStats::add(step.stats.failed);
+  {
+    std::lock_guard<std::mutex> lock(run->mu);
+    run->slots[static_cast<size_t>(s)].in_flight = false;
+  }
+  fail(run, s, status);
+  release(run);
+}
+
+Status Pipeline::submit_step(Run* run, int32_t s) {
+  Step& step = *steps_[static_cast<size_t>(s)];
+  Run::Slot& slot = run->slots[static_cast<size_t>(s)];
+  int64_t timeout_us = 0;
+  if (run->deadline_ns != kNever) {
+    const int64_t left = run->deadline_ns - now_ns();
+    if (left <= 0) return Status(IR_ERROR_DEADLINE_EXCEEDED, "the request's deadline passed before this step could start");
+    timeout_us = std::max<int64_t>(1, left / 1000);
+  }
+  std::shared_ptr<Model> model = step.current();
+  const ModelConfig& mc = model->config();
+  // The step's inputs in its model's order (by name: a replacement may order them anew).
+  const size_t n = step.inputs.size();
+  std::array<View, kMaxInputs> views;
+  std::array<TensorRef, kMaxInputs> refs{};
+  for (size_t i = 0; i < n; ++i) {
+    const PipelineBinding* b = &step.inputs[i];
+    if (mc.fixed_signature) {
+      if (mc.inputs.size() != n) return Status(IR_ERROR_INVALID_ARGUMENT, "the model now takes " + std::to_string(mc.inputs.size()) + " inputs; the step fills " + std::to_string(n));
+      auto it = std::find_if(step.inputs.begin(), step.inputs.end(), [&](const PipelineBinding& x) { return x.tensor == mc.inputs[i].name; });
+      if (it == step.inputs.end()) return Status(IR_ERROR_INVALID_ARGUMENT, "the step does not fill the model's input '" + mc.inputs[i].name + "'");
+      b = &*it;
+    }
+    if (b->source_step < 0) {
+      auto at = std::find_if(config_.inputs.begin(), config_.inputs.end(), [&](const TensorSig& t) { return t.name == b->source_tensor; });
+      refs[i] = run->request[static_cast<size_t>(at - config_.inputs.begin())];
+    } else {
+      const Run::Slot& from = run->slots[static_cast<size_t>(b->source_step)];
+      if (!view_output(*from.result, from.row_offset, from.rows, b->source_tensor, &views[i]))
+        return Status(IR_ERROR_INTERNAL, "step '" + steps_[static_cast<size_t>(b->source_step)]->name + "' produced no output '" + b->source_tensor + "'");
+      refs[i] = views[i].ref;
+    }
+    refs[i].name = b->tensor.c_str();
+  }
+  const int32_t priority = std::min(run->priority, mc.policy.priority_levels - 1);
+  {
+    std::lock_guard<std::mutex> lock(run->mu);
+    if (run->failed) return Status(IR_ERROR_CANCELLED, "not run: another step failed");
+    slot.model = model;  // before admission: a failure elsewhere may cancel it from now on
+    slot.submit_ns = now_ns();
+  }
+  int32_t admitted = 0;
+  return model->submit_many(cookie_of(run, s), refs.data(), static_cast<int32_t>(n), nullptr, 1, priority, timeout_us, true, &admitted, this);
+}
+
+void Pipeline::complete(std::vector<Completion>& done) {
+  for (Completion& c : done) step_done(run_of(c.cookie), step_of(c.cookie), std::move(c));
+  done.clear();
+}
+
+void Pipeline::step_done(Run* run, int32_t s, Completion&& done) {
+  Step& step = *steps_[static_cast<size_t>(s)];
+  std::array<int32_t, kMaxPipelineSteps> ready{};
+  size_t n_ready = 0;
+  if (!done.error.ok()) {
+    ModelStats::add(step.stats.failed);
+    {
+      std::lock_guard<std::mutex> lock(run->mu);
+      Run::Slot& slot = run->slots[static_cast<size_t>(s)];
+      slot.in_flight = false;
+      slot.model.reset();
+    }
+    fail(run, s, done.error);
+    release(run);
+    return;
+  }
+  const int64_t took = now_ns() - run->slots[static_cast<size_t>(s)].submit_ns;
+  ModelStats::add(step.stats.succeeded);
+  ModelStats::add(step.stats.step_ns_sum, static_cast<uint64_t>(took));
+  ModelStats::add(step.stats.step_ns_buckets[duration_bucket(took)]);
+  {
+    std::lock_guard<std::mutex> lock(run->mu);
+    Run::Slot& slot = run->slots[static_cast<size_t>(s)];
+    slot.in_flight = false;
+    slot.done = true;
+    slot.model.reset();
+    slot.result = std::move(done.result);
+    slot.row_offset = done.row_offset;
+    slot.rows = done.rows;
+    if (!run->failed) {
+      for (int32_t d : step.dependents) {
+        Run::Slot& next = run->slots[static_cast<size_t>(d)];
+        if (--next.waiting == 0) {
+          next.in_flight = true;
+          ++run->tokens;
+          ready[n_ready++] = d;
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < n_ready; ++i) launch(run, ready[i]);
+  release(run);  // the finished step's token
+}
+
+// Records the run's first failure and cancels its other queued steps. The caller holds a token.
+void Pipeline::fail(Run* run, int32_t s, const Status& error) {
+  {
+    std::lock_guard<std::mutex> lock(run->mu);
+    if (run->failed) return;
+    run->failed = true;
+    if (s < 0) {
+      run->error = error;
+    } else {
+      const Step& step = *steps_[static_cast<size_t>(s)];
+      run->error = step_error(config_.name, step.name, step.model_name, error);
+    }
+  }
+  cancel_steps(run);
+}
+
+void Pipeline::cancel_steps(Run* run) {
+  std::array<std::pair<std::shared_ptr<Model>, int32_t>, kMaxPipelineSteps> queued;
+  size_t n = 0;
+  {
+    std::lock_guard<std::mutex> lock(run->mu);
+    for (size_t s = 0; s < run->slots.size(); ++s) {
+      if (run->slots[s].in_flight && run->slots[s].model != nullptr) queued[n++] = {run->slots[s].model, static_cast<int32_t>(s)};
+    }
+  }
+  // A queued step completes CANCELLED (through step_done) and never runs; a running one
+  // returns when its batch does.
+  for (size_t i = 0; i < n; ++i) queued[i].first->cancel(cookie_of(run, queued[i].second));
+}
+
+bool Pipeline::cancel(uint64_t cookie) {
+  Run* found = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Run* r = runs_; r != nullptr; r = r->next) {
+      if (r->cookie != cookie) continue;
+      std::lock_guard<std::mutex> run_lock(r->mu);
+      if (r->tokens == 0 || r->failed) return false;  // finishing, or failing already
+      ++r->tokens;
+      found = r;
+      break;
+    }
+  }
+  if (found == nullptr) return false;
+  fail(found, -1, Status(IR_ERROR_CANCELLED, "pipeline '" + config_.name + "': request cancelled by the caller"));
+  release(found);
+  return true;
+}
+
+void Pipeline::release(Run* run) {
+  {
+    std::lock_guard<std::mutex> lock(run->mu);
+    if (--run->tokens > 0) return;
+  }
+  finish(run);
+}
+
+Status Pipeline::collect_outputs(const Run& run, std::shared_ptr<BatchResult>* out) const {
+  auto result = std::make_shared<BatchResult>();
+  result->outputs.reserve(config_.outputs.size());
+  for (const PipelineBinding& b : config_.outputs) {
+    BatchOutput o;
+    o.name = b.tensor;
+    if (b.source_step < 0) {  // the request's own tensor: the caller's memory, so copied
+      auto at = std::find_if(config_.inputs.begin(), config_.inputs.end(), [&](const TensorSig& t) { return t.name == b.source_tensor; });
+      const TensorRef& t = run.request[static_cast<size_t>(at - config_.inputs.begin())];
+      o.dtype = t.dtype;
+      o.shape.assign(t.shape, t.shape + t.ndim);
+      o.buffer = Buffer::Allocate(t.byte_size);
+      if (t.byte_size > 0) std::memcpy(o.buffer->data(), t.data, t.byte_size);
+    } else {  // the producing step's rows, aliased: its batch result lives as long as they do
+      const Run::Slot& slot = run.slots[static_cast<size_t>(b.source_step)];
+      View view;
+      if (!view_output(*slot.result, slot.row_offset, slot.rows, b.source_tensor, &view))
+        return Status(IR_ERROR_INTERNAL, "step '" + steps_[static_cast<size_t>(b.source_step)]->name + "' produced no output '" + b.source_tensor + "'");
+      o.dtype = view.ref.dtype;
+      o.shape = std::move(view.shape);
+      o.buffer = Buffer::Adopt(const_cast<void*>(view.ref.data), view.ref.byte_size, release_held, new std::shared_ptr<const BatchResult>(slot.result));
+    }
+    result->outputs.push_back(std::move(o));
+  }
+  const BatchOutput& first = result->outputs.front();
+  result->rows = first.shape.empty() ? 1 : first.shape[0];
+  *out = std::move(result);
+  return Status::Ok();
+}
+
+void Pipeline::finish(Run* run) {
+  std::unique_ptr<Run> owned(run);
+  Completion c;
+  c.cookie = run->cookie;
+  Status error = run->error;
+  if (!run->failed) {
+    std::shared_ptr<BatchResult> result;
+    Status collected;
+    try {
+      collected = collect_outputs(*run, &result);
+    } catch (const std::bad_alloc&) {
+      collected = Status(IR_ERROR_RESOURCE_EXHAUSTED, "out of memory collecting the pipeline's outputs");
+    }
+    if (collected.ok()) {
+      c.rows = c.batch_rows = result->rows;
+      c.result = std::move(result);
+    } else {
+      error = Status(collected.code(), "pipeline '" + config_.name + "': " + collected.message());
+    }
+  }
+  const int64_t took = now_ns() - run->start_ns;
+  if (c.result != nullptr) {
+    ModelStats::add(stats_.succeeded);
+    ModelStats::add(stats_.request_ns_sum, static_cast<uint64_t>(took));
+    ModelStats::add(stats_.request_ns_buckets[duration_bucket(took)]);
+  } else {
+    c.error = error;
+    switch (error.code()) {
+      case IR_ERROR_RESOURCE_EXHAUSTED: ModelStats::add(stats_.rejected_queue_full); break;
+      case IR_ERROR_DEADLINE_EXCEEDED: ModelStats::add(stats_.timed_out); break;
+      case IR_ERROR_CANCELLED: case IR_ERROR_UNAVAILABLE: ModelStats::add(stats_.cancelled); break;
+      case IR_ERROR_INVALID_ARGUMENT: ModelStats::add(stats_.failed_invalid); break;
+      default: ModelStats::add(stats_.failed_backend); break;
+    }
+  }
+  run->slots.clear();  // drops the steps' results before the caller hears (their memory is aliased where needed)
+  CompletionSink* sink = run->sink;
+  std::shared_ptr<Pipeline> self = std::move(run->pipeline);  // outlives the unlinking below
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (run->prev != nullptr) run->prev->next = run->next;
+    else runs_ = run->next;
+    if (run->next != nullptr) run->next->prev = run->prev;
+    if (runs_ == nullptr) idle_cv_.notify_all();
+  }
+  stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  owned.reset();
+  std::vector<Completion> one;
+  one.push_back(std::move(c));
+  sink->complete(one);
+}
+
+void Pipeline::close_admission() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+}
+
+bool Pipeline::wait_idle(int64_t deadline_ns) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto idle = [this] { return runs_ == nullptr; };
+  if (deadline_ns == kNever) {
+    idle_cv_.wait(lock, idle);
+    return true;
+  }
+  return idle_cv_.wait_for(lock, std::chrono::nanoseconds(std::max<int64_t>(0, deadline_ns - now_ns())), idle);
+}
+
+}  // namespace ir
