@@ -18,16 +18,16 @@ import json
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pipeline_steps as ps
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pipeline_steps as ps
 from infer_runtime import Runtime, SyncRuntime
 from infer_runtime.backends.plugin import build_plugin
 from infer_runtime.errors import (
@@ -93,18 +93,54 @@ async def reference(call: Callable[[str, Arrays], Any], pipelines: Mapping[str, 
     return {k: values[ref] for k, ref in pipelines[name]["outputs"].items()}
 
 
-def contributing(pipeline: Mapping[str, Any]) -> set[str]:
-    """Labels of the steps the pipeline's outputs depend on (directly or not)."""
+def contributing(pipelines: Mapping[str, Any], name: str, prefix: str = "") -> set[str]:
+    """Names of the steps, as the engine reports them (a nested pipeline's steps as
+    ``<step>/<inner step>``), that pipeline ``name``'s outputs depend on, directly or not."""
+    pipeline = pipelines[name]
     by_label = {s.get("name") or s["model"]: s for s in pipeline["steps"]}
+
+    def needed_by(refs: list[str], inner_wanted: dict[str, set[str]]) -> None:
+        frontier = list(refs)
+        while frontier:
+            label, _, tensor = frontier.pop().partition(".")
+            if label == "request":
+                continue
+            step = by_label[label]
+            if step["model"] in pipelines:  # only the inner outputs used count
+                if tensor in inner_wanted.setdefault(label, set()):
+                    continue
+                inner_wanted[label].add(tensor)
+                inner = pipelines[step["model"]]
+                frontier.extend(step["inputs"][t] for t in _request_reads(pipelines, step["model"], [inner["outputs"][tensor]]))
+            elif label not in needed:
+                needed.add(label)
+                frontier.extend(step.get("inputs", {}).values())
+
     needed: set[str] = set()
-    frontier = [ref.partition(".")[0] for ref in pipeline["outputs"].values()]
+    wanted: dict[str, set[str]] = {}
+    needed_by(list(pipeline["outputs"].values()), wanted)
+    names = {prefix + label for label in needed}
+    for label, tensors in wanted.items():
+        inner_name = by_label[label]["model"]
+        sub = {**pipelines, "_": {**pipelines[inner_name], "outputs": {t: pipelines[inner_name]["outputs"][t] for t in tensors}}}
+        names |= contributing(sub, "_", prefix + label + "/")
+    return names
+
+
+def _request_reads(pipelines: Mapping[str, Any], name: str, refs: list[str]) -> set[str]:
+    """The request tensors of pipeline ``name`` that the values ``refs`` depend on."""
+    by_label = {s.get("name") or s["model"]: s for s in pipelines[name]["steps"]}
+    reads: set[str] = set()
+    seen: set[str] = set()
+    frontier = list(refs)
     while frontier:
-        label = frontier.pop()
-        if label == "request" or label in needed:
-            continue
-        needed.add(label)
-        frontier.extend(ref.partition(".")[0] for ref in by_label[label].get("inputs", {}).values())
-    return needed
+        label, _, tensor = frontier.pop().partition(".")
+        if label == "request":
+            reads.add(tensor)
+        elif label not in seen:
+            seen.add(label)
+            frontier.extend(by_label[label]["inputs"].values())
+    return reads
 
 
 # ---- random DAGs ------------------------------------------------------------------------------
@@ -121,7 +157,6 @@ class Plan:
     max_rows: int  # rows per request the smallest batching step accepts
     seed: int
     concurrency: int
-    notes: list[str] = field(default_factory=list)
 
 
 def _tensor(name: str, width: int) -> dict[str, Any]:
@@ -274,13 +309,12 @@ async def run_plan(plan: Plan, folder: Path) -> None:
         stats = rt.stats(plan.pipeline)
         assert (stats.submitted, stats.succeeded, stats.in_flight, stats.queue_depth) == (requests, requests, 0, 0)
         step_stats = rt.step_stats(plan.pipeline)
-        labels = [s["name"] for s in pipelines[plan.pipeline]["steps"]]
-        assert set(labels) <= set(step_stats)
-        for label in contributing(pipelines[plan.pipeline]):
+        assert contributing(pipelines, plan.pipeline) <= set(step_stats)
+        for label in contributing(pipelines, plan.pipeline):
             assert (step_stats[label].submitted, step_stats[label].succeeded, step_stats[label].failed) == (requests, requests, 0), label
 
 
-@settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_a_pipeline_answers_what_its_steps_answer_one_by_one(plugins: dict[str, str], data: st.DataObject) -> None:
     plan = data.draw(dags(plugins))
@@ -367,7 +401,8 @@ async def test_a_failing_step_names_step_and_model_and_spares_the_others(tmp_pat
         stats, steps = rt.stats("flow"), rt.step_stats("flow")
         assert (stats.submitted, stats.succeeded, stats.failed_backend) == (8, 7, 1)
         assert (steps["check"].submitted, steps["check"].succeeded, steps["check"].failed) == (8, 7, 1)
-        assert steps["side"].succeeded == 8
+        # The failed request's side branch either finished or was cancelled while queued.
+        assert steps["side"].submitted == 8 and steps["side"].succeeded + steps["side"].failed == 8
         assert steps["join"].submitted == 7  # nothing runs downstream of a failed step
         again = await rt.infer("flow", {"x": col(1.0)})  # still serving
         np.testing.assert_array_equal(again["out"], col(3.5))
@@ -443,6 +478,28 @@ async def test_priority_carries_through_to_a_busy_inner_step(tmp_path: Path) -> 
         assert [float(o["out"][0, 0]) for o in outs] == [0, 1, 2, 3, 4, 5]
         assert ps.SEEN["prio"] == [0.0, 2.0, 4.0, 3.0, 1.0, 5.0]
         assert done.index(2) < done.index(1) and done.index(4) < done.index(3) < done.index(5)
+        with pytest.raises(InvalidInputError, match="priority"):  # the pipeline has 3 levels: its steps' most
+            await rt.infer("flow", {"x": col(9.0)}, priority=3)
+
+
+async def test_a_cancelled_pipeline_request_never_runs_its_queued_steps(tmp_path: Path) -> None:
+    ps.reset("cancel")
+    spec = chain_spec({"pre": identity("pre"), "hold": python("Gated", {"name": "cancel"}, {"max_batch_size": 1}), "post": identity("post")},
+                      [("pre", "pre", "request.x"), ("hold", "hold", "pre.x"), ("post", "post", "hold.y")], "post.x")
+    async with serving(spec, tmp_path) as rt:
+        running = asyncio.ensure_future(rt.infer("flow", {"x": col(1.0)}))
+        await asyncio.to_thread(ps.entered("cancel").wait, 10)
+        queued = asyncio.ensure_future(rt.infer("flow", {"x": col(2.0)}))
+        await wait_until(lambda: rt.stats("hold").queue_depth == 1)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        ps.gate("cancel").set()
+        np.testing.assert_array_equal((await running)["out"], col(1.0))
+        await settled(rt, ["flow", "pre", "hold", "post"])
+        assert ps.SEEN["cancel"] == [1.0]
+        assert rt.stats("flow").cancelled == 1
+        assert rt.step_stats("flow")["post"].submitted == 1
 
 
 async def test_a_full_inner_queue_fails_fast_and_strands_nothing(tmp_path: Path) -> None:
@@ -479,32 +536,33 @@ async def test_a_full_inner_queue_fails_fast_and_strands_nothing(tmp_path: Path)
         assert 3.0 not in ps.SEEN["full"]
 
 
-async def test_a_swapped_step_model_never_mixes_versions_within_a_request(tmp_path: Path) -> None:
-    """``ver`` serves two steps (y = x + version each). Requests admitted before the swap
-    finish on version 1 (x + 2), whether they were inside ``ver`` or held between its two
-    steps; requests admitted after it run on version 2 (x + 4); never x + 3."""
+async def test_a_swapped_step_model_serves_new_requests_while_admitted_ones_finish_on_the_old(tmp_path: Path) -> None:
+    """``ver`` (y = x + version) is swapped while one request runs inside it and two wait in
+    its queue: those three finish on version 1, requests after the swap get version 2. Then
+    swaps under 16 clients: no request fails, every answer is x + (a version)."""
     ps.reset("swap")
     version_file = tmp_path / "version"
     version_file.write_text("1")
     spec = chain_spec({
-        "ver": python("Versioned", {"version_file": str(version_file)}, {"max_batch_size": 4}, instances=2),
-        "hold": python("Gated", {"name": "swap"}, {"max_batch_size": 8}),
-    }, [("first", "ver", "request.x"), ("hold", "hold", "first.y"), ("second", "ver", "hold.y")], "second.y")
+        "pre": identity("pre", {"max_batch_size": 8}),
+        "ver": python("Versioned", {"version_file": str(version_file), "gate": "swap"}, {"max_batch_size": 1}),
+        "post": identity("post"),
+    }, [("pre", "pre", "request.x"), ("ver", "ver", "pre.x"), ("post", "post", "ver.y")], "post.x")
     async with serving(spec, tmp_path) as rt:
-        before = [asyncio.ensure_future(rt.infer("flow", {"x": col(float(v))})) for v in range(6)]
-        await wait_until(lambda: rt.step_stats("flow")["first"].succeeded == 6)  # all held between the two steps
+        before = [asyncio.ensure_future(rt.infer("flow", {"x": col(float(v))})) for v in range(3)]
+        await asyncio.to_thread(ps.entered("swap").wait, 10)
+        await wait_until(lambda: rt.stats("ver").queue_depth == 2)
         version_file.write_text("2")
         await rt.replace_model("ver")
-        after = [asyncio.ensure_future(rt.infer("flow", {"x": col(float(v))})) for v in range(10, 14)]
+        after = [asyncio.ensure_future(rt.infer("flow", {"x": col(float(v))})) for v in range(10, 13)]
         await asyncio.sleep(0.05)
+        assert not any(f.done() for f in before + after)
         ps.gate("swap").set()
-        for v, fut in zip(range(6), before):
+        for v, fut in zip(range(3), before):
+            np.testing.assert_array_equal((await fut)["out"], col(v + 1.0))
+        for v, fut in zip(range(10, 13), after):
             np.testing.assert_array_equal((await fut)["out"], col(v + 2.0))
-        for v, fut in zip(range(10, 14), after):
-            np.testing.assert_array_equal((await fut)["out"], col(v + 4.0))
-        np.testing.assert_array_equal((await rt.infer("ver", {"x": col(0.0)}))["y"], col(2.0))
 
-        # Swaps under load: 16 clients; every answer is x + 2 * (a version), none fails.
         answers: list[float] = []
         stop = asyncio.Event()
 
@@ -519,11 +577,33 @@ async def test_a_swapped_step_model_never_mixes_versions_within_a_request(tmp_pa
             await rt.replace_model("ver")
         await asyncio.sleep(0.15)
         stop.set()
-        await asyncio.gather(*clients)
+        await asyncio.gather(*clients)  # any failure raises here
         assert len(answers) > 50
-        assert set(answers) <= {4.0, 6.0, 8.0}, sorted(set(answers))
-        assert 8.0 in answers
-        await settled(rt, ["flow", "ver", "hold"])
+        assert set(answers) <= {2.0, 3.0, 4.0} and 4.0 in answers, sorted(set(answers))
+        await settled(rt, ["flow", "pre", "ver", "post"])
+
+
+@pytest.mark.xfail(strict=True, reason="engine: a step resolves its model when the request reaches it (Pipeline::Step::current), "
+                   "so a request admitted before a swap runs later steps on the new version; see the report of the pipetest branch")
+async def test_a_swap_never_mixes_versions_within_one_request(tmp_path: Path) -> None:
+    """``ver`` serves two steps of one pipeline (y = x + version each) and is swapped while
+    requests wait between them: each request must be computed by one version (x + 2 or
+    x + 4), never by both (x + 3) -- the registry's promote is atomic per request."""
+    ps.reset("between")
+    version_file = tmp_path / "version"
+    version_file.write_text("1")
+    spec = chain_spec({
+        "ver": python("Versioned", {"version_file": str(version_file)}, {"max_batch_size": 4}),
+        "hold": python("Gated", {"name": "between"}, {"max_batch_size": 8}),
+    }, [("first", "ver", "request.x"), ("hold", "hold", "first.y"), ("second", "ver", "hold.y")], "second.y")
+    async with serving(spec, tmp_path) as rt:
+        before = [asyncio.ensure_future(rt.infer("flow", {"x": col(float(v))})) for v in range(4)]
+        await wait_until(lambda: rt.step_stats("flow")["first"].succeeded == 4)  # all held between the two steps
+        version_file.write_text("2")
+        await rt.replace_model("ver")
+        ps.gate("between").set()
+        got = [float((await fut)["out"][0, 0]) - v for v, fut in enumerate(before)]
+        assert got == [2.0] * 4, got
 
 
 async def test_a_nested_pipeline_runs_as_a_step(tmp_path: Path) -> None:
@@ -548,7 +628,7 @@ async def test_a_nested_pipeline_runs_as_a_step(tmp_path: Path) -> None:
         np.testing.assert_array_equal(out["result"], 2 * (2 * (2 * v + 1) + 1))
         assert_same(out, await reference(rt.infer, spec["pipelines"], "outer", {"v": v}))
         assert rt.stats("outer").succeeded == 1
-        assert {"twice", "again", "last"} <= set(rt.step_stats("outer"))
+        assert set(rt.step_stats("outer")) == {"twice/a", "twice/b", "again/a", "again/b", "last"}
 
 
 def test_sync_runtime_serves_pipelines(tmp_path: Path) -> None:
@@ -566,14 +646,17 @@ async def test_bad_pipeline_inputs_are_refused_before_any_step_runs(tmp_path: Pa
     spec = chain_spec({"pre": identity("pre", {"max_batch_size": 8}), "aff": python("Affine", {"inputs": ["x"], "output": "y"}, {"max_batch_size": 2})},
                       [("pre", "pre", "request.x"), ("aff", "aff", "pre.x")], "aff.y")
     async with serving(spec, tmp_path) as rt:
-        with pytest.raises(InvalidInputError):
+        before = {m: rt.stats(m).submitted for m in ("pre", "aff")}  # warmup counts
+        with pytest.raises(InvalidInputError, match="missing input.*'x'"):
             await rt.infer("flow", {"y": col(1.0)})  # no input x
         with pytest.raises(InvalidInputError):
             await rt.infer("flow", {"x": np.ones((1, 1), np.float64)})  # wrong dtype
         with pytest.raises(InvalidInputError):
             await rt.infer("flow", {"x": np.ones((1, 2), np.float32)})  # wrong shape
-        with pytest.raises(InvalidInputError):
+        assert rt.signature("flow").max_batch_size == 2  # the smallest of its batching steps'
+        with pytest.raises(InvalidInputError, match="max_batch_size"):
             await rt.infer("flow", {"x": col(1.0, 2.0, 3.0)})  # more rows than aff's max_batch_size
         await settled(rt, ["flow", "pre", "aff"])
-        assert rt.stats("pre").submitted == 0 and rt.stats("aff").submitted == 0
+        assert {m: rt.stats(m).submitted for m in ("pre", "aff")} == before
+        assert rt.stats("flow").failed_invalid == 4
         np.testing.assert_array_equal((await rt.infer("flow", {"x": col(1.0, 2.0)}))["out"], col(1.0, 2.0))
