@@ -35,6 +35,7 @@ from infer_runtime.errors import (
     DeadlineExceededError,
     InvalidInputError,
     QueueFullError,
+    UnavailableError,
 )
 from infer_runtime.spec.models import PluginOptions
 
@@ -660,3 +661,56 @@ async def test_bad_pipeline_inputs_are_refused_before_any_step_runs(tmp_path: Pa
         assert {m: rt.stats(m).submitted for m in ("pre", "aff")} == before
         assert rt.stats("flow").failed_invalid == 4
         np.testing.assert_array_equal((await rt.infer("flow", {"x": col(1.0, 2.0)}))["out"], col(1.0, 2.0))
+
+
+async def test_independent_branches_run_at_once(tmp_path: Path) -> None:
+    """Two 0.3 s steps on separate models, both fed by the request, then a join: the request
+    takes about one step's time, not two."""
+    spec = chain_spec({
+        "left": python("Slow", {"seconds": 0.3}),
+        "right": python("Slow", {"seconds": 0.3}),
+        "join": {**python("Affine", {"inputs": ["x", "w"], "output": "y", "scale": 2.0}), "inputs": [X1, _tensor("w", 1)]},
+    }, [("left", "left", "request.x"), ("right", "right", "request.x")], "join.y")
+    spec["pipelines"]["flow"]["steps"].append({"name": "join", "model": "join", "inputs": {"x": "left.y", "w": "right.y"}})
+    async with serving(spec, tmp_path) as rt:
+        started = time.monotonic()
+        out = await rt.infer("flow", {"x": col(1.0, 2.0)})
+        elapsed = time.monotonic() - started
+        np.testing.assert_array_equal(out["out"], col(3.0, 6.0))
+        assert 0.29 <= elapsed < 0.5, f"two 0.3 s branches took {elapsed * 1000:.0f} ms together"
+
+
+async def test_stop_drains_pipeline_requests_through_their_later_steps(tmp_path: Path) -> None:
+    """Requests admitted before stop() finish through every step (the later steps' models
+    stay open for them); the stop reports a clean drain."""
+    ps.reset("drain")
+    spec = chain_spec({"hold": python("Gated", {"name": "drain"}, {"max_batch_size": 2}),
+                       "post": python("Affine", {"inputs": ["x"], "output": "y", "shift": 10.0}, {"max_batch_size": 4})},
+                      [("hold", "hold", "request.x"), ("post", "post", "hold.y")], "post.y")
+    rt = await Runtime.from_spec(write_spec(spec, tmp_path), environ={}).start()
+    try:
+        inflight = [asyncio.ensure_future(rt.infer("flow", {"x": col(float(v))})) for v in range(5)]
+        await asyncio.to_thread(ps.entered("drain").wait, 10)
+        stopping = asyncio.ensure_future(rt.stop(timeout_s=10))
+        await asyncio.sleep(0.1)
+        assert not stopping.done()
+        ps.gate("drain").set()
+        assert await asyncio.wait_for(stopping, 10) == 0
+        for v, fut in enumerate(inflight):
+            np.testing.assert_array_equal((await fut)["out"], col(v + 10.0))
+    finally:
+        ps.open_all()
+        await rt.stop()
+
+
+async def test_a_pipeline_whose_step_model_failed_to_load_is_unavailable(tmp_path: Path) -> None:
+    spec = chain_spec({"pre": identity("pre"), "broken": python("NoSuchClass", {})},
+                      [("pre", "pre", "request.x"), ("broken", "broken", "pre.x")], "broken.y")
+    spec["server"] = {"exit_on_error": False}
+    async with serving(spec, tmp_path) as rt:
+        assert rt.model_names == ["pre"] and rt.pipeline_names == []
+        assert set(rt.failed_models) == {"broken", "flow"}
+        assert "broken" in rt.failed_models["flow"]
+        with pytest.raises(UnavailableError, match="pipeline 'flow'"):
+            await rt.infer("flow", {"x": col(1.0)})
+        np.testing.assert_array_equal((await rt.infer("pre", {"x": col(1.0)}))["x"], col(1.0))  # the rest serves
