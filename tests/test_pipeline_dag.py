@@ -714,3 +714,55 @@ async def test_a_pipeline_whose_step_model_failed_to_load_is_unavailable(tmp_pat
         with pytest.raises(UnavailableError, match="pipeline 'flow'"):
             await rt.infer("flow", {"x": col(1.0)})
         np.testing.assert_array_equal((await rt.infer("pre", {"x": col(1.0)}))["x"], col(1.0))  # the rest serves
+
+
+async def test_a_storm_of_mixed_outcomes_strands_nothing(tmp_path: Path) -> None:
+    """Waves of requests through a diamond whose inner queues are small: successes, full
+    queues at inner steps, deadlines, batches failed by a marked row, callers cancelling.
+    Every answer that arrives is right, every error names its step, the pipeline's counts
+    add up to what was submitted, and nothing stays in flight or queued anywhere."""
+    spec = chain_spec({
+        "pre": identity("pre", {"max_batch_size": 16, "max_queue_delay_us": 200}),
+        "mid": python("Picky", {"marker": -999.0}, {"max_batch_size": 4, "max_queue_size": 8}, instances=2),
+        "side": python("Affine", {"inputs": ["x"], "output": "y", "scale": 2.0}, {"max_batch_size": 8, "max_queue_size": 16}),
+        "join": {**python("Affine", {"inputs": ["x", "w"], "output": "y"}, {"max_batch_size": 16}), "inputs": [X1, _tensor("w", 1)]},
+    }, [("pre", "pre", "request.x"), ("mid", "mid", "pre.x"), ("side", "side", "pre.x")], "join.y")
+    spec["pipelines"]["flow"]["steps"].append({"name": "join", "model": "join", "inputs": {"x": "mid.y", "w": "side.y"}})
+    rng = np.random.default_rng(7)
+    outcomes: dict[str, int] = {}
+    async with serving(spec, tmp_path) as rt:
+        for _ in range(6):
+            futs = []
+            for i in range(int(rng.integers(20, 160))):
+                x = np.full((int(rng.integers(1, 5)), 1), -999.0 if rng.random() < 0.05 else float(i), np.float32)
+                options: dict[str, Any] = {"timeout_ms": float(rng.choice([0.5, 2.0, 20.0]))} if rng.random() < 0.2 else {}
+                futs.append((x, asyncio.ensure_future(rt.infer("flow", {"x": x}, **options))))
+            await asyncio.sleep(0)  # every task has submitted its request
+            for k in rng.choice(len(futs), size=len(futs) // 20, replace=False):
+                futs[int(k)][1].cancel()
+            for x, fut in futs:
+                try:
+                    np.testing.assert_array_equal((await fut)["out"], 3 * x)
+                    key = "ok"
+                except asyncio.CancelledError:
+                    key = "cancelled"
+                except QueueFullError as exc:
+                    assert "step '" in str(exc), exc
+                    key = "full"
+                except DeadlineExceededError as exc:
+                    assert "step '" in str(exc), exc
+                    key = "deadline"
+                except BackendError as exc:
+                    assert "step 'mid'" in str(exc) and "marked input" in str(exc), exc  # a marked row fails its whole batch
+                    key = "failed"
+                outcomes[key] = outcomes.get(key, 0) + 1
+        await settled(rt, ["flow", "pre", "mid", "side", "join"])
+        stats = rt.stats("flow")
+        assert stats.submitted == sum(outcomes.values())
+        assert stats.succeeded + stats.rejected_queue_full + stats.timed_out + stats.failed_backend + stats.cancelled == stats.submitted
+        # A caller that cancelled may have been too late to stop its request.
+        assert outcomes.get("ok", 0) <= stats.succeeded <= outcomes.get("ok", 0) + outcomes.get("cancelled", 0)
+        print(f"\nstorm outcomes seen by callers: {outcomes}")
+        assert outcomes.get("ok", 0) > 0 and outcomes.get("full", 0) > 0, outcomes
+        for name, step in rt.step_stats("flow").items():
+            assert step.submitted == step.succeeded + step.failed, name
