@@ -76,8 +76,16 @@ IR_API ir_error* ir_pipeline_submit(ir_pipeline* pipeline, uint64_t cookie, cons
     if (pipeline == nullptr || (n_inputs > 0 && inputs == nullptr)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "pipeline or inputs is NULL");
     if (n_inputs < 0) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "n_inputs must be >= 0");
     if (cookie >> 63 != 0) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "cookies must be below 2^63");
-    return pipeline->pipeline->submit(cookie, ir::abi::refs_of(inputs), n_inputs, priority, timeout_us);
+    return pipeline->pipeline->submit(cookie, ir::abi::refs_of(inputs), n_inputs, priority, timeout_us, (flags & IR_SUBMIT_NO_WAKE) == 0);
   });
+}
+
+IR_API void ir_pipeline_wake(ir_pipeline* pipeline) {
+  if (pipeline == nullptr) return;
+  try {
+    pipeline->pipeline->wake();
+  } catch (...) {
+  }
 }
 
 IR_API int32_t ir_pipeline_cancel(ir_pipeline* pipeline, uint64_t cookie) {

@@ -78,6 +78,16 @@ struct alignas(64) Pipeline::Run {
   Run* next = nullptr;
 };
 
+// What one call into the pipeline leaves to its end: the steps that became ready (submitted
+// together, without waking their models one request at a time), the models to wake once,
+// and the callers' completions (handed to their sinks in one call per sink).
+struct Pipeline::Outbox {
+  std::shared_ptr<Pipeline> keep_alive;  // declared first: released after the rest
+  std::vector<std::pair<Run*, int32_t>> launches;
+  std::vector<std::shared_ptr<Model>> woken;
+  std::vector<std::pair<CompletionSink*, Completion>> finished;
+};
+
 namespace {
 
 Pipeline::Run* run_of(uint64_t cookie) { return reinterpret_cast<Pipeline::Run*>(static_cast<uintptr_t>(cookie & ~kStepCookieTag & ~uint64_t{63})); }
@@ -198,7 +208,7 @@ Status Pipeline::check_request(const TensorRef* inputs, int32_t n_inputs) const 
   return Status::Ok();
 }
 
-Status Pipeline::submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, CompletionSink* sink) {
+Status Pipeline::submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake, CompletionSink* sink) {
   ModelStats::add(stats_.submitted);
   Status status = check_request(inputs, n_inputs);
   if (status.ok() && (priority < 0 || priority >= config_.priority_levels))
@@ -241,6 +251,7 @@ Status Pipeline::submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inpu
     runs_ = r;
   }
   stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
+  Outbox out;
   for (int32_t s = 0; s < static_cast<int32_t>(steps_.size()); ++s) {
     if (steps_[static_cast<size_t>(s)]->n_deps != 0) continue;
     {
@@ -249,17 +260,25 @@ Status Pipeline::submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inpu
       r->slots[static_cast<size_t>(s)].in_flight = true;
       ++r->tokens;
     }
-    launch(r, s);
+    launch(r, s, out);
   }
-  release(r);
+  release(r, out);
+  flush(out, wake);
   return Status::Ok();
 }
 
-// Submits step `s` of `run` (its token already taken); a refusal fails the run.
-void Pipeline::launch(Run* run, int32_t s) {
+void Pipeline::wake() {
+  for (const auto& step : steps_) {
+    if (step->n_deps == 0) step->current()->wake();
+  }
+}
+
+// Submits step `s` of `run` (its token already taken) without waking its model (flush
+// does, once per model); a refusal fails the run.
+void Pipeline::launch(Run* run, int32_t s, Outbox& out) {
   Step& step = *steps_[static_cast<size_t>(s)];
   ModelStats::add(step.stats.submitted);
-  Status status = submit_step(run, s);
+  Status status = submit_step(run, s, out);
   if (status.ok()) return;
   ModelStats::add(step.stats.failed);
   {
@@ -267,10 +286,34 @@ void Pipeline::launch(Run* run, int32_t s) {
     run->slots[static_cast<size_t>(s)].in_flight = false;
   }
   fail(run, s, status);
-  release(run);
+  release(run, out);
 }
 
-Status Pipeline::submit_step(Run* run, int32_t s) {
+void Pipeline::flush(Outbox& out, bool wake) {
+  while (!out.launches.empty()) {  // a launch that fails may finish runs, never add launches
+    std::vector<std::pair<Run*, int32_t>> launches;
+    launches.swap(out.launches);
+    for (const auto& [run, s] : launches) launch(run, s, out);
+  }
+  if (wake) {
+    for (size_t i = 0; i < out.woken.size(); ++i) {
+      bool seen = false;
+      for (size_t k = 0; k < i && !seen; ++k) seen = out.woken[k] == out.woken[i];
+      if (!seen) out.woken[i]->wake();
+    }
+  }
+  size_t start = 0;
+  while (start < out.finished.size()) {
+    CompletionSink* sink = out.finished[start].first;
+    std::vector<Completion> group;
+    size_t end = start;
+    for (; end < out.finished.size() && out.finished[end].first == sink; ++end) group.push_back(std::move(out.finished[end].second));
+    sink->complete(group);
+    start = end;
+  }
+}
+
+Status Pipeline::submit_step(Run* run, int32_t s, Outbox& out) {
   Step& step = *steps_[static_cast<size_t>(s)];
   Run::Slot& slot = run->slots[static_cast<size_t>(s)];
   int64_t timeout_us = 0;
@@ -312,18 +355,20 @@ Status Pipeline::submit_step(Run* run, int32_t s) {
     slot.submit_ns = now_ns();
   }
   int32_t admitted = 0;
-  return model->submit_many(cookie_of(run, s), refs.data(), static_cast<int32_t>(n), nullptr, 1, priority, timeout_us, true, &admitted, this);
+  Status status = model->submit_many(cookie_of(run, s), refs.data(), static_cast<int32_t>(n), nullptr, 1, priority, timeout_us, false, &admitted, this);
+  if (status.ok()) out.woken.push_back(std::move(model));
+  return status;
 }
 
 void Pipeline::complete(std::vector<Completion>& done) {
-  for (Completion& c : done) step_done(run_of(c.cookie), step_of(c.cookie), std::move(c));
+  Outbox out;
+  for (Completion& c : done) step_done(run_of(c.cookie), step_of(c.cookie), std::move(c), out);
   done.clear();
+  flush(out, true);
 }
 
-void Pipeline::step_done(Run* run, int32_t s, Completion&& done) {
+void Pipeline::step_done(Run* run, int32_t s, Completion&& done, Outbox& out) {
   Step& step = *steps_[static_cast<size_t>(s)];
-  std::array<int32_t, kMaxPipelineSteps> ready{};
-  size_t n_ready = 0;
   if (!done.error.ok()) {
     ModelStats::add(step.stats.failed);
     {
@@ -333,7 +378,7 @@ void Pipeline::step_done(Run* run, int32_t s, Completion&& done) {
       slot.model.reset();
     }
     fail(run, s, done.error);
-    release(run);
+    release(run, out);
     return;
   }
   const int64_t took = now_ns() - run->slots[static_cast<size_t>(s)].submit_ns;
@@ -355,13 +400,12 @@ void Pipeline::step_done(Run* run, int32_t s, Completion&& done) {
         if (--next.waiting == 0) {
           next.in_flight = true;
           ++run->tokens;
-          ready[n_ready++] = d;
+          out.launches.emplace_back(run, d);
         }
       }
     }
   }
-  for (size_t i = 0; i < n_ready; ++i) launch(run, ready[i]);
-  release(run);  // the finished step's token
+  release(run, out);  // the finished step's token (a launch pending in `out` holds another)
 }
 
 // Records the run's first failure and cancels its other queued steps. The caller holds a token.
@@ -409,16 +453,18 @@ bool Pipeline::cancel(uint64_t cookie) {
   }
   if (found == nullptr) return false;
   fail(found, -1, Status(IR_ERROR_CANCELLED, "pipeline '" + config_.name + "': request cancelled by the caller"));
-  release(found);
+  Outbox out;
+  release(found, out);
+  flush(out, true);
   return true;
 }
 
-void Pipeline::release(Run* run) {
+void Pipeline::release(Run* run, Outbox& out) {
   {
     std::lock_guard<std::mutex> lock(run->mu);
     if (--run->tokens > 0) return;
   }
-  finish(run);
+  finish(run, out);
 }
 
 Status Pipeline::collect_outputs(const Run& run, std::shared_ptr<BatchResult>* out) const {
@@ -451,7 +497,7 @@ Status Pipeline::collect_outputs(const Run& run, std::shared_ptr<BatchResult>* o
   return Status::Ok();
 }
 
-void Pipeline::finish(Run* run) {
+void Pipeline::finish(Run* run, Outbox& out) {
   std::unique_ptr<Run> owned(run);
   Completion c;
   c.cookie = run->cookie;
@@ -488,7 +534,7 @@ void Pipeline::finish(Run* run) {
   }
   run->slots.clear();  // drops the steps' results before the caller hears (their memory is aliased where needed)
   CompletionSink* sink = run->sink;
-  std::shared_ptr<Pipeline> self = std::move(run->pipeline);  // outlives the unlinking below
+  out.keep_alive = std::move(run->pipeline);  // the last run may hold the last reference
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (run->prev != nullptr) run->prev->next = run->next;
@@ -498,9 +544,7 @@ void Pipeline::finish(Run* run) {
   }
   stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
   owned.reset();
-  std::vector<Completion> one;
-  one.push_back(std::move(c));
-  sink->complete(one);
+  out.finished.emplace_back(sink, std::move(c));
 }
 
 void Pipeline::close_admission() {

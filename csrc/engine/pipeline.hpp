@@ -82,7 +82,10 @@ class Pipeline final : public CompletionSink, public std::enable_shared_from_thi
   // One request. `inputs` (in config().inputs order) are borrowed until its completion.
   // Errors at once: INVALID_ARGUMENT (inputs, priority, timeout), UNAVAILABLE (closed).
   // Everything later -- a step refusing, failing or timing out -- completes the request.
-  Status submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, CompletionSink* sink = nullptr);
+  // `wake` false: the first steps' models are not woken (a host submitting a burst calls
+  // wake() once after it, so those models see the burst as one batch).
+  Status submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake = true, CompletionSink* sink = nullptr);
+  void wake();
   // Fails the request with CANCELLED once its running steps return; queued steps never run.
   bool cancel(uint64_t cookie);
 
@@ -93,21 +96,24 @@ class Pipeline final : public CompletionSink, public std::enable_shared_from_thi
   // Waits until no request is in flight (or the deadline passes); true when idle.
   bool wait_idle(int64_t deadline_ns);
 
- // Internal: a step's state, and one request's (named here for the cookie helpers).
+ // Internal: a step's state, one request's (named here for the cookie helpers), and the
+  // work one call collects to do at its end.
   struct Step;
   struct Run;
+  struct Outbox;
 
  private:
 
   Pipeline(PipelineConfig config, std::shared_ptr<CompletionQueue> completions);
   Status check_request(const TensorRef* inputs, int32_t n_inputs) const;
-  void launch(Run* run, int32_t step);
-  Status submit_step(Run* run, int32_t step);
-  void step_done(Run* run, int32_t step, Completion&& done);
+  void launch(Run* run, int32_t step, Outbox& out);
+  Status submit_step(Run* run, int32_t step, Outbox& out);
+  void step_done(Run* run, int32_t step, Completion&& done, Outbox& out);
   void fail(Run* run, int32_t step, const Status& error);
   void cancel_steps(Run* run);
-  void release(Run* run);
-  void finish(Run* run);
+  void release(Run* run, Outbox& out);
+  void finish(Run* run, Outbox& out);
+  void flush(Outbox& out, bool wake);
   Status collect_outputs(const Run& run, std::shared_ptr<BatchResult>* out) const;
 
   PipelineConfig config_;

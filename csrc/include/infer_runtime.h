@@ -550,9 +550,13 @@ void ir_pipeline_release(ir_pipeline* pipeline);
 /* Submits one request (inputs in the config's order; descriptors borrowed for the call,
  * data until the completion). Errors at once: INVALID_ARGUMENT (inputs, priority,
  * timeout), UNAVAILABLE (stopping). Everything later, a full queue at any step included,
- * completes the request with the step's error. `flags` is reserved (0).
+ * completes the request with the step's error. `flags`: IR_SUBMIT_NO_WAKE admits the first
+ * steps without waking their models (call ir_pipeline_wake after a burst).
  * Threading: any thread; never blocks on model work. */
 ir_error* ir_pipeline_submit(ir_pipeline* pipeline, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags);
+
+/* Wakes the models of the pipeline's first steps (after IR_SUBMIT_NO_WAKE submissions). */
+void ir_pipeline_wake(ir_pipeline* pipeline);
 
 /* Cancels request `cookie`: its queued steps never run; it completes CANCELLED once its
  * running ones return. Returns 1 when found in flight, else 0. */

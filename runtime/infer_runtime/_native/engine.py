@@ -532,7 +532,8 @@ class EnginePipeline(EngineModel):
         return False
 
     def wake(self) -> None:
-        """Nothing to wake: a pipeline's submission wakes its first steps."""
+        """Wakes the models of the first steps (after ``submit(..., wake=False)``)."""
+        lib.ir_pipeline_wake(self.handle)
 
     def cancel(self, cookie: int) -> bool:
         """Cancels request ``cookie``: its queued steps never run; it completes CANCELLED."""

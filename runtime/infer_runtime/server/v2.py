@@ -101,6 +101,9 @@ def redact(message: str) -> str:
     return _ABSOLUTE_PATH.sub(r"\1", message)
 
 
+_PIPELINE_STEP = re.compile(r"pipeline '[^']*', step '[^']*' \(model '[^']*'\)")
+
+
 def client_message(exc: BaseException, request_id: str | None) -> str:
     """What a client may read of ``exc``: the message of a 4xx/503 without absolute paths;
     for a 5xx only the kind of failure and the request id (the details are logged)."""
@@ -110,6 +113,9 @@ def client_message(exc: BaseException, request_id: str | None) -> str:
     if isinstance(exc, BackendError):
         found = _EXCEPTION_NAME.search(str(exc))
         kind = f" ({found.group(1)})" if found else ""
+        step = _PIPELINE_STEP.match(str(exc))  # which step failed is the client's business; why is not
+        if step:
+            return f"{step.group(0)} failed to run this request{kind}{where}; details are in the server log"
         return f"the model failed to run this request{kind}{where}; details are in the server log"
     return f"internal server error{where}; details are in the server log"
 

@@ -150,9 +150,45 @@ def _pipeline(name: str, pipeline: dict[str, Any], checked_models: dict[str, Any
                 deps[label].add(source)
     for tensor, ref in pipeline["outputs"].items():
         _reference(here + ("outputs", tensor), ref, step_index, outputs_of, out)
+    _request_types(here, steps, checked_models, models, out)
     cycle = _find_cycle(deps) if len(step_index) == len(steps) else None  # duplicates: reported above
     if cycle:
         out.append(Problem(here + ("steps",), f"steps form a cycle: {' → '.join(cycle)}", "a step can only use outputs of steps it does not feed"))
+
+
+_UNTYPED_BACKENDS = ("identity", "python")
+"""Backends that take any tensors unless the spec declares their inputs (the others
+describe theirs when loaded)."""
+
+
+def _request_types(here: KeyPath, steps: list[dict[str, Any]], checked_models: dict[str, Any], models: dict[str, Any], out: list[Problem]) -> None:
+    """A pipeline's inputs are typed by the model inputs they feed: a ``request.<t>`` that
+    only reaches models taking any tensors leaves the pipeline without a signature, and the
+    declared inputs it reaches must agree on the dtype."""
+    consumers: dict[str, list[tuple[KeyPath, str, str | None]]] = {}  # tensor → (path, model, dtype; None = untyped)
+    described: set[str] = set()  # tensors reaching a backend that describes its inputs
+    for index, step in enumerate(steps):
+        target = step["model"]
+        model = checked_models.get(target)
+        if target not in models or model is None:  # a nested pipeline (typed by its own steps), or reported
+            return
+        declared = model.get("inputs")
+        dtypes = {t["name"]: t["dtype"] for t in declared or ()}
+        for tensor, ref in step.get("inputs", {}).items():
+            parsed = _parse_ref(ref) if isinstance(ref, str) else None
+            if parsed is None or parsed[0] != "request":
+                continue
+            if declared is None and model.get("backend") not in _UNTYPED_BACKENDS:
+                described.add(parsed[1])
+            elif declared is None or tensor in dtypes:  # an undeclared name is reported elsewhere
+                consumers.setdefault(parsed[1], []).append((here + ("steps", index, "inputs", tensor), target, dtypes.get(tensor)))
+    for tensor, uses in consumers.items():
+        dtypes_seen = {dtype for _, _, dtype in uses if dtype is not None}
+        if not dtypes_seen and tensor not in described:
+            path, model_name, _ = uses[0]
+            out.append(Problem(path, f"the type of request.{tensor} is unknown: the models it feeds take any tensors", f"declare `inputs` on model {model_name!r}"))
+        elif len(dtypes_seen) > 1:
+            out.append(Problem(uses[0][0], f"request.{tensor} feeds inputs of different dtypes ({', '.join(sorted(dtypes_seen))})", "feed each dtype from its own request tensor"))
 
 
 def _reference(path: KeyPath, ref: str, steps: dict[str, int], outputs_of: dict[str, list[str] | None], out: list[Problem]) -> str | None:
