@@ -766,3 +766,21 @@ async def test_a_storm_of_mixed_outcomes_strands_nothing(tmp_path: Path) -> None
         assert outcomes.get("ok", 0) > 0 and outcomes.get("full", 0) > 0, outcomes
         for name, step in rt.step_stats("flow").items():
             assert step.submitted == step.succeeded + step.failed, name
+
+
+async def test_answers_never_alias_the_callers_inputs(tmp_path: Path) -> None:
+    """The caller may reuse its input arrays once answered: a pipeline output taken from the
+    request itself, or from a step that got the request's memory, is the engine's own."""
+    spec = chain_spec({"echo": identity("echo", {"max_batch_size": 8}),
+                       "plug": python("Affine", {"inputs": ["x"], "output": "y"}, {"max_batch_size": 8})},
+                      [("echo", "echo", "request.x"), ("plug", "plug", "echo.x")], "plug.y")
+    spec["pipelines"]["flow"]["outputs"] = {"same": "request.x", "echoed": "echo.x", "out": "plug.y"}
+    async with serving(spec, tmp_path) as rt:
+        xs = [col(float(i), float(i) + 0.5) for i in range(6)]
+        outs = await asyncio.gather(*(rt.infer("flow", {"x": x}) for x in xs))
+        expected = [x.copy() for x in xs]
+        for x in xs:
+            x[:] = -1.0  # the caller reuses its buffers
+        for want, out in zip(expected, outs):
+            for name in ("same", "echoed", "out"):
+                np.testing.assert_array_equal(out[name], want, err_msg=name)
