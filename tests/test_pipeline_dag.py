@@ -784,3 +784,34 @@ async def test_answers_never_alias_the_callers_inputs(tmp_path: Path) -> None:
         for want, out in zip(expected, outs):
             for name in ("same", "echoed", "out"):
                 np.testing.assert_array_equal(out[name], want, err_msg=name)
+
+
+def add_model(path: Path, output: str, add: float) -> Path:
+    """An ONNX model ``output = x + add`` over float32 [N, 1]."""
+    from onnx import TensorProto, helper, save
+
+    const = helper.make_tensor("c", TensorProto.FLOAT, [1], [add])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "c"], [output])], "add",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+                              [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["N", 1])], initializer=[const])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    return path
+
+
+@pytest.mark.xfail(strict=True, reason="engine: a swap is accepted even when the new version no longer has an output a pipeline "
+                   "step reads; every pipeline request then fails with InternalError while the pipeline reports ready")
+async def test_a_swap_that_would_break_a_pipeline_is_refused(tmp_path: Path) -> None:
+    """Version 2 of ``m`` names its output ``z``; the pipeline reads ``m.y``. Swapping it in
+    must fail like any failed swap (the old version keeps serving), not break the pipeline."""
+    from infer_runtime.assemble import Artifact
+
+    spec = chain_spec({"m": {"backend": "onnxruntime", "path": str(add_model(tmp_path / "m1.onnx", "y", 1.0)), "batching": {"max_batch_size": 8}},
+                       "post": {"backend": "identity", "inputs": [_tensor("y", 1)], "outputs": [_tensor("y", 1)]}},
+                      [("m", "m", "request.x")], "post.y")
+    spec["pipelines"]["flow"]["steps"].append({"name": "post", "model": "post", "inputs": {"y": "m.y"}})
+    async with serving(spec, tmp_path) as rt:
+        np.testing.assert_array_equal((await rt.infer("flow", {"x": col(1.0)}))["out"], col(2.0))
+        with pytest.raises(Exception, match="flow"):
+            await rt.replace_model("m", Artifact(add_model(tmp_path / "m2.onnx", "z", 2.0), "2"))
+        assert rt.version("m") == "1"
+        np.testing.assert_array_equal((await rt.infer("flow", {"x": col(1.0)}))["out"], col(2.0))
