@@ -1,20 +1,20 @@
 """Fills the production registry that specs/prod.toml serves from: trains the fraud scorer,
 registers it and the fraud policy, and promotes both to ``production``.
 
-* ``scorer``: logistic regression on a generated, imbalanced fraud dataset (scikit-learn's
-  ``make_classification``, 64 features, 2 classes), converted with skl2onnx: input
-  ``features`` float32 [-1, 64], output ``probabilities`` float32 [-1, 2] (a plain tensor,
-  zipmap off; the converter's ``label`` output is dropped, as prod.toml declares only
-  ``probabilities``).
-* ``policy``: the rules file ``examples/rules/fraud_policy.toml`` (backend ``rules``); when it
-  is absent a minimal placeholder policy is written under ``var/`` and registered instead.
+* ``scorer``: logistic regression trained on what the pipeline's ``enrich`` step makes of
+  generated raw transactions: labelled synthetic transactions (``fraud_features.synthetic``)
+  are encoded as the JSON rows a client sends and run through ``fraud_features.enrich.Enricher``
+  with the spec's own ``models.enrich.python.config``, so the scorer learns exactly the features
+  it is served. Converted with skl2onnx: input ``features`` float32 [-1, 64], output
+  ``probabilities`` float32 [-1, 2] (a plain tensor, zipmap off; the converter's ``label``
+  output is dropped, as prod.toml declares only ``probabilities``).
+* ``policy``: the rules file ``examples/rules/fraud_policy.toml`` (backend ``rules``).
 
 Idempotent: a model is registered again only when its artifact changed, and promoted only
 when production does not already serve that version.
 
-Usage: ``python examples/prod_setup.py [--spec specs/prod.toml | --db PATH] [--environment production]``
-(the default registry is the spec's ``registry.path``: ``var/registry.db``, or
-``$REGISTRY_DB``).
+Usage: ``python examples/prod_setup.py [--spec specs/prod.toml] [--db PATH] [--environment production]``
+(the default registry is the spec's ``registry.path``: ``var/registry.db``, or ``$REGISTRY_DB``).
 """
 
 from __future__ import annotations
@@ -22,52 +22,40 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))  # fraud_features, when imported as a module
+
+from fraud_features.enrich import Enricher
+from fraud_features.features import N_FEATURES
+from fraud_features.synthetic import generate
+
 POLICY = ROOT / "examples" / "rules" / "fraud_policy.toml"
-N_FEATURES = 64
 OPSET = 17
+TRAINING_ROWS = 20000
 
-_PLACEHOLDER_POLICY = """\
-# Placeholder written by examples/prod_setup.py because examples/rules/fraud_policy.toml is absent.
-kind = "rules"
-version = 1
-
-[[rules]]
-name = "block-high-score"
-salience = 10
-when = [["score", "?legit", "?fraud"], { test = "?fraud > 0.9" }]
-then = [{ assert = ["decision", "block"] }]
-
-[[rules]]
-name = "review-elevated-score"
-when = [["score", "?legit", "?fraud"], { test = "?fraud > 0.5" }, { not = ["decision", "?_"] }]
-then = [{ assert = ["decision", "review"] }]
-
-[[rules]]
-name = "allow-the-rest"
-salience = -10
-when = [["score", "?legit", "?fraud"], { not = ["decision", "?_"] }]
-then = [{ assert = ["decision", "allow"] }]
-"""
+def training_data(enrich_config: dict[str, Any], seed: int, n: int = TRAINING_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels: generated transactions, sent through the enrich step as JSON rows."""
+    data = generate(n, seed)
+    raw = np.array([tx.to_json() for tx in data.transactions], dtype=object)
+    return Enricher(enrich_config)({"raw": raw})["features"], data.labels
 
 
-def train_scorer(path: Path, seed: int = 0) -> float:
+def train_scorer(path: Path, enrich_config: dict[str, Any], seed: int = 0) -> float:
     """Trains the scorer, writes its ONNX file to ``path`` and returns its test ROC AUC."""
     import onnx
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
 
-    x, y = make_classification(n_samples=20000, n_features=N_FEATURES, n_informative=24, n_redundant=8, n_classes=2, weights=[0.95, 0.05], class_sep=1.5, random_state=seed)
-    x = x.astype(np.float32)
+    x, y = training_data(enrich_config, seed)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
-    clf = LogisticRegression(max_iter=1000, random_state=seed).fit(x_train, y_train)
+    clf = LogisticRegression(max_iter=2000, random_state=seed).fit(x_train, y_train)
     onx = to_onnx(clf, initial_types=[("features", FloatTensorType([None, N_FEATURES]))], options={id(clf): {"zipmap": False}}, target_opset={"": OPSET, "ai.onnx.ml": 3})
     keep = [o for o in onx.graph.output if o.name == "probabilities"]
     if len(keep) != 1:
@@ -93,26 +81,30 @@ def check_scorer(path: Path) -> None:
     assert probs.shape == (3, 2) and probs.dtype == np.float32
 
 
-def policy_file(var: Path) -> Path:
-    """The fraud policy to register: the real one, else a placeholder under ``var/``."""
-    if POLICY.is_file():
-        return POLICY
-    placeholder = var / "placeholder" / "fraud_policy.toml"
-    placeholder.parent.mkdir(parents=True, exist_ok=True)
-    placeholder.write_text(_PLACEHOLDER_POLICY, encoding="utf-8")
-    print(f"note: {POLICY.relative_to(ROOT)} is absent; registering a placeholder policy ({placeholder})", file=sys.stderr)
-    return placeholder
-
-
-def default_db(spec: Path) -> Path:
-    """The spec's ``registry.path``, resolved as the runtime resolves it."""
+def effective_spec(spec: Path) -> dict[str, Any]:
+    """The spec as the runtime reads it (environment interpolated); exits when it is invalid."""
     from infer_runtime.spec import check_spec
 
     result = check_spec(spec)
-    if result.effective is None or "registry" not in result.effective:
-        raise SystemExit(f"{spec}: no usable [registry] section; pass --db")
-    path = Path(result.effective["registry"]["path"])
+    if not result.ok or result.effective is None:
+        raise SystemExit(f"{spec}: invalid spec:\n" + "\n".join(i.format() for i in result.issues))
+    return result.effective
+
+
+def default_db(spec: Path, effective: dict[str, Any]) -> Path:
+    """The spec's ``registry.path``, resolved as the runtime resolves it."""
+    if "registry" not in effective:
+        raise SystemExit(f"{spec}: no [registry] section; pass --db")
+    path = Path(effective["registry"]["path"])
     return path if path.is_absolute() else (spec.resolve().parent / path).resolve()
+
+
+def enrich_config(spec: Path, effective: dict[str, Any]) -> dict[str, Any]:
+    """The config the spec's ``enrich`` step is built with: training must featurize alike."""
+    model = effective.get("models", {}).get("enrich", {})
+    if model.get("backend") != "python" or not str(model["python"]["entrypoint"]).startswith("fraud_features.enrich:"):
+        raise SystemExit(f"{spec}: models.enrich is not the fraud_features.enrich step")
+    return dict(model["python"]["config"])
 
 
 def ensure(reg: object, name: str, file: Path, environment: str, backend: str | None = None, metadata: dict[str, object] | None = None) -> str:
@@ -147,9 +139,8 @@ def ensure(reg: object, name: str, file: Path, environment: str, backend: str | 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--spec", type=Path, default=ROOT / "specs" / "prod.toml", help="take the registry path from this spec (default: specs/prod.toml)")
-    where.add_argument("--db", type=Path, help="the registry file (overrides --spec)")
+    parser.add_argument("--spec", type=Path, default=ROOT / "specs" / "prod.toml", help="the spec served: its enrich config and registry path (default: specs/prod.toml)")
+    parser.add_argument("--db", type=Path, help="the registry file (default: the spec's registry.path)")
     parser.add_argument("--environment", default="production")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "prod_models", help="where the trained model is written before registering")
     parser.add_argument("--seed", type=int, default=0)
@@ -159,15 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     from infer_runtime.registry.cli import configure_quiet_logging
 
     configure_quiet_logging()
-    db = args.db or default_db(args.spec)
+    effective = effective_spec(args.spec)
+    config = enrich_config(args.spec, effective)
+    db = args.db or default_db(args.spec, effective)
     scorer = args.work / "scorer.onnx"
-    auc = train_scorer(scorer, args.seed)
+    auc = train_scorer(scorer, config, args.seed)
     check_scorer(scorer)
-    print(f"scorer: trained, test ROC AUC {auc:.3f}")
-    policy = policy_file(ROOT / "var")
+    print(f"scorer: trained on {TRAINING_ROWS} generated transactions (enrich config {config}), test ROC AUC {auc:.3f}")
+    metadata: dict[str, object] = {"roc_auc": round(auc, 4), "features": N_FEATURES, "seed": args.seed, "training_rows": TRAINING_ROWS, "enrich_config": config}
     with SyncRegistry(db) as reg:
-        ensure(reg, "scorer", scorer, args.environment, metadata={"roc_auc": round(auc, 4), "features": N_FEATURES, "seed": args.seed})
-        ensure(reg, "policy", policy, args.environment, backend="rules")
+        ensure(reg, "scorer", scorer, args.environment, metadata=metadata)
+        ensure(reg, "policy", POLICY, args.environment, backend="rules")
     print(f"registry {db} ready: infer-runtime run specs/prod.toml serves scorer@{args.environment} and policy@{args.environment}")
     return 0
 

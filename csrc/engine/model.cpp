@@ -155,7 +155,7 @@ Status Model::check_parts(const TensorRef* inputs, int32_t n_inputs, const int64
 }
 
 Status Model::submit_many(uint64_t first_cookie, const TensorRef* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority,
-                          int64_t timeout_us, bool wake, int32_t* admitted, CompletionSink* sink) {
+                          int64_t timeout_us, bool wake, int32_t* admitted, CompletionSink* sink, bool pinned) {
   *admitted = 0;
   if (n_requests < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "no requests to submit");
   ModelStats::add(stats_.submitted, static_cast<uint64_t>(n_requests));
@@ -184,7 +184,7 @@ Status Model::submit_many(uint64_t first_cookie, const TensorRef* inputs, int32_
     request->deadline_ns = timeout_ns > 0 ? now_ns() + timeout_ns : kNever;
     request->sink = sink;
     first_row += request_rows;
-  });
+  }, pinned);
   if (status.code() == IR_ERROR_UNAVAILABLE && !status.ok()) {
     std::shared_ptr<Model> next;
     {

@@ -63,7 +63,12 @@ class Model final : public RequestFinisher, public std::enable_shared_from_this<
   // Completions go to `sink` (nullptr: the engine's completion queue). A model that was
   // replaced hands new submissions to its successor.
   Status submit_many(uint64_t first_cookie, const TensorRef* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority,
-                     int64_t timeout_us, bool wake, int32_t* admitted, CompletionSink* sink = nullptr);
+                     int64_t timeout_us, bool wake, int32_t* admitted, CompletionSink* sink = nullptr, bool pinned = false);
+  // See Scheduler::pin: a pipeline request binds its steps to the versions serving when it
+  // was admitted (pin false: this model was replaced or retired meanwhile).
+  bool pin() { return scheduler_->pin(); }
+  void unpin() { scheduler_->unpin(); }
+  [[nodiscard]] bool admission_closed() { return scheduler_->admission_closed(); }
   void wake();
   bool cancel(uint64_t cookie);
 

@@ -49,13 +49,14 @@ struct Pipeline::Step {
 // One request in flight. 64-byte aligned: the low bits of its address carry a step index.
 struct alignas(64) Pipeline::Run {
   struct Slot {
-    std::shared_ptr<Model> model;                // where the step's request went (cancel)
+    std::shared_ptr<Model> model;                // the version bound at admission (pinned)
     std::shared_ptr<const BatchResult> result;   // the step's batch outputs, once done
     int64_t row_offset = 0;                      // this request's rows of them
     int64_t rows = 0;
     int64_t submit_ns = 0;
     int32_t waiting = 0;  // earlier steps still to finish before this one can run
     bool in_flight = false;
+    bool submitted = false;
     bool done = false;
   };
 
@@ -238,14 +239,31 @@ Status Pipeline::submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inpu
   run->slots.resize(steps_.size());
   for (size_t s = 0; s < steps_.size(); ++s) run->slots[s].waiting = steps_[s]->n_deps;
   run->tokens = 1;  // this call's
-  Run* r = run.release();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) {
-      delete r;
       ModelStats::add(stats_.cancelled);
       return Status(IR_ERROR_UNAVAILABLE, "pipeline '" + config_.name + "' is not accepting requests (stopping)");
     }
+  }
+  // Every step runs the version serving now, even if its model is replaced before the
+  // request reaches it: a request never mixes versions.
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    std::shared_ptr<Model> model = steps_[s]->current();
+    for (int tries = 0; model != nullptr && !model->pin(); ++tries) {  // replaced just now: its successor
+      std::shared_ptr<Model> next = tries < 8 ? steps_[s]->current() : nullptr;
+      model = next == model ? nullptr : std::move(next);
+    }
+    if (model == nullptr) {
+      for (size_t k = 0; k < s; ++k) run->slots[k].model->unpin();
+      ModelStats::add(stats_.cancelled);
+      return Status(IR_ERROR_UNAVAILABLE, "pipeline '" + config_.name + "', step '" + steps_[s]->name + "': model '" + steps_[s]->model_name + "' is not serving");
+    }
+    run->slots[s].model = std::move(model);
+  }
+  Run* r = run.release();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
     r->next = runs_;
     if (runs_ != nullptr) runs_->prev = r;
     runs_ = r;
@@ -295,12 +313,11 @@ void Pipeline::flush(Outbox& out, bool wake) {
     launches.swap(out.launches);
     for (const auto& [run, s] : launches) launch(run, s, out);
   }
-  if (wake) {
-    for (size_t i = 0; i < out.woken.size(); ++i) {
-      bool seen = false;
-      for (size_t k = 0; k < i && !seen; ++k) seen = out.woken[k] == out.woken[i];
-      if (!seen) out.woken[i]->wake();
-    }
+  for (size_t i = 0; i < out.woken.size(); ++i) {
+    bool seen = false;
+    for (size_t k = 0; k < i && !seen; ++k) seen = out.woken[k] == out.woken[i];
+    // A replaced version is woken now: the host's later ir_pipeline_wake reaches the new one.
+    if (!seen && (wake || out.woken[i]->admission_closed())) out.woken[i]->wake();
   }
   size_t start = 0;
   while (start < out.finished.size()) {
@@ -322,7 +339,7 @@ Status Pipeline::submit_step(Run* run, int32_t s, Outbox& out) {
     if (left <= 0) return Status(IR_ERROR_DEADLINE_EXCEEDED, "the request's deadline passed before this step could start");
     timeout_us = std::max<int64_t>(1, left / 1000);
   }
-  std::shared_ptr<Model> model = step.current();
+  const std::shared_ptr<Model>& model = slot.model;  // bound at admission; never reset before finish
   const ModelConfig& mc = model->config();
   // The step's inputs in its model's order (by name: a replacement may order them anew).
   const size_t n = step.inputs.size();
@@ -351,12 +368,12 @@ Status Pipeline::submit_step(Run* run, int32_t s, Outbox& out) {
   {
     std::lock_guard<std::mutex> lock(run->mu);
     if (run->failed) return Status(IR_ERROR_CANCELLED, "not run: another step failed");
-    slot.model = model;  // before admission: a failure elsewhere may cancel it from now on
     slot.submit_ns = now_ns();
+    slot.submitted = true;  // from now on a failure elsewhere may cancel it
   }
   int32_t admitted = 0;
-  Status status = model->submit_many(cookie_of(run, s), refs.data(), static_cast<int32_t>(n), nullptr, 1, priority, timeout_us, false, &admitted, this);
-  if (status.ok()) out.woken.push_back(std::move(model));
+  Status status = model->submit_many(cookie_of(run, s), refs.data(), static_cast<int32_t>(n), nullptr, 1, priority, timeout_us, false, &admitted, this, true);
+  if (status.ok()) out.woken.push_back(model);
   return status;
 }
 
@@ -375,7 +392,6 @@ void Pipeline::step_done(Run* run, int32_t s, Completion&& done, Outbox& out) {
       std::lock_guard<std::mutex> lock(run->mu);
       Run::Slot& slot = run->slots[static_cast<size_t>(s)];
       slot.in_flight = false;
-      slot.model.reset();
     }
     fail(run, s, done.error);
     release(run, out);
@@ -390,7 +406,6 @@ void Pipeline::step_done(Run* run, int32_t s, Completion&& done, Outbox& out) {
     Run::Slot& slot = run->slots[static_cast<size_t>(s)];
     slot.in_flight = false;
     slot.done = true;
-    slot.model.reset();
     slot.result = std::move(done.result);
     slot.row_offset = done.row_offset;
     slot.rows = done.rows;
@@ -430,7 +445,7 @@ void Pipeline::cancel_steps(Run* run) {
   {
     std::lock_guard<std::mutex> lock(run->mu);
     for (size_t s = 0; s < run->slots.size(); ++s) {
-      if (run->slots[s].in_flight && run->slots[s].model != nullptr) queued[n++] = {run->slots[s].model, static_cast<int32_t>(s)};
+      if (run->slots[s].in_flight && run->slots[s].submitted) queued[n++] = {run->slots[s].model, static_cast<int32_t>(s)};
     }
   }
   // A queued step completes CANCELLED (through step_done) and never runs; a running one
@@ -532,6 +547,7 @@ void Pipeline::finish(Run* run, Outbox& out) {
       default: ModelStats::add(stats_.failed_backend); break;
     }
   }
+  for (Run::Slot& slot : run->slots) slot.model->unpin();
   run->slots.clear();  // drops the steps' results before the caller hears (their memory is aliased where needed)
   CompletionSink* sink = run->sink;
   out.keep_alive = std::move(run->pipeline);  // the last run may hold the last reference

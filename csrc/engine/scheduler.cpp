@@ -180,6 +180,19 @@ void Scheduler::close_admission() {
   work_cv_.notify_all();
 }
 
+bool Scheduler::pin() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (admission_closed_) return false;
+  ++pins_;
+  return true;
+}
+
+void Scheduler::unpin() {
+  std::lock_guard<std::mutex> lock(mu_);
+  --pins_;
+  if (admission_closed_ && idle_locked()) idle_cv_.notify_all();
+}
+
 bool Scheduler::admission_closed() {
   std::lock_guard<std::mutex> lock(mu_);
   return admission_closed_;

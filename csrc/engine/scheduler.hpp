@@ -42,7 +42,13 @@ class Scheduler {
   // into a recycled object when one is available. `wake` = false stages them until wake().
   // Returns UNAVAILABLE once admission is closed, RESOURCE_EXHAUSTED for the refused tail.
   template <typename Fill>
-  Status admit(int32_t n, bool wake, int32_t* admitted, Fill&& fill);
+  Status admit(int32_t n, bool wake, int32_t* admitted, Fill&& fill, bool pinned = false);
+
+  // A pin holds the model open for work admitted before its admission closed (a pipeline
+  // request bound to this version): `pinned` admissions pass a closed admission until the
+  // shutdown, and the drain waits for the pins. pin() is false once admission has closed.
+  bool pin();
+  void unpin();
 
   // Hands staged requests to the batcher and wakes an idle worker.
   void wake();
@@ -80,7 +86,7 @@ class Scheduler {
   void release_staged_locked();
   void fail_unlocked(std::vector<Request*>& requests, std::unique_lock<std::mutex>& lock, ir_code code, const char* what);
   bool spin_for_work();
-  bool idle_locked() const { return running_ == 0 && batcher_.empty() && staged_.empty(); }
+  bool idle_locked() const { return running_ == 0 && pins_ == 0 && batcher_.empty() && staged_.empty(); }
   InstanceLoad load_locked() const;
 
   const std::string model_name_;
@@ -102,18 +108,19 @@ class Scheduler {
   bool spin_pays_ = true;  // the last idle gap was within idle_spin_ns (under mu_)
   bool admission_closed_ = false;
   bool exit_ = false;
+  int64_t pins_ = 0;
   std::vector<Request*> scratch_;    // reused under mu_
   std::vector<Request*> spare_;      // finished requests kept for reuse (under mu_)
 };
 
 template <typename Fill>
-Status Scheduler::admit(int32_t n, bool wake, int32_t* admitted, Fill&& fill) {
+Status Scheduler::admit(int32_t n, bool wake, int32_t* admitted, Fill&& fill, bool pinned) {
   *admitted = 0;
   Status status;
   bool notify = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (admission_closed_) return Status(IR_ERROR_UNAVAILABLE, "model '" + model_name_ + "' is shutting down");
+    if (admission_closed_ && (!pinned || exit_)) return Status(IR_ERROR_UNAVAILABLE, "model '" + model_name_ + "' is shutting down");
     const int64_t now = now_ns();
     int32_t k = 0;
     for (; k < n; ++k) {

@@ -25,6 +25,7 @@ from infer_runtime._native import ffi, lib, take_error
 from infer_runtime.backends.base import BackendInstance
 from infer_runtime.engine.bytes_codec import deserialize, is_bytes_like, serialize
 from infer_runtime.engine.dtypes import CODE_TO_NUMPY, NUMPY_TO_CODE
+from infer_runtime.errors import InvalidInputError
 
 log = structlog.get_logger("infer_runtime.executor")
 
@@ -103,7 +104,11 @@ class PullExecutor:
             except BaseException as exc:  # noqa: BLE001 - SystemExit too: the batch fails, the model keeps serving
                 if not isinstance(exc, Exception):  # an ordinary exception is the caller's to report
                     log.error("backend raised while running a batch; the batch failed, the model serves on", model=self._name, error=f"{type(exc).__name__}: {exc}")
-                lib.ir_batch_finish(batch, lib.ir_error_new(lib.IR_ERROR_BACKEND, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")))
+                if isinstance(exc, InvalidInputError):  # the backend says the request is wrong: the client's error, shown to it
+                    error = lib.ir_error_new(lib.IR_ERROR_INVALID_ARGUMENT, f"model '{self._name}': {exc}".encode("utf-8", "replace"))
+                else:
+                    error = lib.ir_error_new(lib.IR_ERROR_BACKEND, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace"))
+                lib.ir_batch_finish(batch, error)
                 continue
             lib.ir_batch_complete(batch, outputs_c, n)
 
