@@ -584,8 +584,6 @@ async def test_a_swapped_step_model_serves_new_requests_while_admitted_ones_fini
         await settled(rt, ["flow", "pre", "ver", "post"])
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a step resolves its model when the request reaches it (Pipeline::Step::current), "
-                   "so a request admitted before a swap runs later steps on the new version; see the report of the pipetest branch")
 async def test_a_swap_never_mixes_versions_within_one_request(tmp_path: Path) -> None:
     """``ver`` serves two steps of one pipeline (y = x + version each) and is swapped while
     requests wait between them: each request must be computed by one version (x + 2 or
