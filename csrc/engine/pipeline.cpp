@@ -339,7 +339,9 @@ Status Pipeline::submit_step(Run* run, int32_t s, Outbox& out) {
     if (left <= 0) return Status(IR_ERROR_DEADLINE_EXCEEDED, "the request's deadline passed before this step could start");
     timeout_us = std::max<int64_t>(1, left / 1000);
   }
-  const std::shared_ptr<Model>& model = slot.model;  // bound at admission; never reset before finish
+  // The version bound at admission, copied: once admitted, the step may complete and the
+  // run finish (and be freed) on another thread before submit_many returns.
+  const std::shared_ptr<Model> model = slot.model;
   const ModelConfig& mc = model->config();
   // The step's inputs in its model's order (by name: a replacement may order them anew).
   const size_t n = step.inputs.size();
