@@ -603,6 +603,27 @@ async def test_a_swap_never_mixes_versions_within_one_request(tmp_path: Path) ->
         ps.gate("between").set()
         got = [float((await fut)["out"][0, 0]) - v for v, fut in enumerate(before)]
         assert got == [2.0] * 4, got
+        np.testing.assert_array_equal((await rt.infer("flow", {"x": col(0.0)}))["out"], col(4.0))
+
+        # Swaps under 32 clients: every answer is x + 2 * (one version), none fails.
+        answers: list[float] = []
+        stop = asyncio.Event()
+
+        async def client(i: int) -> None:
+            while not stop.is_set():
+                answers.append(float((await rt.infer("flow", {"x": col(float(i))}))["out"][0, 0]) - i)
+
+        clients = [asyncio.ensure_future(client(i)) for i in range(32)]
+        for version in range(3, 7):
+            await asyncio.sleep(0.05)
+            version_file.write_text(str(version))
+            await rt.replace_model("ver")
+        await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*clients)
+        assert len(answers) > 50
+        assert {a / 2 for a in answers} <= {2.0, 3.0, 4.0, 5.0, 6.0} and 12.0 in answers, sorted(set(answers))
+        await settled(rt, ["flow", "ver", "hold"])
 
 
 async def test_a_nested_pipeline_runs_as_a_step(tmp_path: Path) -> None:
