@@ -23,6 +23,7 @@ max_batch_size = 64
 preferred_batch_sizes = [16, 32]
 [models.echo]
 backend = "identity"
+inputs = [{ name = "x", dtype = "float32", shape = [-1] }]
 [pipelines.p]
 steps = [{ model = "echo", inputs = { x = "request.x" } }]
 outputs = { y = "echo.x" }
