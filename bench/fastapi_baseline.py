@@ -18,7 +18,30 @@ so = ort.SessionOptions()
 so.intra_op_num_threads = 1
 session = ort.InferenceSession(os.environ["BASELINE_MODEL"], sess_options=so, providers=["CPUExecutionProvider"])
 input_name = session.get_inputs()[0].name
+width = session.get_inputs()[0].shape[1]
+output_width = session.get_outputs()[0].shape[1]
 app = FastAPI()
+
+
+# Metadata and configuration, as little of the v2 protocol as Triton's perf_analyzer needs
+# to drive this app (no batching: max_batch_size 0, the batch dimension is part of the shape).
+@app.get("/v2")
+async def server_metadata() -> dict[str, object]:
+    return {"name": "fastapi-baseline", "version": "1", "extensions": []}
+
+
+@app.get("/v2/models/{model}")
+async def metadata(model: str) -> dict[str, object]:
+    return {"name": model, "versions": ["1"], "platform": "onnxruntime_onnx",
+            "inputs": [{"name": input_name, "datatype": "FP32", "shape": [-1, width]}],
+            "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, output_width]}]}
+
+
+@app.get("/v2/models/{model}/config")
+async def config(model: str) -> dict[str, object]:
+    return {"name": model, "platform": "onnxruntime_onnx", "max_batch_size": 0,
+            "input": [{"name": input_name, "data_type": "TYPE_FP32", "dims": [-1, width]}],
+            "output": [{"name": "logits", "data_type": "TYPE_FP32", "dims": [-1, output_width]}]}
 
 
 @app.post("/v2/models/{model}/infer")

@@ -2,16 +2,18 @@
 library's http package.)
 
 A bounded closed-loop load generator for any KServe v2 server (HTTP JSON, HTTP binary,
-gRPC), and the comparison run of issue 4: our server vs a plain FastAPI + uvicorn app on
-the same MLP, payloads and load generator.
+gRPC), and the comparison run of issue 14: our server (adaptive queue delay, the fixed
+window, no delay) vs a plain FastAPI + uvicorn app and PyTriton on the 64 → 256 → 256 → 10
+MLP with Triton's batching settings, the same payloads and the same load generator.
 
-    python bench/http_bench.py                # the comparison (starts both servers itself)
+    python bench/http_bench.py [--pytriton-python .pt/bin/python]   # starts every server itself
     python bench/http_bench.py load --url http://127.0.0.1:8000 --model mlp --shape 1,256 \\
         --format binary --concurrency 1,16,64 --duration 5      # against any v2 server
     python bench/http_bench.py load --grpc 127.0.0.1:8001 --model mlp --shape 1,256
 
-Targets (issue 4): ≥ 2x the FastAPI app's throughput at concurrency 64; p50 at
-concurrency 1 within 1.3x of it.
+Targets (issue 14), at concurrency 64: ≥ 5x PyTriton's throughput, ≥ 3x FastAPI's, ≥ 0.95x
+the fixed window's; at concurrency 1: p50 ≤ FastAPI's and within 1.1x of
+max_queue_delay_us = 0.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import subprocess
@@ -152,49 +155,124 @@ def _wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
-async def compare(duration_s: float) -> None:
+@dataclass
+class Server:
+    """One server of the comparison: how to start it, and where it answers."""
+
+    label: str
+    argv: list[str]
+    port: int
+    ready_path: str
+    cwd: Path = ROOT
+    env: dict[str, str] | None = None
+
+
+def _ours(label: str, model: Path, tmp: Path, **batching: object) -> Server:
     from _common import mlp_spec
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from server_helpers import free_port
+
+    spec = tmp / f"{label.replace(' ', '_').replace('=', '')}.toml"
+    spec.write_text(mlp_spec(model, **batching))  # type: ignore[arg-type]
+    http, grpc = free_port(), free_port()
+    return Server(label, [sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(http), "--grpc-port", str(grpc)],
+                  http, "/v2/health/ready")
+
+
+def perf_analyzer(binary: str, port: int, concurrency: int, interval_ms: int, label: str) -> LoadResult:
+    """One level of Triton's perf_analyzer (C++, far cheaper per request than the Python
+    generator), HTTP with binary tensors, single-row requests. Its CUDA runtime dependency is
+    found through LD_LIBRARY_PATH (see tests/test_perf_analyzer.py)."""
+    argv = [binary, "-m", "mlp", "-u", f"127.0.0.1:{port}", "-i", "http", "--shape", "input:1,64", "--concurrency-range", str(concurrency),
+            "--measurement-interval", str(interval_ms), "--stability-percentage", "100", "--max-trials", "4", "--percentile", "50"]
+    out = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=300).stdout  # failures show as NaN
+    throughput = p50 = float("nan")
+    for line in out.splitlines():
+        words = line.split()
+        if line.strip().startswith("Throughput:"):
+            throughput = float(words[1])
+        elif line.strip().startswith("p50 latency:"):
+            p50 = float(words[2]) / 1e3
+    seconds = interval_ms / 1e3
+    return LoadResult(f"{label} (perf_analyzer)", concurrency, 0 if math.isnan(throughput) else int(throughput * seconds), 0, seconds, p50,
+                      float("nan"), float("nan"))
+
+
+async def compare(duration_s: float, pytriton_python: str | None, concurrency: tuple[int, ...], perf_analyzer_path: str | None) -> None:
+    """Issue 14's run: the 64 → 256 → 256 → 10 MLP, Triton's batching settings
+    (max_batch_size 64, max_queue_delay_us 500), single-row requests, one server at a time
+    under load (all started first), the same load generator for every server."""
     from build_models import build_mlp
 
     sys.path.insert(0, str(ROOT / "tests"))
     from server_helpers import free_port
 
-    model = ROOT / "var" / "bench" / "mlp_256_1024_1024_10.onnx"
+    model = ROOT / "var" / "bench" / "mlp_64_256_256_10.onnx"
     if not model.exists():
-        build_mlp(model)
+        build_mlp(model, (64, 256, 256, 10))
     tmp = Path(tempfile.mkdtemp())
-    spec = tmp / "http.toml"
-    spec.write_text(mlp_spec(model))
-    ours_http, ours_grpc, base_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFER_RUNTIME_")}
-    ours = subprocess.Popen([sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(ours_http), "--grpc-port", str(ours_grpc)],  # noqa: ASYNC220 - started once, before any measurement
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    baseline = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
-        [sys.executable, "-m", "uvicorn", "bench.fastapi_baseline:app", "--port", str(base_port), "--log-level", "warning"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, "BASELINE_MODEL": str(model)})
+    servers = [
+        _ours("ours, adaptive", model, tmp, max_queue_delay_us=500, max_batch_size=64, host="native", adaptive=True),
+        _ours("ours, max_queue_delay_us=0", model, tmp, max_queue_delay_us=0, max_batch_size=64, host="native", adaptive=False),
+        _ours("ours, fixed window", model, tmp, max_queue_delay_us=500, max_batch_size=64, host="native", adaptive=False),
+    ]
+    port = free_port()
+    servers.append(Server("FastAPI + uvicorn", [sys.executable, "-m", "uvicorn", "bench.fastapi_baseline:app", "--port", str(port), "--log-level", "warning"],
+                          port, "/docs", env={**env, "BASELINE_MODEL": str(model)}))
+    if pytriton_python:
+        port = free_port()
+        servers.append(Server("PyTriton", [pytriton_python, str(ROOT / "bench" / "pytriton_baseline.py"), "--http-port", str(port),
+                                           "--grpc-port", str(free_port()), "--metrics-port", str(free_port())],
+                              port, "/v2/models/mlp/ready", cwd=tmp, env={**env, "BASELINE_MODEL": str(model)}))
+    procs = []
     results: list[LoadResult] = []
     try:
-        _wait_http(f"http://127.0.0.1:{ours_http}/v2/health/ready")
-        _wait_http(f"http://127.0.0.1:{base_port}/docs")
-        for conc in (1, 16, 64):
+        for server in servers:
+            procs.append(subprocess.Popen(server.argv, cwd=server.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # noqa: ASYNC220 - started before any measurement
+                                          env=server.env or env))
+        for server in servers:
+            _wait_http(f"http://127.0.0.1:{server.port}{server.ready_path}", timeout=120)
+        print(f"load average before the run: {os.getloadavg()}")
+        for conc in concurrency:
             for fmt in ("json", "binary"):
-                results.append(await load_http(f"http://127.0.0.1:{ours_http}", "mlp", [1, 256], fmt, conc, duration_s, f"infer-runtime HTTP {fmt}"))
-                results.append(await load_http(f"http://127.0.0.1:{base_port}", "mlp", [1, 256], fmt, conc, duration_s, f"FastAPI + uvicorn, session.run per request, {fmt}"))
-            results.append(await load_grpc(f"127.0.0.1:{ours_grpc}", "mlp", [1, 256], conc, duration_s, "infer-runtime gRPC"))
+                for server in servers:
+                    results.append(await load_http(f"http://127.0.0.1:{server.port}", "mlp", [1, 64], fmt, conc, duration_s, f"{server.label}, {fmt}"))
+            if perf_analyzer_path:
+                for server in servers:
+                    results.append(perf_analyzer(perf_analyzer_path, server.port, conc, int(duration_s * 1000), f"{server.label}, binary"))
+        print(f"load average after the run: {os.getloadavg()}")
     finally:
-        for proc in (ours, baseline):
+        for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        for proc in (ours, baseline):
+        for proc in procs:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
     print_results(results)
     by = {(r.label, r.concurrency): r for r in results}
-    for fmt in ("json", "binary"):
-        o64, b64 = by[(f"infer-runtime HTTP {fmt}", 64)], by[(f"FastAPI + uvicorn, session.run per request, {fmt}", 64)]
-        o1, b1 = by[(f"infer-runtime HTTP {fmt}", 1)], by[(f"FastAPI + uvicorn, session.run per request, {fmt}", 1)]
-        print(f"{fmt:6s}: c=64 throughput {o64.throughput / b64.throughput:.2f}x FastAPI [≥ 2x];  c=1 p50 {o1.p50_ms / b1.p50_ms:.2f}x FastAPI's [≤ 1.3x]")
+    for fmt in ("json", "binary", "binary (perf_analyzer)"):
+        def get(label: str, conc: int, fmt: str = fmt) -> LoadResult | None:
+            return by.get((f"{label}, {fmt}", conc))
+
+        ours = get("ours, adaptive", 64)
+        lines = []
+        for peer, target in (("PyTriton", 5.0), ("FastAPI + uvicorn", 3.0), ("ours, fixed window", 0.95)):
+            other = get(peer, 64)
+            if ours and other:
+                ratio = ours.throughput / other.throughput
+                lines.append(f"c=64 throughput {ratio:.2f}x {peer} [≥ {target}x: {'met' if ratio >= target else 'NOT met'}]")
+        one, zero, fastapi = get("ours, adaptive", 1), get("ours, max_queue_delay_us=0", 1), get("FastAPI + uvicorn", 1)
+        if one and zero:
+            ratio = one.p50_ms / zero.p50_ms
+            lines.append(f"c=1 p50 {ratio:.2f}x max_queue_delay_us=0 [≤ 1.1x: {'met' if ratio <= 1.1 else 'NOT met'}]")
+        if one and fastapi:
+            ratio = one.p50_ms / fastapi.p50_ms
+            lines.append(f"c=1 p50 {ratio:.2f}x FastAPI's [≤ 1x: {'met' if ratio <= 1 else 'NOT met'}]")
+        if lines:
+            print(f"{fmt}:\n  " + "\n  ".join(lines))
     out = ROOT / "var" / "bench" / "http.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([dict(r.__dict__, throughput=r.throughput) for r in results], indent=2))
@@ -213,6 +291,9 @@ def main() -> None:
     load.add_argument("--duration", type=float, default=5.0)
     load.add_argument("--requests", type=int, default=10**9, help="stop each level after this many requests")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per configuration (comparison)")
+    parser.add_argument("--pytriton-python", help="a Python with nvidia-pytriton installed (see bench/pytriton_baseline.py)")
+    parser.add_argument("--concurrency", default="1,64", help="levels of the comparison")
+    parser.add_argument("--perf-analyzer", help="also load every server with this perf_analyzer binary (binary tensors)")
     args = parser.parse_args()
     if args.command == "load":
         shape = [int(d) for d in args.shape.split(",")]
@@ -224,7 +305,7 @@ def main() -> None:
                 results.append(asyncio.run(load_grpc(args.grpc, args.model, shape, conc, args.duration, "gRPC", args.requests)))
         print_results(results)
     else:
-        asyncio.run(compare(args.duration))
+        asyncio.run(compare(args.duration, args.pytriton_python, tuple(int(c) for c in args.concurrency.split(",")), args.perf_analyzer))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from reference.batching import (
 )
 
 
-def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns: int, per_row_ns: int) -> list[tuple[int, int, int, int, int, int]]:
+def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns: int, per_row_ns: int,
+               host_ns: int = 0) -> list[tuple[int, int, int, int, int, int]]:
     cfg = ffi.new("ir_model_config*")
     cfg.struct_size = ffi.sizeof("ir_model_config")
     cfg.batching = int(policy.batching)
@@ -40,7 +41,10 @@ def c_simulate(policy: Policy, requests: list[SimRequest], instances: int, base_
     capacity = 4 * len(requests) + 4
     out = ffi.new("ir_sim_event[]", capacity)
     n_out = ffi.new("size_t*")
-    check(lib.ir_batcher_simulate(cfg, reqs, len(requests), instances, base_ns, per_row_ns, out, capacity, n_out))
+    if host_ns:
+        check(lib.ir_batcher_simulate_host(cfg, reqs, len(requests), instances, base_ns, per_row_ns, host_ns, out, capacity, n_out))
+    else:
+        check(lib.ir_batcher_simulate(cfg, reqs, len(requests), instances, base_ns, per_row_ns, out, capacity, n_out))
     assert n_out[0] <= capacity
     return [(e.time_ns, e.kind, e.request_id, e.batch, e.reason, e.instance) for e in (out[i] for i in range(n_out[0]))]
 
@@ -59,7 +63,7 @@ def arrival_times(draw: st.DrawFn, n: int) -> list[int]:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int]:
+def scenarios(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int, int]:
     batching = draw(st.booleans())
     max_batch = draw(st.integers(1, 16))
     preferred = tuple(sorted(draw(st.sets(st.integers(1, max_batch), max_size=3)))) if batching else ()
@@ -91,18 +95,19 @@ def scenarios(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int]
     instances = draw(st.integers(1, 3))
     base = draw(st.sampled_from([1, 10_000, 100_000, 300_000]))
     per_row = draw(st.sampled_from([0, 1_000, 5_000, 20_000]))
-    return policy, requests, instances, base, per_row
+    host = draw(st.sampled_from([0, 0, 20_000, 150_000, 600_000]))
+    return policy, requests, instances, base, per_row, host
 
 
 @settings(max_examples=600, deadline=None)
 @given(scenario=scenarios())
 def test_cpp_batcher_agrees_with_python_reference(scenario) -> None:  # type: ignore[no-untyped-def]
-    policy, requests, instances, base, per_row = scenario
-    assert c_simulate(policy, requests, instances, base, per_row) == simulate(policy, requests, instances, base, per_row)
+    policy, requests, instances, base, per_row, host = scenario
+    assert c_simulate(policy, requests, instances, base, per_row, host) == simulate(policy, requests, instances, base, per_row, host)
 
 
 @st.composite
-def adaptive_streams(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int]:
+def adaptive_streams(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int, int]:
     """Streams of one shape and priority, without deadlines: every dispatch is a timing
     decision of the adaptive policy, and the cost model sees many batch sizes."""
     max_batch = draw(st.integers(2, 16))
@@ -112,14 +117,15 @@ def adaptive_streams(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, in
     requests = [SimRequest(i, t, draw(st.integers(1, max_rows)), 0, -1, 0) for i, t in enumerate(arrivals)]
     base = draw(st.integers(1, 400_000))
     per_row = draw(st.integers(0, 30_000))
-    return policy, requests, draw(st.integers(1, 3)), base, per_row
+    host = draw(st.one_of(st.just(0), st.integers(1, 800_000)))
+    return policy, requests, draw(st.integers(1, 3)), base, per_row, host
 
 
 @settings(max_examples=300, deadline=None)
 @given(scenario=adaptive_streams())
 def test_adaptive_streams_agree_with_python_reference(scenario) -> None:  # type: ignore[no-untyped-def]
-    policy, requests, instances, base, per_row = scenario
-    assert c_simulate(policy, requests, instances, base, per_row) == simulate(policy, requests, instances, base, per_row)
+    policy, requests, instances, base, per_row, host = scenario
+    assert c_simulate(policy, requests, instances, base, per_row, host) == simulate(policy, requests, instances, base, per_row, host)
 
 
 def _policy(**kw) -> Policy:  # type: ignore[no-untyped-def]
@@ -239,6 +245,25 @@ def test_another_idle_instance_means_no_wait() -> None:
     assert [(e[0], e[4], e[5]) for e in events] == [(0, EARLY, 0), (5_000, EARLY, 1), (201_000, EARLY, 0)]
 
 
+def test_a_lagging_host_makes_adaptive_batch_more() -> None:
+    # A steady stream every 40 us into batches of 20 us + 1 us/row: the instance keeps up
+    # alone, so without a host every request leaves at once. A host that spends 150 us per
+    # batch cannot keep up with single-request batches: its lag grows, and adaptive answers
+    # by holding requests for companions (never past the delay), which the host can absorb.
+    policy = _policy(max_batch_size=64, max_queue_delay_ns=500_000, adaptive=True)
+    requests = [_req(i, i * 40_000) for i in range(400)]
+    alone = _batches(c_simulate(policy, requests, 1, 20_000, 1_000))
+    hosted = _batches(c_simulate(policy, requests, 1, 20_000, 1_000, host_ns=150_000))
+    assert hosted == _batches(simulate(policy, requests, 1, 20_000, 1_000, host_ns=150_000))
+    assert all(rows == 1 and reason == EARLY for _, rows, reason in alone)
+    steady = hosted[len(hosted) // 4:]
+    assert sum(rows for _, rows, _ in steady) / len(steady) >= 3
+    # ... enough that the host keeps up: over the steady part, batches come no faster than
+    # the host takes them (150 us each), on average
+    assert (steady[-1][0] - steady[0][0]) / (len(steady) - 1) >= 150_000 * 0.9
+    assert c_simulate(policy, requests, 1, 20_000, 1_000, host_ns=0) == c_simulate(policy, requests, 1, 20_000, 1_000)
+
+
 def _first_idle(batches: list[tuple[int, int, int]], instances: int, at: int) -> int:
     """The first moment >= `at` when some instance runs none of `batches` (start, end, instance)."""
     best = None
@@ -255,10 +280,10 @@ def _first_idle(batches: list[tuple[int, int, int]], instances: int, at: int) ->
 @settings(max_examples=200, deadline=None)
 @given(scenario=adaptive_streams())
 def test_adaptive_never_waits_past_the_delay_while_an_instance_is_idle(scenario) -> None:  # type: ignore[no-untyped-def]
-    policy, requests, instances, base, per_row = scenario
+    policy, requests, instances, base, per_row, host = scenario
     arrival = {r.id: r.arrival_ns for r in requests}
     rows = {r.id: r.rows for r in requests}
-    events = c_simulate(policy, requests, instances, base, per_row)
+    events = c_simulate(policy, requests, instances, base, per_row, host)
     batches: dict[int, list[int]] = {}
     for time_ns, _, rid, batch, reason, instance in events:
         b = batches.setdefault(batch, [time_ns, 0, instance, reason, arrival[rid]])

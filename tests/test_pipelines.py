@@ -5,6 +5,7 @@ own graph checks, and the v2 surface (HTTP and gRPC with tritonclient)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -85,6 +86,13 @@ steps = [
 ]
 outputs = { left = "left.x", right = "right.x", echo = "request.x" }
 
+[pipelines.tail]
+steps = [
+  { model = "first", inputs = { x = "request.x" } },
+  { model = "affine", inputs = { x = "first.x" } },
+]
+outputs = { y = "affine.y" }
+
 [pipelines.nested]
 steps = [
   { model = "chain", name = "inner", inputs = { x = "request.z" } },
@@ -148,7 +156,22 @@ async def test_a_pipeline_answers_like_its_steps_called_one_by_one(spec_path: Pa
             (TensorSignature("y", np.dtype(np.float32), (-1, 4)), TensorSignature("mid", np.dtype(np.float32), (-1, 4))),
             0,  # `last` does not batch
         )
-        assert "chain" in rt.model_names and rt.pipeline_names == ["chain", "fan", "nested", "checked", "gated", "text"]
+        assert "chain" in rt.model_names and rt.pipeline_names == ["chain", "fan", "tail", "nested", "checked", "gated", "text"]
+
+
+async def test_a_burst_is_admitted_together_and_answered_from_shared_batches(spec_path: Path) -> None:
+    """Concurrent callers' requests are joined into one engine call, and the answers that
+    come from one batch of the final step are views of that batch's outputs (no copy)."""
+    async with Runtime.from_spec(spec_path) as rt:
+        xs = [np.full((1 + i % 2, 4), i, np.float32) for i in range(64)]
+        answers = await asyncio.gather(*[rt.infer("tail", {"x": x}) for x in xs])
+        for x, answer in zip(xs, answers):
+            np.testing.assert_array_equal(answer["y"], affine(x))
+        shared = sum(a["y"].base is not None and a["y"].base is b["y"].base for a, b in itertools.pairwise(answers))
+        assert shared > 0  # neighbours answered from one batch are views of one array over its buffer
+        batches = rt.stats("affine").batches
+        assert batches < 64  # the burst was batched, not run one by one
+        assert rt.stats("tail").succeeded == 64 and rt.stats("tail").in_flight == 0
 
 
 async def test_independent_steps_share_a_source_and_request_values_pass_through(spec_path: Path) -> None:

@@ -80,6 +80,18 @@ IR_API ir_error* ir_pipeline_submit(ir_pipeline* pipeline, uint64_t cookie, cons
   });
 }
 
+IR_API ir_error* ir_pipeline_submit_many(ir_pipeline* pipeline, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests,
+                                         int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted) {
+  int32_t ignored = 0;
+  if (admitted == nullptr) admitted = &ignored;
+  *admitted = 0;
+  return ir::abi::guard([&]() -> ir::Status {
+    if (pipeline == nullptr || n_inputs < 1 || inputs == nullptr || (n_requests > 0 && rows == nullptr)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "pipeline, inputs or rows is NULL");
+    if ((first_cookie + static_cast<uint64_t>(n_requests > 0 ? n_requests : 0)) >> 63 != 0) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "cookies must be below 2^63");
+    return pipeline->pipeline->submit_many(first_cookie, ir::abi::refs_of(inputs), n_inputs, rows, n_requests, priority, timeout_us, (flags & IR_SUBMIT_NO_WAKE) == 0, admitted);
+  });
+}
+
 IR_API void ir_pipeline_wake(ir_pipeline* pipeline) {
   if (pipeline == nullptr) return;
   try {

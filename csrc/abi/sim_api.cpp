@@ -12,8 +12,16 @@
 // has ended, busy_until = the earliest end the Batcher expected (dispatch time +
 // expected_exec_ns(rows) at dispatch) among the others. With work queued and an instance
 // idle, time also stops when a busy instance ends (a change of load may change the decision).
+//
+// The host (ir_batcher_simulate_host): one consumer takes each ended batch's results, in
+// the order the batches were reported, spending host_ns on each: a batch ended at e is taken
+// at s = max(e, when the host finished the previous one). Once the clock passes s, the lag
+// s - e (capped at 1 s) enters an EWMA (1/8) exactly as the engine's completion queue keeps
+// it, and every later InstanceLoad carries it as host_lag_ns. host_ns = 0: no lag, ever.
 #include <algorithm>
+#include <deque>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "../engine/batcher.hpp"
@@ -23,9 +31,10 @@
 namespace {
 
 ir::Status simulate(const ir_model_config* c, const ir_sim_request* requests, size_t n, int32_t instances, int64_t base_ns,
-                    int64_t per_row_ns, std::vector<ir_sim_event>* events) {
+                    int64_t per_row_ns, int64_t host_ns, std::vector<ir_sim_event>* events) {
   if (c == nullptr || c->struct_size < sizeof(ir_model_config)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "bad config");
   if (instances < 1) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "instances must be >= 1");
+  if (host_ns < 0) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "host_ns must be >= 0");
   ir::BatchPolicy policy;
   policy.batching = c->batching != 0;
   policy.max_batch_size = c->batching ? c->max_batch_size : 1;
@@ -68,8 +77,12 @@ ir::Status simulate(const ir_model_config* c, const ir_sim_request* requests, si
   int64_t batch_index = 0;
   int64_t t = order.empty() ? 0 : order.front()->enqueue_ns;
   std::vector<ir::Request*> scratch;
+  int64_t host_free = 0;                            // when the host is done with what it took
+  std::deque<std::pair<int64_t, int64_t>> host_takes;  // (taken at, lag) not yet passed by the clock
+  int64_t host_lag = 0;                             // the EWMA the load carries
   auto load_at = [&](int64_t now) {
     ir::InstanceLoad load;
+    load.host_lag_ns = host_lag;
     load.idle = 0;
     for (size_t i = 0; i < slots; ++i) {
       if (free_at[i] <= now) ++load.idle;
@@ -86,6 +99,12 @@ ir::Status simulate(const ir_model_config* c, const ir_sim_request* requests, si
       if (done == slots) break;
       batcher.observe(running_rows[done], base_ns + per_row_ns * running_rows[done]);
       running_rows[done] = 0;
+      const int64_t taken = std::max(free_at[done], host_free);
+      host_free = taken + host_ns;
+      host_takes.emplace_back(taken, taken - free_at[done]);
+    }
+    for (; !host_takes.empty() && host_takes.front().first <= t; host_takes.pop_front()) {
+      host_lag = (7 * host_lag + std::min<int64_t>(host_takes.front().second, 1'000'000'000)) / 8;
     }
     for (; next < order.size() && order[next]->enqueue_ns <= t; ++next) {
       if (!batcher.push(order[next])) events->push_back(ir_sim_event{t, IR_SIM_REJECTED, order[next]->id, -1, 0, -1});
@@ -134,17 +153,23 @@ ir::Status simulate(const ir_model_config* c, const ir_sim_request* requests, si
 
 extern "C" {
 
-IR_API ir_error* ir_batcher_simulate(const ir_model_config* config, const ir_sim_request* requests, size_t n_requests,
-                                     int32_t instances, int64_t exec_base_ns, int64_t exec_per_row_ns, ir_sim_event* out,
-                                     size_t capacity, size_t* n_out) {
+IR_API ir_error* ir_batcher_simulate_host(const ir_model_config* config, const ir_sim_request* requests, size_t n_requests,
+                                          int32_t instances, int64_t exec_base_ns, int64_t exec_per_row_ns, int64_t host_ns,
+                                          ir_sim_event* out, size_t capacity, size_t* n_out) {
   return ir::abi::guard([&]() -> ir::Status {
     if ((n_requests > 0 && requests == nullptr) || n_out == nullptr) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "NULL argument");
     std::vector<ir_sim_event> events;
-    IR_RETURN_IF_ERROR(simulate(config, requests, n_requests, instances, exec_base_ns, exec_per_row_ns, &events));
+    IR_RETURN_IF_ERROR(simulate(config, requests, n_requests, instances, exec_base_ns, exec_per_row_ns, host_ns, &events));
     *n_out = events.size();
     for (size_t i = 0; i < events.size() && i < capacity; ++i) out[i] = events[i];
     return ir::Status::Ok();
   });
+}
+
+IR_API ir_error* ir_batcher_simulate(const ir_model_config* config, const ir_sim_request* requests, size_t n_requests,
+                                     int32_t instances, int64_t exec_base_ns, int64_t exec_per_row_ns, ir_sim_event* out,
+                                     size_t capacity, size_t* n_out) {
+  return ir_batcher_simulate_host(config, requests, n_requests, instances, exec_base_ns, exec_per_row_ns, 0, out, capacity, n_out);
 }
 
 }  // extern "C"

@@ -79,9 +79,13 @@ Batcher::Candidate Batcher::candidate() const {
 
 bool Batcher::worth_waiting(const Candidate& c, int64_t now, const InstanceLoad& load) const {
   if (gap_ewma_ns_ == kNever) return false;  // no rate known yet: no arrival is expected
-  if (load.idle > 1) return false;           // a newcomer would start at once elsewhere
-  int64_t d = expected_exec_ns(c.rows);
-  if (load.busy_until_ns != kNever) d = std::min(d, std::max<int64_t>(load.busy_until_ns - now, 0));
+  int64_t d = 0;  // another idle instance: a newcomer would start at once elsewhere
+  if (load.idle <= 1) {
+    d = expected_exec_ns(c.rows);
+    if (load.busy_until_ns != kNever) d = std::min(d, std::max<int64_t>(load.busy_until_ns - now, 0));
+  }
+  // Whatever the instances, a separate batch waits its turn at a host that lags behind.
+  d = std::max(d, std::max<int64_t>(load.host_lag_ns, 0));
   const int64_t tau = std::max(gap_ewma_ns_, now - last_arrival_ns_);  // a silence longer than usual lowers the rate
   if (tau >= d) return false;
   const __int128 cost = static_cast<__int128>(c.count + 1) * tau + static_cast<__int128>(2) * per_row_ns_ * c.rows;
@@ -182,6 +186,13 @@ void Batcher::observe(int64_t rows, int64_t exec_ns) {
 int64_t Batcher::expected_exec_ns(int64_t rows) const {
   const __int128 e = static_cast<__int128>(fixed_ns_) + static_cast<__int128>(per_row_ns_) * std::max<int64_t>(rows, 0);
   return e > kCostCap ? kCostCap : static_cast<int64_t>(e);
+}
+
+const Request* Batcher::head() const {
+  for (auto level = levels_.rbegin(); level != levels_.rend(); ++level) {
+    if (!level->empty()) return level->front();
+  }
+  return nullptr;
 }
 
 void Batcher::drain_all(std::vector<Request*>& out) {

@@ -22,9 +22,11 @@
 //  * A batch of R rows runs in E(R) = a + b*R, learned from finished batches (observe()).
 //  * tau, the expected time to the next arrival, is max(g, now - last arrival), where g is an
 //    EWMA (1/8) of inter-arrival gaps kept by push(), each gap capped at 8 windows.
-//  * D is how long a newcomer would wait for an instance if the candidate left now: 0 when
-//    another instance is idle, else E(R), or less when a busy instance is expected to end
-//    sooner (InstanceLoad::busy_until_ns).
+//  * D is how long a newcomer would wait if the candidate left now: for an instance (0 when
+//    another is idle, else E(R), or less when a busy instance is expected to end sooner:
+//    InstanceLoad::busy_until_ns), or for the host to take its batch's results, h (the
+//    host's recent delivery lag, InstanceLoad::host_lag_ns), whichever is longer: a batch of
+//    its own costs the host a pass of its own, and a host that lags is the bottleneck.
 //  * Waiting for one more arrival (of R/n rows) costs the n waiting requests n*tau + b*R and
 //    saves the newcomer (D - tau) + E(R/n) - E(R + R/n) = D - tau - b*R; it pays iff
 //        (n + 1) * tau + 2 * b * R < D.
@@ -62,6 +64,9 @@ struct InstanceLoad {
   // Earliest expected end of a batch running on another instance: its dispatch time plus
   // expected_exec_ns(its rows) taken at dispatch. kNever: none running, or unknown.
   int64_t busy_until_ns = kNever;
+  // How long completed batches have recently waited for their consumer to take them (the
+  // completion sink's delivery lag, an EWMA; 0: taken at once, or no host in between).
+  int64_t host_lag_ns = 0;
 };
 
 class Batcher {
@@ -101,6 +106,9 @@ class Batcher {
 
   // Whether any queued request has a deadline (the timekeeper sleeps while none has).
   [[nodiscard]] bool has_deadlines() const { return with_deadline_ > 0; }
+
+  // The first request in queue order (the head of the candidate batch); nullptr when empty.
+  [[nodiscard]] const Request* head() const;
 
   [[nodiscard]] size_t size() const { return size_; }
   [[nodiscard]] bool empty() const { return size_ == 0; }

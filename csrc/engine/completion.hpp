@@ -43,6 +43,9 @@ class CompletionSink {
   // Takes over `done` (the vector is left empty). Called from engine threads and submitters,
   // never with a model's lock held; must not block on model work.
   virtual void complete(std::vector<Completion>& done) = 0;
+  // How long completions have recently waited here for their consumer (an estimate, read
+  // lock-free by the batching policy; 0 when they are consumed at once). Default: 0.
+  [[nodiscard]] virtual int64_t delivery_lag_ns() const { return 0; }
 };
 
 }  // namespace ir

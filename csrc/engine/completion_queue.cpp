@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <iterator>
 
@@ -29,6 +30,7 @@ void CompletionQueue::complete(std::vector<Completion>& done) {
     items_.insert(items_.end(), std::make_move_iterator(done.begin()), std::make_move_iterator(done.end()));
     nonempty_.store(true, std::memory_order_release);
     if (was_empty) {
+      nonempty_since_ns_ = now_ns();
       uint64_t one = 1;
       // A full counter (EAGAIN) still reads as readable: nothing is lost.
       [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof(one));
@@ -36,6 +38,17 @@ void CompletionQueue::complete(std::vector<Completion>& done) {
     if (waiters_ > 0) cv_.notify_all();
   }
   done.clear();
+}
+
+void CompletionQueue::note_lag_locked(bool emptied) {
+  const int64_t now = now_ns();
+  // A lag beyond a second says nothing more (a consumer that stopped); the cap also keeps
+  // the EWMA's arithmetic far from overflow.
+  const int64_t sample = std::min<int64_t>(std::max<int64_t>(now - nonempty_since_ns_, 0), 1'000'000'000);
+  const int64_t previous = lag_ewma_ns_.load(std::memory_order_relaxed);
+  lag_ewma_ns_.store((7 * previous + sample) / 8, std::memory_order_relaxed);
+  // A partial drain leaves newer completions: their wait is counted from now (an underestimate).
+  if (!emptied) nonempty_since_ns_ = now;
 }
 
 void CompletionQueue::close() {

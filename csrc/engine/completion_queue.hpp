@@ -27,6 +27,10 @@ class CompletionQueue final : public CompletionSink {
 
   void complete(std::vector<Completion>& done) override;
 
+  // EWMA (1/8) of how long the oldest pending completion had waited when a drain took it:
+  // the host's delivery lag, which the adaptive batching policy counts as a per-batch cost.
+  [[nodiscard]] int64_t delivery_lag_ns() const override { return lag_ewma_ns_.load(std::memory_order_relaxed); }
+
   // Hands up to `capacity` completions (oldest first) to `take(Completion&&)`, under the
   // queue's lock (take must be quick and must not call back into the queue); returns how many.
   template <typename Take>
@@ -72,6 +76,7 @@ class CompletionQueue final : public CompletionSink {
       take(std::move(items_[head_++]));
       ++n;
     }
+    if (n > 0) note_lag_locked(head_ == items_.size());
     if (head_ == items_.size()) {
       items_.clear();  // keeps capacity: no allocation in steady state
       head_ = 0;
@@ -80,12 +85,17 @@ class CompletionQueue final : public CompletionSink {
     return n;
   }
 
+  // A drain took completions: the oldest had waited since the queue became non-empty.
+  void note_lag_locked(bool emptied);
+
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Completion> items_;
   size_t head_ = 0;  // items_[head_..] are pending; compacted when drained
   std::atomic<bool> nonempty_{false};  // mirrors head_ < items_.size() for poll()
   int waiters_ = 0;
+  int64_t nonempty_since_ns_ = 0;            // when the oldest pending completion was queued (about)
+  std::atomic<int64_t> lag_ewma_ns_{0};      // written under mu_, read lock-free
   bool closed_ = false;
   int event_fd_ = -1;
 };

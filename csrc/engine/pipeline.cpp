@@ -87,6 +87,15 @@ struct Pipeline::Outbox {
   std::vector<std::pair<Run*, int32_t>> launches;
   std::vector<std::shared_ptr<Model>> woken;
   std::vector<std::pair<CompletionSink*, Completion>> finished;
+  // The pipeline's view of a final step's batch result (its outputs renamed, buffers shared),
+  // made once per batch here: the callers' answers from one batch then share one result, and
+  // the host resolves them as a run. `end`: the last row any of them owns.
+  struct Shared {
+    const BatchResult* source;
+    std::shared_ptr<BatchResult> result;
+    int64_t end;
+  };
+  std::vector<Shared> shared;
 };
 
 namespace {
@@ -182,6 +191,9 @@ Status Pipeline::Create(PipelineConfig config, const FindModel& find, std::share
     pipeline->steps_.push_back(std::move(step));
   }
   for (const PipelineBinding& b : c.outputs) IR_RETURN_IF_ERROR(check_source(b, n_steps, "output '" + b.tensor + "'"));
+  const int32_t last = c.outputs.front().source_step;
+  const bool one_source = std::all_of(c.outputs.begin(), c.outputs.end(), [&](const PipelineBinding& b) { return b.source_step == last; });
+  pipeline->terminal_ = one_source && last >= 0 ? last : -1;
   *out = std::move(pipeline);
   return Status::Ok();
 }
@@ -209,16 +221,82 @@ Status Pipeline::check_request(const TensorRef* inputs, int32_t n_inputs) const 
   return Status::Ok();
 }
 
+Status Pipeline::check_options(int32_t priority, int64_t timeout_us) const {
+  if (priority < 0 || priority >= config_.priority_levels)
+    return Status(IR_ERROR_INVALID_ARGUMENT, "priority " + std::to_string(priority) + " is outside [0, " + std::to_string(config_.priority_levels) + ")");
+  if (timeout_us < 0) return Status(IR_ERROR_INVALID_ARGUMENT, "timeout must be >= 0");
+  return Status::Ok();
+}
+
 Status Pipeline::submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake, CompletionSink* sink) {
   ModelStats::add(stats_.submitted);
   Status status = check_request(inputs, n_inputs);
-  if (status.ok() && (priority < 0 || priority >= config_.priority_levels))
-    status = Status(IR_ERROR_INVALID_ARGUMENT, "priority " + std::to_string(priority) + " is outside [0, " + std::to_string(config_.priority_levels) + ")");
-  if (status.ok() && timeout_us < 0) status = Status(IR_ERROR_INVALID_ARGUMENT, "timeout must be >= 0");
+  if (status.ok()) status = check_options(priority, timeout_us);
   if (!status.ok()) {
     ModelStats::add(stats_.failed_invalid);
     return status;
   }
+  Outbox out;
+  status = admit(cookie, inputs, n_inputs, priority, timeout_us, sink, out);
+  flush(out, wake);
+  return status;
+}
+
+Status Pipeline::submit_many(uint64_t first_cookie, const TensorRef* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority,
+                             int64_t timeout_us, bool wake, int32_t* admitted) {
+  *admitted = 0;
+  if (n_requests < 1) return Status(IR_ERROR_INVALID_ARGUMENT, "no requests to submit");
+  ModelStats::add(stats_.submitted, static_cast<uint64_t>(n_requests));
+  Status status = check_request(inputs, n_inputs);
+  if (status.ok()) status = check_options(priority, timeout_us);
+  int64_t total = 0;
+  for (int32_t i = 0; status.ok() && i < n_inputs; ++i) {
+    const TensorRef& t = inputs[i];
+    if (is_bytes(t.dtype) || t.ndim < 1 || (i > 0 && t.shape[0] != inputs[0].shape[0]))
+      status = Status(IR_ERROR_INVALID_ARGUMENT, "requests split by rows need fixed-size inputs sharing their leading dimension");
+  }
+  for (int32_t k = 0; status.ok() && k < n_requests; ++k) {
+    if (rows[k] < 1) status = Status(IR_ERROR_INVALID_ARGUMENT, "request " + std::to_string(k) + " has no rows");
+    total += rows[k];
+  }
+  if (status.ok() && total != inputs[0].shape[0])
+    status = Status(IR_ERROR_INVALID_ARGUMENT, "the requests' rows add up to " + std::to_string(total) + ", the inputs have " + std::to_string(inputs[0].shape[0]));
+  if (!status.ok()) {
+    ModelStats::add(stats_.failed_invalid, static_cast<uint64_t>(n_requests));
+    return status;
+  }
+  // Request k is rows [sum(rows[<k]), sum(rows[<=k])) of every input: descriptors over them.
+  std::array<TensorRef, kMaxInputs> refs{};
+  std::array<std::vector<int64_t>, kMaxInputs> shapes;
+  for (int32_t i = 0; i < n_inputs; ++i) {
+    refs[static_cast<size_t>(i)] = inputs[i];
+    shapes[static_cast<size_t>(i)].assign(inputs[i].shape, inputs[i].shape + inputs[i].ndim);
+    refs[static_cast<size_t>(i)].shape = shapes[static_cast<size_t>(i)].data();
+  }
+  Outbox out;
+  int64_t first_row = 0;
+  for (int32_t k = 0; k < n_requests; ++k) {
+    for (int32_t i = 0; i < n_inputs; ++i) {
+      const uint64_t row_bytes = inputs[i].byte_size / static_cast<uint64_t>(total);
+      refs[static_cast<size_t>(i)].data = static_cast<const uint8_t*>(inputs[i].data) + static_cast<uint64_t>(first_row) * row_bytes;
+      refs[static_cast<size_t>(i)].byte_size = static_cast<uint64_t>(rows[k]) * row_bytes;
+      shapes[static_cast<size_t>(i)][0] = rows[k];
+    }
+    status = admit(first_cookie + static_cast<uint64_t>(k), refs.data(), n_inputs, priority, timeout_us, nullptr, out);
+    if (!status.ok()) {
+      ModelStats::add(stats_.cancelled, static_cast<uint64_t>(n_requests - k - 1));  // the refused tail
+      break;
+    }
+    ++*admitted;
+    first_row += rows[k];
+  }
+  flush(out, wake);
+  return status;
+}
+
+// Admits one checked request: binds its steps' versions, submits its first steps (into
+// `out`). Errors: UNAVAILABLE (closed, or a step's model no longer serving).
+Status Pipeline::admit(uint64_t cookie, const TensorRef* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, CompletionSink* sink, Outbox& out) {
   auto run = std::make_unique<Run>();
   run->pipeline = shared_from_this();
   run->cookie = cookie;
@@ -269,7 +347,6 @@ Status Pipeline::submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inpu
     runs_ = r;
   }
   stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
-  Outbox out;
   for (int32_t s = 0; s < static_cast<int32_t>(steps_.size()); ++s) {
     if (steps_[static_cast<size_t>(s)]->n_deps != 0) continue;
     {
@@ -281,7 +358,6 @@ Status Pipeline::submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inpu
     launch(r, s, out);
   }
   release(r, out);
-  flush(out, wake);
   return Status::Ok();
 }
 
@@ -318,6 +394,11 @@ void Pipeline::flush(Outbox& out, bool wake) {
     for (size_t k = 0; k < i && !seen; ++k) seen = out.woken[k] == out.woken[i];
     // A replaced version is woken now: the host's later ir_pipeline_wake reaches the new one.
     if (!seen && (wake || out.woken[i]->admission_closed())) out.woken[i]->wake();
+  }
+  for (auto& [sink, c] : out.finished) {
+    for (const Outbox::Shared& known : out.shared) {
+      if (c.result == known.result) c.batch_rows = known.end;  // the host's run ends at this row
+    }
   }
   size_t start = 0;
   while (start < out.finished.size()) {
@@ -514,12 +595,42 @@ Status Pipeline::collect_outputs(const Run& run, std::shared_ptr<BatchResult>* o
   return Status::Ok();
 }
 
+// The result a caller's answer shares with the other answers from the same batch of the
+// final step, or nullptr when an output is missing (collect_outputs then reports it).
+std::shared_ptr<BatchResult> Pipeline::shared_result(const BatchResult& source, int64_t end, Outbox& out) const {
+  for (Outbox::Shared& known : out.shared) {
+    if (known.source == &source) {
+      known.end = std::max(known.end, end);
+      return known.result;
+    }
+  }
+  auto result = std::make_shared<BatchResult>();
+  result->rows = source.rows;
+  result->sliced = true;
+  for (const PipelineBinding& b : config_.outputs) {
+    auto it = std::find_if(source.outputs.begin(), source.outputs.end(), [&](const BatchOutput& o) { return o.name == b.source_tensor; });
+    if (it == source.outputs.end()) return nullptr;
+    result->outputs.push_back(*it);  // shares the buffer
+    result->outputs.back().name = b.tensor;
+  }
+  out.shared.push_back(Outbox::Shared{&source, result, end});
+  return result;
+}
+
 void Pipeline::finish(Run* run, Outbox& out) {
   std::unique_ptr<Run> owned(run);
   Completion c;
   c.cookie = run->cookie;
   Status error = run->error;
-  if (!run->failed) {
+  if (!run->failed && terminal_ >= 0) {  // every output from one step: share its batch's result
+    const Run::Slot& slot = run->slots[static_cast<size_t>(terminal_)];
+    if (slot.result->sliced) {
+      c.result = shared_result(*slot.result, slot.row_offset + slot.rows, out);
+      c.row_offset = slot.row_offset;
+      c.rows = slot.rows;  // batch_rows: set by flush, once every answer of the batch is known
+    }
+  }
+  if (!run->failed && c.result == nullptr) {
     std::shared_ptr<BatchResult> result;
     Status collected;
     try {

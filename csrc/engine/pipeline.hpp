@@ -85,6 +85,10 @@ class Pipeline final : public CompletionSink, public std::enable_shared_from_thi
   // `wake` false: the first steps' models are not woken (a host submitting a burst calls
   // wake() once after it, so those models see the burst as one batch).
   Status submit(uint64_t cookie, const TensorRef* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, bool wake = true, CompletionSink* sink = nullptr);
+  // `n_requests` requests over consecutive row ranges of one set of fixed-size inputs (a
+  // host's coalesced burst): checked once, then admitted in order (*admitted says how many).
+  Status submit_many(uint64_t first_cookie, const TensorRef* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int32_t priority,
+                     int64_t timeout_us, bool wake, int32_t* admitted);
   void wake();
   // Fails the request with CANCELLED once its running steps return; queued steps never run.
   bool cancel(uint64_t cookie);
@@ -106,6 +110,8 @@ class Pipeline final : public CompletionSink, public std::enable_shared_from_thi
 
   Pipeline(PipelineConfig config, std::shared_ptr<CompletionQueue> completions);
   Status check_request(const TensorRef* inputs, int32_t n_inputs) const;
+  Status check_options(int32_t priority, int64_t timeout_us) const;
+  Status admit(uint64_t cookie, const TensorRef* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, CompletionSink* sink, Outbox& out);
   void launch(Run* run, int32_t step, Outbox& out);
   Status submit_step(Run* run, int32_t step, Outbox& out);
   void step_done(Run* run, int32_t step, Completion&& done, Outbox& out);
@@ -115,11 +121,13 @@ class Pipeline final : public CompletionSink, public std::enable_shared_from_thi
   void finish(Run* run, Outbox& out);
   void flush(Outbox& out, bool wake);
   Status collect_outputs(const Run& run, std::shared_ptr<BatchResult>* out) const;
+  std::shared_ptr<BatchResult> shared_result(const BatchResult& source, int64_t end, Outbox& out) const;
 
   PipelineConfig config_;
   std::shared_ptr<CompletionQueue> completions_;
   std::vector<std::unique_ptr<Step>> steps_;
   ModelStats stats_;
+  int32_t terminal_ = -1;  // the step every output comes from, if one does
 
   std::mutex mu_;  // guards the list of runs in flight and `closed_`; taken before a run's lock
   std::condition_variable idle_cv_;

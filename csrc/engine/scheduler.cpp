@@ -1,5 +1,7 @@
 #include "scheduler.hpp"
 
+#include "completion.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <utility>
@@ -65,11 +67,16 @@ void Scheduler::fail_unlocked(std::vector<Request*>& requests, std::unique_lock<
 }
 
 // What the adaptive policy knows of the instances: how many are idle (the asking one
-// included) and when the earliest running batch is expected to end.
+// included), when the earliest running batch is expected to end, and how long the head
+// request's consumer has lately taken to collect finished batches (its sink's lag).
 InstanceLoad Scheduler::load_locked() const {
   InstanceLoad load;
   load.idle = static_cast<int32_t>(std::max<int64_t>(1, static_cast<int64_t>(busy_until_.size()) - running_));
   for (int64_t until : busy_until_) load.busy_until_ns = std::min(load.busy_until_ns, until);
+  if (policy_.adaptive) {
+    const Request* head = batcher_.head();
+    if (head != nullptr && head->sink != nullptr) load.host_lag_ns = head->sink->delivery_lag_ns();
+  }
   return load;
 }
 

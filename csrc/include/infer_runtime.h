@@ -500,7 +500,10 @@ ir_error* ir_model_stats_get(const ir_model* model, ir_model_stats* out);
  * engine: a step's outputs (its rows of its batch's buffers, not copied) feed the next
  * steps' requests as soon as it completes; every step batches with its own model's policy;
  * independent steps are in flight at once. The pipeline's outputs complete the caller's
- * request (ir_completion.batch is NULL: each response is the request's own). Submission,
+ * request: when every output comes from one step, the answers from one batch of that step
+ * share one result (ir_completion.batch set, as for a model's batch: a host resolves them as
+ * a run; batch_rows is where that run ends), else each response is the request's own
+ * (batch NULL). Submission,
  * completion, cancellation and statistics work as for a model. A failing step fails the
  * request naming the pipeline, the step and its model, and cancels the request's other
  * queued steps; the request completes once none of its steps still runs (so its inputs
@@ -555,6 +558,14 @@ void ir_pipeline_release(ir_pipeline* pipeline);
  * Threading: any thread; never blocks on model work. */
 ir_error* ir_pipeline_submit(ir_pipeline* pipeline, uint64_t cookie, const ir_tensor* inputs, int32_t n_inputs, int32_t priority, int64_t timeout_us, uint32_t flags);
 
+/* Submits `n_requests` requests whose inputs lie back to back in one set of descriptors, as
+ * ir_model_submit_many does for a model (request k = rows [sum(rows[<k]), sum(rows[<=k])),
+ * cookie first_cookie + k; fixed-size inputs only, all sharing the leading dimension): one
+ * call for a host's coalesced burst. Admitted in order; `*admitted` says how many (the rest
+ * were refused with the error returned). Everything later completes each request alone. */
+ir_error* ir_pipeline_submit_many(ir_pipeline* pipeline, uint64_t first_cookie, const ir_tensor* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests,
+                                  int32_t priority, int64_t timeout_us, uint32_t flags, int32_t* admitted);
+
 /* Wakes the models of the pipeline's first steps (after IR_SUBMIT_NO_WAKE submissions). */
 void ir_pipeline_wake(ir_pipeline* pipeline);
 
@@ -607,6 +618,13 @@ typedef struct ir_sim_event {
 ir_error* ir_batcher_simulate(const ir_model_config* config, const ir_sim_request* requests, size_t n_requests,
                               int32_t instances, int64_t exec_base_ns, int64_t exec_per_row_ns,
                               ir_sim_event* out, size_t capacity, size_t* n_out);
+
+/* ir_batcher_simulate with a host: one consumer takes each ended batch's results in turn,
+ * spending `host_ns` on each, and the policy sees its delivery lag as the engine's completion
+ * queue reports it (docs/batching.md). host_ns = 0 is ir_batcher_simulate. */
+ir_error* ir_batcher_simulate_host(const ir_model_config* config, const ir_sim_request* requests, size_t n_requests,
+                                   int32_t instances, int64_t exec_base_ns, int64_t exec_per_row_ns, int64_t host_ns,
+                                   ir_sim_event* out, size_t capacity, size_t* n_out);
 
 /* ---- Registry reader ---------------------------------------------------------------
  * Resolves model references against a registry file (docs/registry.md) through the SQLite C

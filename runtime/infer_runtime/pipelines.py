@@ -179,4 +179,44 @@ def derive_signature(flat: FlatPipeline, models: Mapping[str, ModelSignature]) -
     return ModelSignature(ordered_inputs, None if outputs is None else tuple(outputs), max_batch)
 
 
-__all__ = ["REQUEST", "FlatPipeline", "FlatStep", "Source", "derive_signature", "flatten"]
+def replacement_problem(flat: FlatPipeline, model: str, models: Mapping[str, ModelSignature], new: ModelSignature) -> str | None:
+    """Why a new version of ``model`` (signature ``new``) would break pipeline ``flat``,
+    whose steps run on ``models`` now, or None: every input a step fills and every output a
+    step (or the pipeline) reads must still exist with its dtype, and the pipeline's own
+    signature must not change (its clients rely on it)."""
+    old = models[model]
+    runs = {step.name for step in flat.steps if step.model == model}
+    if not runs:
+        return None
+
+    def tensors(ts: tuple[TensorSignature, ...] | None) -> dict[str, TensorSignature] | None:
+        return None if ts is None else {t.name: t for t in ts}
+
+    old_in, new_in, old_out, new_out = tensors(old.inputs), tensors(new.inputs), tensors(old.outputs), tensors(new.outputs)
+    for step in flat.steps:
+        if step.name not in runs or new_in is None:
+            continue
+        for tensor in step.inputs:
+            if tensor not in new_in:
+                return f"step '{step.name}' fills input '{tensor}', which the new version of '{model}' does not take"
+            if old_in is not None and tensor in old_in and old_in[tensor].dtype != new_in[tensor].dtype:
+                return f"step '{step.name}' fills input '{tensor}' with {old_in[tensor].dtype}; the new version takes {new_in[tensor].dtype}"
+    read = [src for step in flat.steps for src in step.inputs.values()] + list(flat.outputs.values())
+    for source in read:
+        if source.step not in runs or new_out is None:
+            continue
+        if source.tensor not in new_out:
+            return f"step '{source.step}' output '{source.tensor}' is read, and the new version of '{model}' does not produce it"
+        if old_out is not None and source.tensor in old_out and old_out[source.tensor].dtype != new_out[source.tensor].dtype:
+            return f"step '{source.step}' output '{source.tensor}' would change from {old_out[source.tensor].dtype} to {new_out[source.tensor].dtype}"
+    try:
+        after = derive_signature(flat, {**models, model: new})
+    except ModelLoadError as exc:
+        return str(exc)
+    before = derive_signature(flat, models)
+    if after.inputs != before.inputs or (before.outputs is not None and after.outputs != before.outputs):
+        return "the pipeline's own signature would change"
+    return None
+
+
+__all__ = ["REQUEST", "FlatPipeline", "FlatStep", "Source", "derive_signature", "flatten", "replacement_problem"]

@@ -50,7 +50,7 @@ from infer_runtime.errors import (
     ModelNotFoundError,
     UnavailableError,
 )
-from infer_runtime.pipelines import FlatPipeline
+from infer_runtime.pipelines import FlatPipeline, replacement_problem
 from infer_runtime.spec import LoadedSpec, load_spec
 
 log = structlog.get_logger("infer_runtime.runtime")
@@ -131,11 +131,13 @@ class _Core:
         delivery.resolve(columns, waiters)
 
     def warmup_inputs(self) -> list[tuple[str, Arrays]]:
-        """One small request per model that asks for warmup and has a known signature."""
+        """One small request per model that asks for warmup and has a known signature
+        without BYTES inputs (no empty string is a valid input in general; a hot swap's
+        warmup skips them too)."""
         out = []
         for name, model in self.assembly.models.items():
             sig = model.signature
-            if not self.loaded.spec.models[name].warmup or sig.inputs is None:
+            if not self.loaded.spec.models[name].warmup or sig.inputs is None or any(t.dtype.kind == "O" for t in sig.inputs):
                 continue
             out.append((name, {t.name: _warmup_tensor(t) for t in sig.inputs}))
         return out
@@ -152,6 +154,7 @@ class _Core:
             raise ModelNotFoundError(f"'{name}' is {what}")
         spec = self.loaded.spec.models[name]
         prepared = prepare_within(self.loaded, name, spec, self.loaded.spec.runtime.load_timeout_s, artifact)
+        self._check_pipelines(prepared)
         inputs = prepared.backend.signature.inputs
         if spec.warmup and inputs is not None and all(t.dtype.kind != "O" for t in inputs):
             warm = {t.name: _warmup_tensor(t) for t in inputs}
@@ -164,6 +167,17 @@ class _Core:
                 _discard(prepared)
                 raise ModelLoadError(f"model '{name}': the new version failed its warmup: {type(exc).__name__}: {exc}") from exc
         return prepared
+
+    def _check_pipelines(self, prepared: Prepared) -> None:
+        """Refuses (discarding it) a new version that would break a pipeline running its model."""
+        models = {name: model.signature for name, model in self.assembly.models.items()}
+        for pipeline in self.assembly.pipelines.values():
+            if prepared.name not in pipeline.flat.models:
+                continue
+            problem = replacement_problem(pipeline.flat, prepared.name, models, prepared.backend.signature)
+            if problem is not None:
+                _discard(prepared)
+                raise ModelLoadError(f"model '{prepared.name}': the new version would break pipeline '{pipeline.name}': {problem}; the old version keeps serving")
 
     def swap(self, prepared: Prepared) -> AssembledModel:
         """Puts a prepared model in service (fast): new requests go to it at once, requests

@@ -32,6 +32,7 @@ class Load:
 
     idle: int = 1  # idle instances, counting the one asking
     busy_until_ns: int = NEVER  # earliest expected end of a running batch; NEVER: none
+    host_lag_ns: int = 0  # how long finished batches lately waited for the host to take them
 
 
 def ewma8(average: int, sample: int) -> int:
@@ -111,13 +112,18 @@ class Queue:
     def worth_waiting(self, chosen: list[SimRequest], now: int, load: Load) -> bool:
         """Waiting for one more arrival costs each waiting request the expected gap tau (and
         the batch grows by b per row for all of them); it spares the newcomer the wait D for
-        an instance. Pays iff (n + 1) * tau + 2 * b * rows < D."""
-        if self.gap == NEVER or load.idle > 1:
+        an instance or for the host, whichever is longer. Pays iff
+        (n + 1) * tau + 2 * b * rows < D."""
+        if self.gap == NEVER:
             return False
         rows = sum(r.rows for r in chosen)
-        d = self.cost.estimate(rows)
-        if load.busy_until_ns != NEVER:
-            d = min(d, max(load.busy_until_ns - now, 0))
+        d = 0  # another instance is idle: the newcomer would not wait for one
+        if load.idle <= 1:
+            d = self.cost.estimate(rows)
+            if load.busy_until_ns != NEVER:
+                d = min(d, max(load.busy_until_ns - now, 0))
+        # a batch of its own waits its turn at a host that lags behind
+        d = max(d, load.host_lag_ns)
         tau = max(self.gap, now - self.last_arrival)
         return (len(chosen) + 1) * tau + 2 * self.cost.per_row * rows < d
 
@@ -193,14 +199,23 @@ class Queue:
         return min(bound, hi)
 
 
-def simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns: int, per_row_ns: int) -> list[tuple[int, int, int, int, int, int]]:
+def simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns: int, per_row_ns: int,
+             host_ns: int = 0) -> list[tuple[int, int, int, int, int, int]]:
     """Events (time, kind, request id, batch index, reason, instance) in order.
 
     Ended batches are reported to the cost model when the clock passes their end (earliest
     first, then by instance), before that moment's arrivals; every decision sees the load of
     that moment; with adaptive, time also stops at the end of a busy instance's batch while
-    another is idle and work is queued."""
+    another is idle and work is queued.
+
+    The host: a single consumer takes the ended batches in the order they were reported,
+    ``host_ns`` each; a batch that ended at e is taken at max(e, when the host finished the
+    one before). Once the clock reaches that moment, the wait (capped at 1 s) enters the
+    host's lag, an EWMA of weight 1/8 that every later decision sees."""
     queue = Queue(policy)
+    host_free = 0
+    host_takes: list[tuple[int, int]] = []  # (taken at, lag), not yet reached by the clock
+    host_lag = 0
     order = sorted(requests, key=lambda r: (r.arrival_ns, r.id))
     free_at = [0] * instances
     expected_end = [0] * instances
@@ -212,12 +227,17 @@ def simulate(policy: Policy, requests: list[SimRequest], instances: int, base_ns
 
     def load_at(now: int) -> Load:
         busy = [expected_end[i] for i in range(instances) if free_at[i] > now]
-        return Load(idle=instances - len(busy), busy_until_ns=min(busy, default=NEVER))
+        return Load(idle=instances - len(busy), busy_until_ns=min(busy, default=NEVER), host_lag_ns=host_lag)
 
     while nxt < len(order) or queue.size():
         for i in sorted((i for i in range(instances) if running_rows[i] and free_at[i] <= t), key=lambda i: (free_at[i], i)):
             queue.cost.observe(running_rows[i], base_ns + per_row_ns * running_rows[i])
             running_rows[i] = 0
+            taken = max(free_at[i], host_free)
+            host_free = taken + host_ns
+            host_takes.append((taken, taken - free_at[i]))
+        while host_takes and host_takes[0][0] <= t:
+            host_lag = (7 * host_lag + min(host_takes.pop(0)[1], 10**9)) // 8
         while nxt < len(order) and order[nxt].arrival_ns <= t:
             if not queue.push(order[nxt]):
                 events.append((t, REJECTED, order[nxt].id, -1, 0, -1))

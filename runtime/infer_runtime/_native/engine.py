@@ -175,7 +175,7 @@ class EngineModel:
 
     KIND = "model"  # how errors found in Python name it
 
-    __slots__ = ("_admitted", "_bursts", "_checks", "_coalesce", "_descs", "_fixed", "_n", "_names", "_priority_levels", "_rows_limit", "_shapes", "_submit_call", "handle", "name",
+    __slots__ = ("_admitted", "_bursts", "_checks", "_coalesce", "_descs", "_fixed", "_n", "_names", "_priority_levels", "_rows_limit", "_shapes", "_submit_call", "_submit_many_call", "handle", "name",
                  "rejected_invalid", "signature")
 
     def __init__(self, name: str, handle: Any, signature: ModelSignature, priority_levels: int) -> None:
@@ -213,6 +213,7 @@ class EngineModel:
         self._bursts: dict[tuple[int, int], _Burst] = {}  # (priority, timeout_us) → requests held by stage()
         self._admitted = ffi.new("int32_t*")
         self._submit_call = lib.ir_model_submit
+        self._submit_many_call = lib.ir_model_submit_many
 
     def submit(self, cookie: int, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, wake: bool = True) -> list[Any]:
         """Checks ``inputs`` and submits them; returns what must stay alive until the
@@ -292,7 +293,7 @@ class EngineModel:
                     desc.byte_size = len(buf)
                     dims[0] = total_rows
                     keep.append(buf)
-                err = lib.ir_model_submit_many(self.handle, cookie, self._descs, self._n, ffi.new("int64_t[]", rows), n, priority, timeout_us, lib.IR_SUBMIT_NO_WAKE, self._admitted)
+                err = self._submit_many_call(self.handle, cookie, self._descs, self._n, ffi.new("int64_t[]", rows), n, priority, timeout_us, lib.IR_SUBMIT_NO_WAKE, self._admitted)
                 admitted = self._admitted[0]
                 for i in range(admitted):
                     pending[cookie + i] = (burst.waiters[i], keep)
@@ -515,21 +516,17 @@ class StepStats:
 
 class EnginePipeline(EngineModel):
     """One pipeline inside the engine, called like a model: the same checks against its
-    (derived) signature, then ``ir_pipeline_submit``. Requests are never coalesced in
-    Python: each step batches in the engine."""
+    (derived) signature and the same burst coalescing, then ``ir_pipeline_submit`` (or
+    ``ir_pipeline_submit_many`` for a burst)."""
 
     KIND = "pipeline"
     __slots__ = ("steps",)
 
     def __init__(self, name: str, handle: Any, signature: ModelSignature, priority_levels: int, steps: tuple[str, ...]) -> None:
         super().__init__(name, handle, signature, priority_levels)
-        self._coalesce = False
         self._submit_call = lib.ir_pipeline_submit
+        self._submit_many_call = lib.ir_pipeline_submit_many  # bursts are held and joined as for a model
         self.steps = steps
-
-    def stage(self, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, waiter: Any) -> bool:
-        """Never holds a request (see the class)."""
-        return False
 
     def wake(self) -> None:
         """Wakes the models of the first steps (after ``submit(..., wake=False)``)."""

@@ -87,6 +87,7 @@ class RuntimeCollector:
         swaps = CounterMetricFamily("infer_runtime_model_swaps", "Hot swaps of a model's version, by outcome (failure: the old version kept serving).", labels=["model", "outcome"])
         for (model, outcome), count in runtime.swap_counts.items():
             swaps.add_metric([model, outcome], count)
+        pipelines = set(runtime.pipeline_names)
         for model, s in self.view.all().items():
             version = runtime.version(model)
             outcomes = {
@@ -99,17 +100,19 @@ class RuntimeCollector:
             }
             for outcome, value in outcomes.items():
                 requests.add_metric([model, version, outcome], value)
+            labels = [model, version]
+            _histogram(request_s, labels, DURATION_BOUNDS_S, s.request_ns_buckets, s.request_ns_sum / 1e9)
+            in_flight.add_metric(labels, s.in_flight)
+            if model in pipelines:  # batches, queues and instances are its steps' (see _step_families)
+                continue
             reasons = (("full", s.batches_full), ("preferred", s.batches_preferred), ("delay", s.batches_delay), ("early", s.batches_early))
             for reason, value in reasons:
                 batches.add_metric([model, version, reason], value)
-            labels = [model, version]
             rows.add_metric(labels, s.batched_rows)
-            _histogram(request_s, labels, DURATION_BOUNDS_S, s.request_ns_buckets, s.request_ns_sum / 1e9)
             _histogram(queue_s, labels, DURATION_BOUNDS_S, s.queue_ns_buckets, s.queue_ns_sum / 1e9)
             _histogram(compute_s, labels, DURATION_BOUNDS_S, s.compute_ns_buckets, s.compute_ns_sum / 1e9)
             _histogram(batch_size, labels, tuple(float(b) for b in BATCH_BOUNDS), s.batch_rows_buckets, float(s.batched_rows))
             depth.add_metric(labels, s.queue_depth)
-            in_flight.add_metric(labels, s.in_flight)
             unhealthy.add_metric(labels, s.unhealthy_instances)
             timeouts.add_metric(labels, s.execution_timeouts)
         yield from (requests, batches, rows, request_s, queue_s, compute_s, batch_size, depth, in_flight, unhealthy, timeouts, swaps, ready, load, info)

@@ -8,6 +8,7 @@ tensor; nothing here allocates more than the request already holds.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ V2_TO_NUMPY: dict[str, np.dtype] = {
 """The v2 datatypes the engine carries (BYTES as object arrays of ``bytes``). BF16 is
 refused with a clear error."""
 NUMPY_TO_V2: dict[np.dtype, str] = {dt: name for name, dt in V2_TO_NUMPY.items()}
+_WIRE_ORDER = frozenset("<|=" if sys.byteorder == "little" else "<|")
+"""Byte orders of arrays whose memory already is the wire's (little-endian) form."""
 _LITTLE = {name: dt if dt.kind == "O" else dt.newbyteorder("<") for name, dt in V2_TO_NUMPY.items()}
 MAX_DIMS = 32
 MAX_ELEMENTS = 1 << 40
@@ -262,6 +265,8 @@ def to_raw(array: np.ndarray) -> bytes:
     """The binary (raw) form of an output: little-endian elements, or length-prefixed BYTES."""
     if array.dtype.kind in "OSU":
         return serialize(array)
+    if array.dtype.byteorder in _WIRE_ORDER:  # the common case: no new dtype, one copy (C order)
+        return array.tobytes()
     return np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
