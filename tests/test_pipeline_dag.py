@@ -626,6 +626,27 @@ async def test_a_swap_never_mixes_versions_within_one_request(tmp_path: Path) ->
         await settled(rt, ["flow", "ver", "hold"])
 
 
+@pytest.mark.parametrize("shape", ["chain", "model-twice"])
+async def test_many_concurrent_callers_each_get_their_own_answer(tmp_path: Path, shape: str) -> None:
+    """48 callers (more than a batch) each loop on requests carrying their own number: every
+    answer is the caller's. (Answers from batches finished while the event loop was still
+    admitting a burst once went to other callers: a freed batch's address was reused.)"""
+    steps = [("s1", "a", "request.x"), ("s2", "b", "s1.x")] + ([("s3", "a", "s2.x")] if shape == "model-twice" else [])
+    spec = chain_spec({m: identity(m, {"max_batch_size": 8, "max_queue_delay_us": 100}) for m in ("a", "b")}, steps, f"{steps[-1][0]}.x")
+    async with serving(spec, tmp_path) as rt:
+        wrong: list[tuple[int, float]] = []
+
+        async def caller(i: int) -> None:
+            for _ in range(150):
+                out = await rt.infer("flow", {"x": col(float(i))})
+                if out["out"][0, 0] != i:
+                    wrong.append((i, float(out["out"][0, 0])))
+
+        await asyncio.gather(*(caller(i) for i in range(48)))
+        assert wrong == [], f"{len(wrong)} answers went to the wrong caller, e.g. {wrong[:5]}"
+        assert rt.stats("flow").succeeded == 48 * 150
+
+
 async def test_a_nested_pipeline_runs_as_a_step(tmp_path: Path) -> None:
     spec = chain_spec({
         "double": python("Affine", {"inputs": ["x"], "output": "y", "scale": 2.0}, {"max_batch_size": 8}),
