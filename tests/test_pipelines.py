@@ -93,6 +93,14 @@ steps = [
 ]
 outputs = { y = "affine.y" }
 
+[pipelines.side]
+steps = [
+  { model = "first", inputs = { x = "request.x" } },
+  { model = "affine", inputs = { x = "first.x" } },
+  { model = "last", inputs = { x = "first.x" } },
+]
+outputs = { y = "affine.y" }
+
 [pipelines.nested]
 steps = [
   { model = "chain", name = "inner", inputs = { x = "request.z" } },
@@ -156,7 +164,7 @@ async def test_a_pipeline_answers_like_its_steps_called_one_by_one(spec_path: Pa
             (TensorSignature("y", np.dtype(np.float32), (-1, 4)), TensorSignature("mid", np.dtype(np.float32), (-1, 4))),
             0,  # `last` does not batch
         )
-        assert "chain" in rt.model_names and rt.pipeline_names == ["chain", "fan", "tail", "nested", "checked", "gated", "text"]
+        assert "chain" in rt.model_names and rt.pipeline_names == ["chain", "fan", "tail", "side", "nested", "checked", "gated", "text"]
 
 
 async def test_a_burst_is_admitted_together_and_answered_from_shared_batches(spec_path: Path) -> None:
@@ -172,6 +180,14 @@ async def test_a_burst_is_admitted_together_and_answered_from_shared_batches(spe
         batches = rt.stats("affine").batches
         assert batches < 64  # the burst was batched, not run one by one
         assert rt.stats("tail").succeeded == 64 and rt.stats("tail").in_flight == 0
+        # Answers whose run finished after a side step (not in the final step's row order)
+        # are still each their own, and no batch stays cached in the delivery.
+        for _ in range(5):
+            xs = [np.full((1 + i % 3, 4), i, np.float32) for i in range(96)]
+            answers = await asyncio.gather(*[rt.infer("side", {"x": x}) for x in xs])
+            for x, answer in zip(xs, answers):
+                np.testing.assert_array_equal(answer["y"], affine(x))
+        assert not rt._delivery._batches
 
 
 async def test_independent_steps_share_a_source_and_request_values_pass_through(spec_path: Path) -> None:

@@ -89,11 +89,10 @@ struct Pipeline::Outbox {
   std::vector<std::pair<CompletionSink*, Completion>> finished;
   // The pipeline's view of a final step's batch result (its outputs renamed, buffers shared),
   // made once per batch here: the callers' answers from one batch then share one result, and
-  // the host resolves them as a run. `end`: the last row any of them owns.
+  // the host resolves them as a run.
   struct Shared {
-    const BatchResult* source;
+    std::shared_ptr<const BatchResult> source;  // held: a freed batch's address may be reused by another
     std::shared_ptr<BatchResult> result;
-    int64_t end;
   };
   std::vector<Shared> shared;
 };
@@ -395,9 +394,16 @@ void Pipeline::flush(Outbox& out, bool wake) {
     // A replaced version is woken now: the host's later ir_pipeline_wake reaches the new one.
     if (!seen && (wake || out.woken[i]->admission_closed())) out.woken[i]->wake();
   }
-  for (auto& [sink, c] : out.finished) {
-    for (const Outbox::Shared& known : out.shared) {
-      if (c.result == known.result) c.batch_rows = known.end;  // the host's run ends at this row
+  // A host resolving the answers of one shared result as a run recognises its last answer by
+  // row_offset + rows == batch_rows (runs finish in the order their last step completed, not
+  // in row order): every answer of the group carries the end of the one delivered last.
+  for (const Outbox::Shared& known : out.shared) {
+    int64_t end = 0;
+    for (const auto& item : out.finished) {
+      if (item.second.result == known.result) end = item.second.row_offset + item.second.rows;
+    }
+    for (auto& item : out.finished) {
+      if (item.second.result == known.result) item.second.batch_rows = end;
     }
   }
   size_t start = 0;
@@ -597,12 +603,10 @@ Status Pipeline::collect_outputs(const Run& run, std::shared_ptr<BatchResult>* o
 
 // The result a caller's answer shares with the other answers from the same batch of the
 // final step, or nullptr when an output is missing (collect_outputs then reports it).
-std::shared_ptr<BatchResult> Pipeline::shared_result(const BatchResult& source, int64_t end, Outbox& out) const {
+std::shared_ptr<BatchResult> Pipeline::shared_result(const std::shared_ptr<const BatchResult>& held, Outbox& out) const {
+  const BatchResult& source = *held;
   for (Outbox::Shared& known : out.shared) {
-    if (known.source == &source) {
-      known.end = std::max(known.end, end);
-      return known.result;
-    }
+    if (known.source.get() == &source) return known.result;
   }
   auto result = std::make_shared<BatchResult>();
   result->rows = source.rows;
@@ -613,7 +617,7 @@ std::shared_ptr<BatchResult> Pipeline::shared_result(const BatchResult& source, 
     result->outputs.push_back(*it);  // shares the buffer
     result->outputs.back().name = b.tensor;
   }
-  out.shared.push_back(Outbox::Shared{&source, result, end});
+  out.shared.push_back(Outbox::Shared{held, result});
   return result;
 }
 
@@ -625,7 +629,7 @@ void Pipeline::finish(Run* run, Outbox& out) {
   if (!run->failed && terminal_ >= 0) {  // every output from one step: share its batch's result
     const Run::Slot& slot = run->slots[static_cast<size_t>(terminal_)];
     if (slot.result->sliced) {
-      c.result = shared_result(*slot.result, slot.row_offset + slot.rows, out);
+      c.result = shared_result(slot.result, out);
       c.row_offset = slot.row_offset;
       c.rows = slot.rows;  // batch_rows: set by flush, once every answer of the batch is known
     }

@@ -121,7 +121,7 @@ class Pipeline final : public CompletionSink, public std::enable_shared_from_thi
   void finish(Run* run, Outbox& out);
   void flush(Outbox& out, bool wake);
   Status collect_outputs(const Run& run, std::shared_ptr<BatchResult>* out) const;
-  std::shared_ptr<BatchResult> shared_result(const BatchResult& source, int64_t end, Outbox& out) const;
+  std::shared_ptr<BatchResult> shared_result(const std::shared_ptr<const BatchResult>& held, Outbox& out) const;
 
   PipelineConfig config_;
   std::shared_ptr<CompletionQueue> completions_;
