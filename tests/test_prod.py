@@ -235,7 +235,10 @@ class Prod:
 
 def _env(db: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFER_RUNTIME_")}
-    env["PYTHONPATH"] = str(ROOT / "runtime")  # not examples/: the spec's python_path must find the enrich step
+    # The package as the caller has it (installed, or the source tree), never examples/: the
+    # spec's python_path must be what finds the enrich step.
+    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != (ROOT / "examples").resolve()]
+    env["PYTHONPATH"] = os.pathsep.join(inherited)
     env["REGISTRY_DB"] = str(db)
     return env
 

@@ -316,13 +316,6 @@ Status Pipeline::admit(uint64_t cookie, const TensorRef* inputs, int32_t n_input
   run->slots.resize(steps_.size());
   for (size_t s = 0; s < steps_.size(); ++s) run->slots[s].waiting = steps_[s]->n_deps;
   run->tokens = 1;  // this call's
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) {
-      ModelStats::add(stats_.cancelled);
-      return Status(IR_ERROR_UNAVAILABLE, "pipeline '" + config_.name + "' is not accepting requests (stopping)");
-    }
-  }
   // Every step runs the version serving now, even if its model is replaced before the
   // request reaches it: a request never mixes versions.
   for (size_t s = 0; s < steps_.size(); ++s) {
@@ -338,9 +331,15 @@ Status Pipeline::admit(uint64_t cookie, const TensorRef* inputs, int32_t n_input
     }
     run->slots[s].model = std::move(model);
   }
-  Run* r = run.release();
+  Run* r = run.get();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);  // checked and linked at once: a stop waits for every linked run
+    if (closed_) {
+      for (Run::Slot& slot : run->slots) slot.model->unpin();
+      ModelStats::add(stats_.cancelled);
+      return Status(IR_ERROR_UNAVAILABLE, "pipeline '" + config_.name + "' is not accepting requests (stopping)");
+    }
+    r = run.release();  // the list owns it now; finish() frees it
     r->next = runs_;
     if (runs_ != nullptr) runs_->prev = r;
     runs_ = r;
