@@ -38,7 +38,8 @@ inputs = [{ name = "x", dtype = "float32", shape = [-1, 4] }]
 outputs = [{ name = "x", dtype = "float32", shape = [-1, 4] }]
 [models.first.batching]
 max_batch_size = 16
-max_queue_delay_us = 200
+max_queue_delay_us = 2000
+adaptive = false  # the full window: a later burst joins the batch (test_a_burst_...)
 [models.affine]
 backend = "python"
 inputs = [{ name = "x", dtype = "float32", shape = [-1, 4] }]
@@ -186,6 +187,20 @@ async def test_a_burst_is_admitted_together_and_answered_from_shared_batches(spe
             xs = [np.full((1 + i % 3, 4), i, np.float32) for i in range(96)]
             answers = await asyncio.gather(*[rt.infer("side", {"x": x}) for x in xs])
             for x, answer in zip(xs, answers):
+                np.testing.assert_array_equal(answer["y"], affine(x))
+        assert not rt._delivery._batches
+        # A model's batch shared by direct callers and a pipeline's step: each direct caller
+        # gets its rows, and the delivery does not wait for the rows that went to the step.
+        for _ in range(5):
+            direct = [np.full((1, 4), 1000 + i, np.float32) for i in range(40)]  # not whole batches: the last waits
+            piped = [np.full((1, 4), i, np.float32) for i in range(48)]
+            calls = [asyncio.ensure_future(rt.infer("first", {"x": x})) for x in direct]
+            await asyncio.sleep(0)  # the direct burst is admitted first; the pipeline's joins its batch
+            calls += [asyncio.ensure_future(rt.infer("tail", {"x": x})) for x in piped]
+            answers = await asyncio.gather(*calls)
+            for x, answer in zip(direct, answers[:40]):
+                np.testing.assert_array_equal(answer["x"], x)
+            for x, answer in zip(piped, answers[40:]):
                 np.testing.assert_array_equal(answer["y"], affine(x))
         assert not rt._delivery._batches
 

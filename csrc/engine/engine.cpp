@@ -140,6 +140,7 @@ void Engine::run_reaper() {
     for (Model* m : done) {
       for (auto it = retiring_.begin(); it != retiring_.end(); ++it) {
         if (it->get() == m) {
+          retired_.push_back(std::move(*it));
           retiring_.erase(it);
           break;
         }
@@ -172,6 +173,7 @@ void Engine::stop(int64_t timeout_ns) {
   for (auto& m : targets) m->shut_down(join_deadline);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    for (auto& model : retiring_) retired_.push_back(std::move(model));
     retiring_.clear();
   }
   completions_->close();

@@ -54,6 +54,11 @@ class Engine {
   std::map<std::string, std::shared_ptr<Model>> models_;
   std::map<std::string, std::shared_ptr<Pipeline>> pipelines_;
   std::vector<std::shared_ptr<Model>> retiring_;  // out of the table, draining
+  // Shut down (workers joined, backend freed) but kept until the engine goes: the last
+  // reference to a model must never drop on one of its own threads (a pipeline request
+  // bound to an old version may finish on that version's timekeeper), which cannot join
+  // itself. A shell is the model's queue and counters: small.
+  std::vector<std::shared_ptr<Model>> retired_;
   bool stopped_ = false;
   bool stopping_ = false;
   std::thread reaper_;

@@ -1,6 +1,7 @@
 #include "model.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <new>
@@ -16,6 +17,7 @@ namespace ir {
 namespace {
 
 constexpr int64_t kTimerTickNs = 1000000;        // deadlines fire within about this of their time
+constexpr int64_t kMaxTimeoutUs = int64_t{1} << 40;  // ~12.7 days
 constexpr int64_t kTimerLingerNs = 100000000;    // keep ticking this long after the last deadline
 
 // A native backend serves exactly the signature it reports: the config may narrow a -1
@@ -172,6 +174,7 @@ Status Model::submit_many(uint64_t first_cookie, const TensorRef* inputs, int32_
   // A request may only shorten the model's default timeout; compared in microseconds, so no
   // value a caller passes can overflow.
   int64_t timeout_ns = config_.default_timeout_ns;
+  timeout_us = std::min(timeout_us, kMaxTimeoutUs);  // longer than any deadline we keep: no overflow below
   if (timeout_us > 0 && (timeout_ns == 0 || timeout_us < timeout_ns / 1000)) timeout_ns = timeout_us * 1000;
   if (sink == nullptr) sink = completions_.get();
   int64_t first_row = 0;
@@ -193,7 +196,7 @@ Status Model::submit_many(uint64_t first_cookie, const TensorRef* inputs, int32_
     }
     if (next != nullptr) {  // replaced: the successor admits (and counts) these requests
       stats_.submitted.fetch_sub(static_cast<uint64_t>(n_requests), std::memory_order_relaxed);
-      return next->submit_many(first_cookie, inputs, n_inputs, rows, n_requests, priority, timeout_us, wake, admitted, sink);
+      return next->submit_many(first_cookie, inputs, n_inputs, rows, n_requests, priority, timeout_us, wake, admitted, sink, pinned);
     }
   }
   if (*admitted > 0 && timeout_ns > 0) arm_timekeeper();
@@ -285,6 +288,7 @@ void Model::fail(const std::vector<Request*>& requests, ir_code code, const std:
 // The counters settle before anyone can see the completions.
 void Model::deliver(std::vector<Completion>& done, const std::vector<Request*>& requests) {
   stats_.in_flight.fetch_sub(static_cast<int64_t>(done.size()), std::memory_order_relaxed);
+  mark_run_ends(done, requests);
   size_t start = 0;
   while (start < done.size()) {
     CompletionSink* sink = requests[start]->sink;
@@ -297,6 +301,34 @@ void Model::deliver(std::vector<Completion>& done, const std::vector<Request*>& 
     std::vector<Completion> part(std::make_move_iterator(done.begin() + static_cast<std::ptrdiff_t>(start)), std::make_move_iterator(done.begin() + static_cast<std::ptrdiff_t>(end)));
     sink->complete(part);
     start = end;
+  }
+}
+
+// A host resolves the answers of one batch as a run and knows its last one by row_offset +
+// rows == batch_rows. When some of the batch's requests go elsewhere (a pipeline step shares
+// the batch) or fail alone, the answers a sink gets end earlier: each successful answer then
+// carries the end of the last one its sink gets, so the host never waits for rows it will
+// not see.
+void Model::mark_run_ends(std::vector<Completion>& done, const std::vector<Request*>& requests) {
+  if (done.size() < 2) return;
+  std::array<std::pair<CompletionSink*, int64_t>, 4> ends{};
+  size_t n_ends = 0;
+  for (size_t k = 0; k < done.size(); ++k) {
+    if (!done[k].error.ok() || done[k].result == nullptr || !done[k].result->sliced) continue;
+    CompletionSink* sink = requests[k]->sink;
+    size_t e = 0;
+    while (e < n_ends && ends[e].first != sink) ++e;
+    if (e == n_ends) {
+      if (n_ends == ends.size()) return;  // more sinks than tracked: left as they are (never seen in practice)
+      ends[n_ends++] = {sink, 0};
+    }
+    ends[e].second = done[k].row_offset + done[k].rows;
+  }
+  for (size_t k = 0; k < done.size(); ++k) {
+    if (!done[k].error.ok() || done[k].result == nullptr || !done[k].result->sliced) continue;
+    for (size_t e = 0; e < n_ends; ++e) {
+      if (ends[e].first == requests[k]->sink) done[k].batch_rows = ends[e].second;
+    }
   }
 }
 

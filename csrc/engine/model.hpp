@@ -106,6 +106,7 @@ class Model final : public RequestFinisher, public std::enable_shared_from_this<
   Status check_parts(const TensorRef* inputs, int32_t n_inputs, const int64_t* rows, int32_t n_requests, int64_t total_rows) const;
   void fill_views(Request* request, const TensorRef* inputs, int32_t n_inputs, int64_t first_row, int64_t rows, int64_t total_rows) const;
   void deliver(std::vector<Completion>& done, const std::vector<Request*>& requests);
+  static void mark_run_ends(std::vector<Completion>& done, const std::vector<Request*>& requests);
   void arm_timekeeper();
   void run_timekeeper();
 

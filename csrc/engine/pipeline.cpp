@@ -255,8 +255,10 @@ Status Pipeline::submit_many(uint64_t first_cookie, const TensorRef* inputs, int
       status = Status(IR_ERROR_INVALID_ARGUMENT, "requests split by rows need fixed-size inputs sharing their leading dimension");
   }
   for (int32_t k = 0; status.ok() && k < n_requests; ++k) {
-    if (rows[k] < 1) status = Status(IR_ERROR_INVALID_ARGUMENT, "request " + std::to_string(k) + " has no rows");
-    total += rows[k];
+    if (rows[k] < 1 || rows[k] > inputs[0].shape[0] - total)  // also keeps the sum from overflowing
+      status = Status(IR_ERROR_INVALID_ARGUMENT, "request " + std::to_string(k) + " has " + std::to_string(rows[k]) + " rows; the inputs have " +
+                                                     std::to_string(inputs[0].shape[0] - total) + " left");
+    else total += rows[k];
   }
   if (status.ok() && total != inputs[0].shape[0])
     status = Status(IR_ERROR_INVALID_ARGUMENT, "the requests' rows add up to " + std::to_string(total) + ", the inputs have " + std::to_string(inputs[0].shape[0]));
@@ -303,6 +305,7 @@ Status Pipeline::admit(uint64_t cookie, const TensorRef* inputs, int32_t n_input
   run->priority = priority;
   run->start_ns = now_ns();
   int64_t timeout_ns = config_.default_timeout_ns;  // a request may only shorten it
+  timeout_us = std::min(timeout_us, int64_t{1} << 40);  // longer than any deadline we keep: no overflow below
   if (timeout_us > 0 && (timeout_ns == 0 || timeout_us < timeout_ns / 1000)) timeout_ns = timeout_us * 1000;
   run->deadline_ns = timeout_ns > 0 ? run->start_ns + timeout_ns : kNever;
   run->request.assign(inputs, inputs + n_inputs);
@@ -680,8 +683,11 @@ void Pipeline::finish(Run* run, Outbox& out) {
 }
 
 void Pipeline::close_admission() {
-  std::lock_guard<std::mutex> lock(mu_);
-  closed_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  wake();  // a host's last burst may still be staged (IR_SUBMIT_NO_WAKE): the drain needs it running
 }
 
 bool Pipeline::wait_idle(int64_t deadline_ns) {
