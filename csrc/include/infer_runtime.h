@@ -219,7 +219,7 @@ ir_error* ir_engine_add_model(ir_engine* engine, const ir_model_config* config, 
 /* Replaces the model called config->name with a new one, as ir_engine_add_model builds it.
  * The new model admits at once; the old one stops admitting (a submission through an old
  * handle goes to the new model), finishes what it admitted, then its workers stop and it is
- * freed when its last handle is released. No request is lost or answered by a half-torn model.
+ * freed when the engine is (its backend as soon as its workers stop). No request is lost or answered by a half-torn model.
  * Ownership and `native`: as ir_engine_add_model. Errors: NOT_FOUND when no model has that
  * name; otherwise as ir_engine_add_model (the old model keeps serving on any error). */
 ir_error* ir_engine_replace_model(ir_engine* engine, const ir_model_config* config, ir_model** out);
