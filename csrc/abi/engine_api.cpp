@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "../engine/clock.hpp"
+#include "convert.hpp"
 #include "handles.hpp"
 #include "seam.hpp"
 
@@ -15,22 +16,12 @@ namespace {
 
 using ir::abi::batch_of;
 using ir::abi::engine_of;
+using ir::abi::read_tensors;
 
 // Microseconds from the ABI to nanoseconds; negative means "forever", huge values saturate.
 int64_t to_ns(int64_t us) {
   if (us < 0) return -1;
   return us > (int64_t{1} << 53) / 1000 ? (int64_t{1} << 53) : us * 1000;
-}
-
-ir::Status read_tensors(const ir_tensor* tensors, int32_t n, const char* what, std::vector<ir::TensorSig>* out) {
-  if (n > 0 && tensors == nullptr) return ir::Status(IR_ERROR_INVALID_ARGUMENT, std::string(what) + " is NULL");
-  for (int32_t i = 0; i < n; ++i) {
-    const ir_tensor& t = tensors[i];
-    if (t.name == nullptr || t.ndim < 0 || t.ndim > 32 || (t.ndim > 0 && t.shape == nullptr))
-      return ir::Status(IR_ERROR_INVALID_ARGUMENT, "bad " + std::string(what) + " signature " + std::to_string(i));
-    out->push_back(ir::TensorSig{t.name, t.dtype, std::vector<int64_t>(t.shape, t.shape + t.ndim)});
-  }
-  return ir::Status::Ok();
 }
 
 ir::Status to_model_config(const ir_model_config* c, ir::ModelConfig* out) {
@@ -378,33 +369,7 @@ IR_API void ir_batch_complete(ir_batch* batch, const ir_tensor* outputs, int32_t
 IR_API ir_error* ir_model_stats_get(const ir_model* model, ir_model_stats* out) {
   return ir::abi::guard([&]() -> ir::Status {
     if (model == nullptr || out == nullptr || out->struct_size < sizeof(ir_model_stats)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "model or out is NULL, or struct_size is too small");
-    const ir::ModelStats& s = model->model->stats();
-    auto get = [](const ir::ModelStats::Counter& c) { return c.load(std::memory_order_relaxed); };
-    out->submitted = get(s.submitted);
-    out->succeeded = get(s.succeeded);
-    out->failed_invalid = get(s.failed_invalid);
-    out->rejected_queue_full = get(s.rejected_queue_full);
-    out->timed_out = get(s.timed_out);
-    out->failed_backend = get(s.failed_backend);
-    out->cancelled = get(s.cancelled);
-    out->batches = get(s.batches);
-    out->batches_full = get(s.batches_full);
-    out->batches_preferred = get(s.batches_preferred);
-    out->batches_delay = get(s.batches_delay);
-    out->batches_early = get(s.batches_early);
-    out->execution_timeouts = get(s.execution_timeouts);
-    out->batched_rows = get(s.batched_rows);
-    out->queue_depth = s.queue_depth.load(std::memory_order_relaxed);
-    out->in_flight = s.in_flight.load(std::memory_order_relaxed);
-    out->queue_ns_sum = get(s.queue_ns_sum);
-    out->compute_ns_sum = get(s.compute_ns_sum);
-    out->request_ns_sum = get(s.request_ns_sum);
-    for (int i = 0; i < ir::kDurationBuckets; ++i) {
-      out->queue_ns_buckets[i] = get(s.queue_ns_buckets[i]);
-      out->compute_ns_buckets[i] = get(s.compute_ns_buckets[i]);
-      out->request_ns_buckets[i] = get(s.request_ns_buckets[i]);
-    }
-    for (int i = 0; i < ir::kBatchBuckets; ++i) out->batch_rows_buckets[i] = get(s.batch_rows_buckets[i]);
+    ir::abi::fill_stats(model->model->stats(), out);
     out->unhealthy_instances = model->model->unhealthy_instances();
     return ir::Status::Ok();
   });

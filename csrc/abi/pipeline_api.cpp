@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "convert.hpp"
 #include "handles.hpp"
 #include "seam.hpp"
 
@@ -23,13 +24,8 @@ ir::Status read_bindings(const ir_pipeline_binding* bindings, int32_t n, const s
 ir::Status to_pipeline_config(const ir_pipeline_config* c, ir::PipelineConfig* out) {
   if (c == nullptr || c->struct_size < sizeof(ir_pipeline_config)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "config is NULL or struct_size is too small");
   out->name = c->name != nullptr ? c->name : "";
-  if (c->n_inputs < 0 || c->n_inputs > 64 || (c->n_inputs > 0 && c->inputs == nullptr)) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "bad pipeline inputs");
-  for (int32_t i = 0; i < c->n_inputs; ++i) {
-    const ir_tensor& t = c->inputs[i];
-    if (t.name == nullptr || t.ndim < 0 || t.ndim > 32 || (t.ndim > 0 && t.shape == nullptr))
-      return ir::Status(IR_ERROR_INVALID_ARGUMENT, "bad pipeline input " + std::to_string(i));
-    out->inputs.push_back(ir::TensorSig{t.name, t.dtype, std::vector<int64_t>(t.shape, t.shape + t.ndim)});
-  }
+  if (c->n_inputs < 0 || c->n_inputs > 64) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "bad pipeline inputs");
+  IR_RETURN_IF_ERROR(ir::abi::read_tensors(c->inputs, c->n_inputs, "pipeline inputs", &out->inputs));
   if (c->n_steps < 1 || c->n_steps > ir::kMaxPipelineSteps || c->steps == nullptr) return ir::Status(IR_ERROR_INVALID_ARGUMENT, "a pipeline needs 1 to 64 steps");
   for (int32_t s = 0; s < c->n_steps; ++s) {
     const ir_pipeline_step& step = c->steps[s];
@@ -115,18 +111,7 @@ IR_API ir_error* ir_pipeline_stats_get(const ir_pipeline* pipeline, ir_model_sta
     const uint32_t size = out->struct_size;
     *out = ir_model_stats{};
     out->struct_size = size;
-    const ir::ModelStats& s = pipeline->pipeline->stats();
-    auto get = [](const ir::ModelStats::Counter& c) { return c.load(std::memory_order_relaxed); };
-    out->submitted = get(s.submitted);
-    out->succeeded = get(s.succeeded);
-    out->failed_invalid = get(s.failed_invalid);
-    out->rejected_queue_full = get(s.rejected_queue_full);
-    out->timed_out = get(s.timed_out);
-    out->failed_backend = get(s.failed_backend);
-    out->cancelled = get(s.cancelled);
-    out->in_flight = s.in_flight.load(std::memory_order_relaxed);
-    out->request_ns_sum = get(s.request_ns_sum);
-    for (int i = 0; i < ir::kDurationBuckets; ++i) out->request_ns_buckets[i] = get(s.request_ns_buckets[i]);
+    ir::abi::fill_stats(pipeline->pipeline->stats(), out);  // its batch and queue counters stay 0
     return ir::Status::Ok();
   });
 }
