@@ -10,12 +10,15 @@ output each one comes from).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from infer_runtime.engine import ModelSignature, TensorSignature
 from infer_runtime.errors import ModelLoadError
 from infer_runtime.spec.models import PipelineSpec, PipelineStep, Spec
+
+T = TypeVar("T")
 
 REQUEST = "request"
 """The source name of a pipeline's own inputs in references (``request.<tensor>``)."""
@@ -103,37 +106,30 @@ def _inline(spec: Spec, pipeline: PipelineSpec, prefix: str, request: Mapping[st
     return steps, {tensor: resolve(ref) for tensor, ref in pipeline.outputs.items()}
 
 
-def _ordered_spec_steps(pipeline: PipelineSpec) -> list[PipelineStep]:
-    """The spec's steps in dependency order (stable: spec order among ready steps)."""
-    labels = [step.name or step.model for step in pipeline.steps]
-    deps = [{_parse(ref).step for ref in step.inputs.values()} - {None} for step in pipeline.steps]
-    order: list[PipelineStep] = []
-    done: set[str] = set()
-    pending = list(range(len(labels)))
+def _in_order(items: list[T], label: Callable[[T], str], reads: Callable[[T], set[str | None]]) -> list[T]:
+    """``items`` in dependency order (stable: given order among ready ones); ``reads`` names
+    the items one reads (None: the request)."""
+    out: list[T] = []
+    done: set[str | None] = {None}
+    pending = list(items)
     while pending:
-        ready = [i for i in pending if deps[i] <= done]
+        ready = [item for item in pending if reads(item) <= done]
         if not ready:  # the semantic checks refuse cycles; kept for direct callers
-            raise ModelLoadError(f"pipeline steps {', '.join(labels[i] for i in pending)} form a cycle")
-        for i in ready:
-            order.append(pipeline.steps[i])
-            done.add(labels[i])
-        pending = [i for i in pending if i not in ready]
-    return order
+            raise ModelLoadError(f"pipeline steps {', '.join(label(item) for item in pending)} form a cycle")
+        out += ready
+        done.update(label(item) for item in ready)
+        pending = [item for item in pending if item not in ready]
+    return out
+
+
+def _ordered_spec_steps(pipeline: PipelineSpec) -> list[PipelineStep]:
+    """The spec's steps in dependency order."""
+    return _in_order(list(pipeline.steps), lambda step: step.name or step.model, lambda step: {_parse(ref).step for ref in step.inputs.values()})
 
 
 def _ordered(steps: list[FlatStep]) -> list[FlatStep]:
-    """Flat steps in dependency order (stable)."""
-    out: list[FlatStep] = []
-    done: set[str] = set()
-    pending = list(steps)
-    while pending:
-        ready = [s for s in pending if all(src.step is None or src.step in done for src in s.inputs.values())]
-        if not ready:
-            raise ModelLoadError(f"pipeline steps {', '.join(s.name for s in pending)} form a cycle")
-        out += ready
-        done.update(s.name for s in ready)
-        pending = [s for s in pending if s not in ready]
-    return out
+    """Flat steps in dependency order."""
+    return _in_order(steps, lambda step: step.name, lambda step: {src.step for src in step.inputs.values()})
 
 
 def derive_signature(flat: FlatPipeline, models: Mapping[str, ModelSignature]) -> ModelSignature:

@@ -175,7 +175,7 @@ class EngineModel:
 
     KIND = "model"  # how errors found in Python name it
 
-    __slots__ = ("_admitted", "_bursts", "_checks", "_coalesce", "_descs", "_fixed", "_n", "_names", "_priority_levels", "_rows_limit", "_shapes", "_submit_call", "_submit_many_call", "handle", "name",
+    __slots__ = ("_admitted", "_bursts", "_checks", "_coalesce", "_descs", "_fixed", "_n", "_names", "_priority_levels", "_rows_limit", "_shapes", "_stats_call", "_submit_call", "_submit_many_call", "handle", "name",
                  "rejected_invalid", "signature")
 
     def __init__(self, name: str, handle: Any, signature: ModelSignature, priority_levels: int) -> None:
@@ -214,6 +214,7 @@ class EngineModel:
         self._admitted = ffi.new("int32_t*")
         self._submit_call = lib.ir_model_submit
         self._submit_many_call = lib.ir_model_submit_many
+        self._stats_call = lib.ir_model_stats_get
 
     def submit(self, cookie: int, inputs: Mapping[str, Any], priority: int, timeout_ms: float | None, wake: bool = True) -> list[Any]:
         """Checks ``inputs`` and submits them; returns what must stay alive until the
@@ -485,7 +486,7 @@ class EngineModel:
         """A snapshot of the engine's counters for this model. Requests refused by the
         checks in Python count as submitted and ``failed_invalid``, exactly like those the
         engine refuses itself."""
-        stats = _read_stats(lib.ir_model_stats_get, self.handle)
+        stats = _read_stats(self._stats_call, self.handle)
         refused = self.rejected_invalid
         if refused:
             stats = dataclasses.replace(stats, submitted=stats.submitted + refused, failed_invalid=stats.failed_invalid + refused)
@@ -526,6 +527,7 @@ class EnginePipeline(EngineModel):
         super().__init__(name, handle, signature, priority_levels)
         self._submit_call = lib.ir_pipeline_submit
         self._submit_many_call = lib.ir_pipeline_submit_many  # bursts are held and joined as for a model
+        self._stats_call = lib.ir_pipeline_stats_get  # its counters as a whole; batch and queue fields stay 0
         self.steps = steps
 
     def wake(self) -> None:
@@ -541,14 +543,6 @@ class EnginePipeline(EngineModel):
         if self.handle is not None:
             lib.ir_pipeline_release(self.handle)
             self.handle = None
-
-    def stats(self) -> ModelStats:
-        """The pipeline's counters as a whole (batch and queue fields stay 0)."""
-        stats = _read_stats(lib.ir_pipeline_stats_get, self.handle)
-        refused = self.rejected_invalid
-        if refused:
-            stats = dataclasses.replace(stats, submitted=stats.submitted + refused, failed_invalid=stats.failed_invalid + refused)
-        return stats
 
     def step_stats(self) -> dict[str, StepStats]:
         """Counters per step, by step name (in dependency order)."""
