@@ -7,6 +7,7 @@ priorities deterministically.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,23 @@ class Affine:
         x = inputs["x"]
         CALLS[self.name].append(x.shape[0] if x.ndim else 1)
         return {"y": (x * self.scale + self.shift).astype(x.dtype)}
+
+
+class SlowFirstBatch:
+    """Identity whose first batch takes ``first_ms`` (a backend's slow first run at a new
+    shape); records each batch's rows."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.name = config["name"]
+        self.first_s = config["first_ms"] / 1000
+        CALLS[self.name] = []
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
+        if not CALLS[self.name]:
+            time.sleep(self.first_s)
+        CALLS[self.name].append(x.shape[0])
+        return {"x": x.copy()}
 
 
 class Gated:

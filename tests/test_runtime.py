@@ -7,6 +7,7 @@ import asyncio
 import gc
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,36 @@ async def test_identity_returns_each_caller_its_own_rows(spec) -> None:  # type:
         assert rt.model_names == ["echo"]
         sig = rt.signature("echo")
         assert sig.max_batch_size == 8 and [t.describe() for t in sig.inputs or ()] == ["x: float32[-1, 4]"]
+
+
+async def test_a_batch_size_seen_once_stops_steering_the_adaptive_delay(spec) -> None:  # type: ignore[no-untyped-def]
+    # The first batch (1 row) takes 20 ms, every later one (8 rows) well under a millisecond.
+    # Were that first run remembered for good, the cost model would put every batch at 20 ms
+    # and hold each lone 8-row request ~10 ms for a companion; it fades once 128 batches
+    # went by without that size, and lone requests are answered at once again.
+    text = """
+[models.slow_first]
+backend = "python"
+warmup = false
+inputs = [{ name = "x", dtype = "float32", shape = [-1, 1] }]
+python = { entrypoint = "ir_test_backends:SlowFirstBatch", config = { name = "slow_first", first_ms = 20 } }
+[models.slow_first.batching]
+max_batch_size = 64
+max_queue_delay_us = 200000
+"""
+    async with Runtime.from_spec(spec(text), environ={}) as rt:
+        await rt.infer("slow_first", {"x": np.zeros((1, 1), np.float32)})
+        x = np.zeros((8, 1), np.float32)
+        latencies = []
+        for _ in range(150):
+            start = time.perf_counter()
+            await rt.infer("slow_first", {"x": x})
+            latencies.append(time.perf_counter() - start)
+        assert tb.CALLS["slow_first"] == [1] + [8] * 150  # one request per batch throughout
+        early = sorted(latencies[:20])[10]
+        late = sorted(latencies[-15:])[7]
+        assert early > 0.005, f"the first run did not steer the delay at first ({early * 1e3:.1f} ms)"
+        assert late < 0.003, f"a size seen once still steers the delay ({late * 1e3:.1f} ms per lone request)"
 
 
 async def test_outputs_survive_the_runtime_and_are_freed_with_the_arrays(spec) -> None:  # type: ignore[no-untyped-def]

@@ -162,18 +162,21 @@ void Batcher::observe(int64_t rows, int64_t exec_ns) {
   int bucket = 0;
   while (bucket + 1 < kCostBuckets && (rows >> (bucket + 1)) != 0) ++bucket;
   CostCell& cell = cost_[static_cast<size_t>(bucket)];
+  ++observed_;
   if (!cell.seen) {
-    cell = CostCell{true, rows * 256, exec_ns};
+    cell = CostCell{true, rows * 256, exec_ns, observed_};
   } else {
     cell.rows_x256 = ewma8(cell.rows_x256, rows * 256);
     cell.exec_ns = ewma8(cell.exec_ns, exec_ns);
+    cell.fed_at = observed_;
   }
-  // a and b from the smallest and the largest batches seen: one size alone gives no slope,
-  // and then the whole cost counts as fixed (which favours waiting, as the fixed window does).
+  // a and b from the smallest and the largest sizes fed lately (the current one always is):
+  // one size alone gives no slope, and then the whole cost counts as fixed (which favours
+  // waiting, as the fixed window does).
   const CostCell* lo = nullptr;
   const CostCell* hi = nullptr;
   for (const CostCell& c : cost_) {
-    if (!c.seen) continue;
+    if (!c.seen || observed_ - c.fed_at >= kFreshBatches) continue;
     if (lo == nullptr) lo = &c;
     hi = &c;
   }

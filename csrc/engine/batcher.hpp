@@ -19,7 +19,8 @@
 //  * Requests whose deadline has passed are removed by expire() and never run.
 //
 // Adaptive cost model (integer arithmetic only, so the Python reference agrees bit for bit):
-//  * A batch of R rows runs in E(R) = a + b*R, learned from finished batches (observe()).
+//  * A batch of R rows runs in E(R) = a + b*R, learned from finished batches (observe()):
+//    the line through the smallest and the largest sizes fed within the last 128 batches.
 //  * tau, the expected time to the next arrival, is max(g, now - last arrival), where g is an
 //    EWMA (1/8) of inter-arrival gaps kept by push(), each gap capped at 8 windows.
 //  * D is how long a newcomer would wait if the candidate left now: for an instance (0 when
@@ -136,14 +137,20 @@ class Batcher {
   int64_t last_arrival_ns_ = kNever;
   int64_t gap_ewma_ns_ = kNever;
 
-  // Cost model: per log2(rows) bucket, EWMAs of rows (x256) and execution time.
+  // Cost model: per log2(rows) bucket, EWMAs of rows (x256) and execution time, and when the
+  // bucket was last fed. A bucket not fed within the last kFreshBatches batches is left out
+  // of the fit: a size seen once (often a backend's slow first run at a new shape) and never
+  // again would otherwise fix a and b for good.
   static constexpr int kCostBuckets = 24;
+  static constexpr int64_t kFreshBatches = 128;
   struct CostCell {
     bool seen = false;
     int64_t rows_x256 = 0;
     int64_t exec_ns = 0;
+    int64_t fed_at = 0;  // observed_ when last fed
   };
   std::array<CostCell, kCostBuckets> cost_{};
+  int64_t observed_ = 0;  // batches fed to the cost model
   int64_t fixed_ns_ = 0;    // a
   int64_t per_row_ns_ = 0;  // b
 };

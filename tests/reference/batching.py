@@ -42,10 +42,12 @@ def ewma8(average: int, sample: int) -> int:
 
 @dataclass(slots=True)
 class CostModel:
-    """E(rows) = fixed + per_row * rows, from the smallest and largest batch sizes seen
-    (per power-of-two bucket of rows: EWMAs of rows x256 and of execution time)."""
+    """E(rows) = fixed + per_row * rows, from the smallest and largest batch sizes fed within
+    the last 128 batches (per power-of-two bucket of rows: EWMAs of rows x256 and of
+    execution time)."""
 
-    cells: dict[int, tuple[int, int]] = field(default_factory=dict)  # bucket -> (rows x256, exec ns)
+    cells: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # bucket -> (rows x256, exec ns, fed at)
+    observed: int = 0  # batches fed so far
     fixed: int = 0
     per_row: int = 0
 
@@ -55,12 +57,15 @@ class CostModel:
         rows = min(rows, 2**40)
         exec_ns = min(max(exec_ns, 0), 2**40)
         bucket = min(rows.bit_length() - 1, 23)
+        self.observed += 1
         if bucket in self.cells:
-            r, e = self.cells[bucket]
-            self.cells[bucket] = (ewma8(r, rows * 256), ewma8(e, exec_ns))
+            r, e, _ = self.cells[bucket]
+            self.cells[bucket] = (ewma8(r, rows * 256), ewma8(e, exec_ns), self.observed)
         else:
-            self.cells[bucket] = (rows * 256, exec_ns)
-        (r_lo, e_lo), (r_hi, e_hi) = self.cells[min(self.cells)], self.cells[max(self.cells)]
+            self.cells[bucket] = (rows * 256, exec_ns, self.observed)
+        # only the sizes fed within the last 128 batches: a size seen once (a slow first run) fades
+        fresh = [b for b, (_, _, fed) in self.cells.items() if self.observed - fed < 128]
+        (r_lo, e_lo, _), (r_hi, e_hi, _) = self.cells[min(fresh)], self.cells[max(fresh)]
         self.per_row = (e_hi - e_lo) * 256 // (r_hi - r_lo) if e_hi > e_lo else 0
         self.fixed = max(0, e_lo - self.per_row * r_lo // 256)
 
