@@ -464,18 +464,18 @@ async def test_lone_requests_poll_with_backoff_after_a_miss(spec) -> None:  # ty
         one = np.ones((1, 1), np.float32)
 
         async def fast_until_polling_hits() -> None:
-            for _ in range(200):  # bounded: a busy CI machine may miss a few 200 us polls
+            for _ in range(1000):  # bounded: a busy machine may miss a few 200 us polls (each miss skips up to 128)
                 np.testing.assert_array_equal((await rt.infer("fast", {"x": x}))["x"], x)
                 if (rt._poll_skip, rt._poll_backoff) == (0, 1):
                     return
             raise AssertionError("polling never re-armed")
 
         async def slow_miss() -> None:
-            tb.gate("slow").clear()  # held far longer than the 200 us poll
-            task = asyncio.ensure_future(rt.infer("slow", {"x": one}))
-            await asyncio.sleep(0)  # submitted; its poll missed (or it was left to the eventfd)
-            tb.gate("slow").set()
-            np.testing.assert_array_equal((await task)["x"], one)
+            # From the task that got the last answer (a closed loop: it may poll), held far
+            # longer than the 200 us poll: the poll misses (or it is left to the eventfd).
+            tb.gate("slow").clear()
+            asyncio.get_running_loop().call_later(0.01, tb.gate("slow").set)
+            np.testing.assert_array_equal((await rt.infer("slow", {"x": one}))["x"], one)
 
         await fast_until_polling_hits()
         await slow_miss()
@@ -489,6 +489,34 @@ async def test_lone_requests_poll_with_backoff_after_a_miss(spec) -> None:  # ty
         assert (rt._poll_skip, rt._poll_backoff) == (128, 128)  # capped
         rt._poll_skip = 3
         await fast_until_polling_hits()  # three the eventfd way, then a hit resets it
+
+
+async def test_only_a_closed_loop_polls_for_its_answer(spec, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The task that got the last answer asking again polls; a lone request from another task
+    (an open loop's arrival, a new connection) does not: it would keep the loop spinning while
+    other arrivals wait."""
+    from infer_runtime._native.engine import Engine as NativeEngine
+
+    polls: list[int] = []
+    real_poll = NativeEngine.poll_into
+
+    def counting_poll(self: NativeEngine, buffer: object, capacity: int, spin_us: int) -> int:
+        polls.append(spin_us)
+        return real_poll(self, buffer, capacity, spin_us)
+
+    monkeypatch.setattr(NativeEngine, "poll_into", counting_poll)
+    path = spec('[runtime]\nidle_spin_us = 200\n[models.fast]\nbackend = "identity"\ninputs = [{ name = "x", dtype = "float32", shape = [-1, 2] }]\n')
+    async with Runtime.from_spec(path, environ={}) as rt:
+        x = np.arange(2, dtype=np.float32).reshape(1, 2)
+        polls.clear()
+        for _ in range(20):  # one task, one request at a time: a closed loop
+            np.testing.assert_array_equal((await rt.infer("fast", {"x": x}))["x"], x)
+        assert len(polls) >= 19  # all but the first (no answer yet), unless a miss backed off
+        polls.clear()
+        for _ in range(20):  # each request from a task of its own, one at a time
+            out = await asyncio.get_running_loop().create_task(rt.infer("fast", {"x": x}))
+            np.testing.assert_array_equal(out["x"], x)
+        assert polls == []
 
 
 def test_engine_poll_returns_a_completion_or_nothing_after_the_spin() -> None:
