@@ -18,15 +18,22 @@ an embedded `Runtime`, single-row requests:
 4. The policy alone on the virtual clock (`ir_batcher_simulate`) at 10/50/90% of (a), with
    the batch cost E(rows) = a + b*rows fitted to the bare model's timings: what the policy
    does at rates a Python load generator cannot reach.
+5. The same open-loop comparison at the model's own rates, with no Python in the process:
+   bench/native/poisson.cpp (built here with the engine's sources, g++), one driver thread
+   submitting through the C ABI and draining without blocking; the rates are fractions of
+   the full-batch capacity for single-row requests, measured again before every round.
 
-Run: python bench/poisson.py [--requests 4000] [--rounds 3]
+Run: python bench/poisson.py [--requests 4000] [--rounds 3] [--native-requests 100000 | 0 to skip]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -39,6 +46,8 @@ from build_models import build_mlp
 from infer_runtime import Runtime
 from infer_runtime._native import check, ffi, lib
 
+ROOT = Path(__file__).resolve().parent.parent
+NATIVE_DRIVER = ROOT / "bench" / "native" / "poisson.cpp"
 RATES = (0.1, 0.5, 0.9)
 MAX_BATCH = 64
 DELAY_US = 500
@@ -175,10 +184,37 @@ def simulate(adaptive: bool, arrivals_ns: np.ndarray, a_ns: int, b_ns: int) -> l
     return [(out[i].time_ns + a_ns + b_ns * rows[out[i].batch] - arrivals_ns[out[i].request_id]) / 1e9 for i in range(n_out[0])]
 
 
+def native_driver() -> Path:
+    """build/poisson_native, compiled from the driver and the engine's sources when older."""
+    binary = ROOT / "build" / "poisson_native"
+    sources = [NATIVE_DRIVER, *sorted((ROOT / "csrc").rglob("*.cpp")), *sorted((ROOT / "csrc").rglob("*.hpp")), *sorted((ROOT / "csrc").rglob("*.h"))]
+    if binary.exists() and binary.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
+        return binary
+    compiler = os.environ.get("CXX") or shutil.which("g++") or "c++"
+    binary.parent.mkdir(exist_ok=True)
+    engine = [str(p) for p in sorted((ROOT / "csrc").rglob("*.cpp"))]
+    subprocess.run([compiler, "-O2", "-std=c++17", f"-I{ROOT / 'csrc' / 'include'}", *engine, str(NATIVE_DRIVER), "-o", str(binary), "-pthread", "-ldl"], check=True)
+    return binary
+
+
+def run_native(model: Path, requests: int, rounds: int) -> None:
+    """Section 5: the native driver's report, as it prints it."""
+    from infer_runtime.backends.onnxruntime import native_library
+
+    library = native_library()
+    if library is None:
+        print("\nnative driver: skipped (the onnxruntime package ships no shared library)")
+        return
+    print(f"\nno Python in the process (bench/native/poisson.cpp), MLP on the native ONNX Runtime host, {requests:,} requests per run:")
+    out = subprocess.run([str(native_driver()), str(library), str(model), str(requests), str(rounds)], check=True, capture_output=True, text=True)
+    print(out.stdout, end="")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=4000, help="requests per open-loop run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--native-requests", type=int, default=100_000, help="requests per run of the native driver (0: skip it)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="poisson-"))
     model = work / "mlp_64_256_256_10.onnx"
@@ -261,6 +297,8 @@ async def main() -> None:
         ad_lat, fx_lat = simulate(True, arrivals_ns, a_ns, b_ns), simulate(False, arrivals_ns, a_ns, b_ns)
         print(f"{rate:5.0%} {rate * sim_capacity:6,.0f}/s {pct(ad_lat, 0.5) * 1e6:13.1f} {pct(fx_lat, 0.5) * 1e6:10.1f} "
               f"{pct(ad_lat, 0.99) * 1e6:13.1f} {pct(fx_lat, 0.99) * 1e6:10.1f}")
+    if args.native_requests > 0:
+        run_native(model, args.native_requests, args.rounds)
 
 
 if __name__ == "__main__":

@@ -252,22 +252,24 @@ int main(int argc, char** argv) {
   std::printf("capacity (single rows, open loop offered twice what 256 in flight sustain), per round:");
   for (double c : capacities) std::printf(" %.0f", c);
   std::printf(" req/s\n");
-  std::printf("open-loop Poisson, single-row requests, %d per run, median of %d rounds, us from the scheduled arrival\n", requests, rounds);
-  std::printf("%6s %10s | %8s %8s | %8s %8s | %s\n", "rate", "req/s", "p50 ad", "fixed", "p99 ad", "fixed", "driver lag p99 ad / fixed");
+  std::printf("open-loop Poisson, single-row requests, %d per run, median of %d rounds; us from the scheduled arrival\n", requests, rounds);
+  std::printf("%14s | %15s %15s | %15s | %15s | %s\n", "rate", "p50", "p99", "rows per batch", "sent by delay", "driver lag p99");
+  std::printf("%14s | %15s %15s | %15s | %15s | %s\n", "", "adapt / fixed", "adapt / fixed", "adapt / fixed", "adapt / fixed", "adapt / fixed");
   for (int r = 0; r < 3; ++r) {
-    double cells[2][3];
+    double cells[2][5];
     for (int c = 0; c < 2; ++c) {
-      std::vector<double> p50, p99, late;
+      std::vector<double> columns[5];
       for (const RunResult& x : results[r][c]) {
-        p50.push_back(x.p50_us);
-        p99.push_back(x.p99_us);
-        late.push_back(x.late_us);
+        columns[0].push_back(x.p50_us);
+        columns[1].push_back(x.p99_us);
+        columns[2].push_back(x.rows_per_batch);
+        columns[3].push_back(100 * x.delay_share);
+        columns[4].push_back(x.late_us);
       }
-      cells[c][0] = median(p50);
-      cells[c][1] = median(p99);
-      cells[c][2] = median(late);
+      for (int k = 0; k < 5; ++k) cells[c][k] = median(columns[k]);
     }
-    std::printf("RATE %4.0f%% %10.0f | %8.1f %8.1f | %8.1f %8.1f | %.1f / %.1f\n", kRates[r] * 100, kRates[r] * capacity, cells[0][0], cells[1][0], cells[0][1], cells[1][1], cells[0][2], cells[1][2]);
+    std::printf("%4.0f%% %7.0f/s | %6.0f / %6.0f %6.0f / %6.0f | %6.1f / %6.1f | %5.0f%% / %5.0f%% | %.0f / %.0f\n", kRates[r] * 100, kRates[r] * capacity,
+                cells[0][0], cells[1][0], cells[0][1], cells[1][1], cells[0][2], cells[1][2], cells[0][3], cells[1][3], cells[0][4], cells[1][4]);
   }
   for (size_t c = 0; c < served.size(); ++c) {
     const ir_model_stats s = served[c]->stats();
