@@ -199,10 +199,29 @@ def perf_analyzer(binary: str, port: int, concurrency: int, interval_ms: int, la
                       float("nan"), float("nan"))
 
 
-async def compare(duration_s: float, pytriton_python: str | None, concurrency: tuple[int, ...], perf_analyzer_path: str | None) -> None:
+def medians(results: list[LoadResult]) -> list[LoadResult]:
+    """One result per (label, concurrency): the median throughput and latencies of its rounds
+    (this VM's speed drifts by a fifth within a minute: single passes mislead)."""
+    import statistics
+
+    groups: dict[tuple[str, int], list[LoadResult]] = {}
+    for r in results:
+        groups.setdefault((r.label, r.concurrency), []).append(r)
+    out = []
+    for (label, conc), runs in groups.items():
+        seconds = runs[0].seconds
+        out.append(LoadResult(label, conc, int(statistics.median(r.throughput for r in runs) * seconds), sum(r.errors for r in runs), seconds,
+                              statistics.median(r.p50_ms for r in runs), statistics.median(r.p90_ms for r in runs),
+                              statistics.median(r.p99_ms for r in runs)))
+    return out
+
+
+async def compare(duration_s: float, pytriton_python: str | None, concurrency: tuple[int, ...], perf_analyzer_path: str | None,
+                  rounds: int = 1) -> None:
     """Issue 14's run: the 64 → 256 → 256 → 10 MLP, Triton's batching settings
     (max_batch_size 64, max_queue_delay_us 500), single-row requests, one server at a time
-    under load (all started first), the same load generator for every server."""
+    under load (all started first), the same load generator for every server; with
+    ``rounds`` > 1 the whole sequence repeats and each figure is the median of its rounds."""
     from build_models import build_mlp
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -235,13 +254,14 @@ async def compare(duration_s: float, pytriton_python: str | None, concurrency: t
         for server in servers:
             _wait_http(f"http://127.0.0.1:{server.port}{server.ready_path}", timeout=120)
         print(f"load average before the run: {os.getloadavg()}")
-        for conc in concurrency:
-            for fmt in ("json", "binary"):
-                for server in servers:
-                    results.append(await load_http(f"http://127.0.0.1:{server.port}", "mlp", [1, 64], fmt, conc, duration_s, f"{server.label}, {fmt}"))
-            if perf_analyzer_path:
-                for server in servers:
-                    results.append(perf_analyzer(perf_analyzer_path, server.port, conc, int(duration_s * 1000), f"{server.label}, binary"))
+        for _ in range(rounds):
+            for conc in concurrency:
+                for fmt in ("json", "binary"):
+                    for server in servers:
+                        results.append(await load_http(f"http://127.0.0.1:{server.port}", "mlp", [1, 64], fmt, conc, duration_s, f"{server.label}, {fmt}"))
+                if perf_analyzer_path:
+                    for server in servers:
+                        results.append(perf_analyzer(perf_analyzer_path, server.port, conc, int(duration_s * 1000), f"{server.label}, binary"))
         print(f"load average after the run: {os.getloadavg()}")
     finally:
         for proc in procs:
@@ -251,6 +271,8 @@ async def compare(duration_s: float, pytriton_python: str | None, concurrency: t
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    raw = results
+    results = medians(results)
     print_results(results)
     by = {(r.label, r.concurrency): r for r in results}
     for fmt in ("json", "binary", "binary (perf_analyzer)"):
@@ -275,7 +297,7 @@ async def compare(duration_s: float, pytriton_python: str | None, concurrency: t
             print(f"{fmt}:\n  " + "\n  ".join(lines))
     out = ROOT / "var" / "bench" / "http.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps([dict(r.__dict__, throughput=r.throughput) for r in results], indent=2))
+    out.write_text(json.dumps([dict(r.__dict__, throughput=r.throughput) for r in raw], indent=2))
 
 
 def main() -> None:
@@ -294,6 +316,7 @@ def main() -> None:
     parser.add_argument("--pytriton-python", help="a Python with nvidia-pytriton installed (see bench/pytriton_baseline.py)")
     parser.add_argument("--concurrency", default="1,64", help="levels of the comparison")
     parser.add_argument("--perf-analyzer", help="also load every server with this perf_analyzer binary (binary tensors)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the comparison; figures are the medians of the rounds")
     args = parser.parse_args()
     if args.command == "load":
         shape = [int(d) for d in args.shape.split(",")]
@@ -305,7 +328,7 @@ def main() -> None:
                 results.append(asyncio.run(load_grpc(args.grpc, args.model, shape, conc, args.duration, "gRPC", args.requests)))
         print_results(results)
     else:
-        asyncio.run(compare(args.duration, args.pytriton_python, tuple(int(c) for c in args.concurrency.split(",")), args.perf_analyzer))
+        asyncio.run(compare(args.duration, args.pytriton_python, tuple(int(c) for c in args.concurrency.split(",")), args.perf_analyzer, args.rounds))
 
 
 if __name__ == "__main__":

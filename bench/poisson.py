@@ -206,8 +206,10 @@ def run_native(model: Path, requests: int, rounds: int) -> None:
         print("\nnative driver: skipped (the onnxruntime package ships no shared library)")
         return
     print(f"\nno Python in the process (bench/native/poisson.cpp), MLP on the native ONNX Runtime host, {requests:,} requests per run:")
-    out = subprocess.run([str(native_driver()), str(library), str(model), str(requests), str(rounds)], check=True, capture_output=True, text=True)
+    out = subprocess.run([str(native_driver()), str(library), str(model), str(requests), str(rounds)], check=False, capture_output=True, text=True)
     print(out.stdout, end="")
+    if out.returncode:
+        raise SystemExit(f"the native driver failed ({out.returncode}): {out.stderr.strip()}")
 
 
 async def main() -> None:

@@ -16,6 +16,7 @@ from reference.batching import (
     FULL,
     PREFERRED,
     REJECTED,
+    CostModel,
     Policy,
     SimRequest,
     simulate,
@@ -104,6 +105,53 @@ def scenarios(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int,
 def test_cpp_batcher_agrees_with_python_reference(scenario) -> None:  # type: ignore[no-untyped-def]
     policy, requests, instances, base, per_row, host = scenario
     assert c_simulate(policy, requests, instances, base, per_row, host) == simulate(policy, requests, instances, base, per_row, host)
+
+
+@st.composite
+def long_streams(draw: st.DrawFn) -> tuple[Policy, list[SimRequest], int, int, int, int]:
+    """Phases long enough for a batch size to go unfed for 128 batches and come back: full
+    batches, a long run of lone requests, full batches again (the cost model's freshness)."""
+    max_batch = draw(st.integers(4, 16))
+    policy = Policy(True, max_batch, draw(st.sampled_from([50_000, 200_000])), (), 400, 1, adaptive=True)
+    base = draw(st.integers(1, 200_000))
+    per_row = draw(st.integers(0, 20_000))
+    lone_gap = base + per_row + draw(st.integers(1, 400_000))  # each lone request runs alone
+    t, times, rows = 0, [], []
+    for phase in range(3):
+        if phase == 1:
+            for _ in range(draw(st.integers(120, 260))):
+                t += lone_gap
+                times.append(t)
+                rows.append(1)
+        else:
+            for _ in range(draw(st.integers(1, 6))):
+                t += draw(st.integers(0, 2_000))
+                times.append(t)
+                rows.append(max_batch)
+        t += lone_gap
+    requests = [SimRequest(i, at, r, 0, -1, 0) for i, (at, r) in enumerate(zip(times, rows))]
+    return policy, requests, 1, base, per_row, draw(st.sampled_from([0, 50_000]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenario=long_streams())
+def test_long_streams_agree_with_python_reference(scenario) -> None:  # type: ignore[no-untyped-def]
+    policy, requests, instances, base, per_row, host = scenario
+    assert c_simulate(policy, requests, instances, base, per_row, host) == simulate(policy, requests, instances, base, per_row, host)
+
+
+def test_a_stale_size_comes_back_without_its_old_average() -> None:
+    # One slow single-row batch (a first run), then 150 batches of 8 rows: the single-row
+    # bucket drops out of the fit; when single rows come back, their bucket starts afresh
+    # instead of averaging in the old 20 ms.
+    cost = CostModel()
+    cost.observe(1, 20_000_000)
+    for _ in range(150):
+        cost.observe(8, 100_000)
+    assert (cost.fixed, cost.per_row) == (100_000, 0)  # one fresh size: all of it fixed
+    cost.observe(1, 50_000)
+    assert cost.estimate(1) == 50_000  # the line through (1, 50 us) and (8, 100 us)
+    assert 99_000 <= cost.estimate(8) <= 100_000
 
 
 @st.composite

@@ -101,11 +101,20 @@ max_queue_delay_us = 200000
             start = time.perf_counter()
             await rt.infer("slow_first", {"x": x})
             latencies.append(time.perf_counter() - start)
-        assert tb.CALLS["slow_first"] == [1] + [8] * 150  # one request per batch throughout
-        early = sorted(latencies[:20])[10]
+        # Single rows again: their bucket starts afresh instead of averaging in the old 20 ms.
+        one = np.zeros((1, 1), np.float32)
+        singles = []
+        for _ in range(10):
+            start = time.perf_counter()
+            await rt.infer("slow_first", {"x": one})
+            singles.append(time.perf_counter() - start)
+        assert tb.CALLS["slow_first"] == [1] + [8] * 150 + [1] * 10  # one request per batch throughout
+        held = sum(latency > 0.005 for latency in latencies[:40])
         late = sorted(latencies[-15:])[7]
-        assert early > 0.005, f"the first run did not steer the delay at first ({early * 1e3:.1f} ms)"
+        again = sorted(singles[1:])[4]
+        assert held >= 10, f"the first run did not steer the delay at first (only {held} of 40 held)"
         assert late < 0.003, f"a size seen once still steers the delay ({late * 1e3:.1f} ms per lone request)"
+        assert again < 0.003, f"a size back after a while brought its old average ({again * 1e3:.1f} ms per lone request)"
 
 
 async def test_outputs_survive_the_runtime_and_are_freed_with_the_arrays(spec) -> None:  # type: ignore[no-untyped-def]
@@ -511,12 +520,36 @@ async def test_only_a_closed_loop_polls_for_its_answer(spec, monkeypatch: pytest
         polls.clear()
         for _ in range(20):  # one task, one request at a time: a closed loop
             np.testing.assert_array_equal((await rt.infer("fast", {"x": x}))["x"], x)
-        assert len(polls) >= 19  # all but the first (no answer yet), unless a miss backed off
+        assert len(polls) >= 10  # all but the first (no answer yet), unless misses backed off
         polls.clear()
         for _ in range(20):  # each request from a task of its own, one at a time
             out = await asyncio.get_running_loop().create_task(rt.infer("fast", {"x": x}))
             np.testing.assert_array_equal(out["x"], x)
-        assert polls == []
+        # Open-loop arrivals: fire-and-forget tasks spawned by a callback, each freed before
+        # the next is made (a new task often gets the old one's address, so ids would match).
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        answers: list[np.ndarray] = []
+
+        async def arrival() -> None:
+            answers.append((await rt.infer("fast", {"x": x}))["x"])
+            if len(answers) == 20:
+                done.set()
+
+        fired = 0
+
+        def fire() -> None:
+            nonlocal fired
+            fired += 1
+            tasks.add(task := loop.create_task(arrival()))
+            task.add_done_callback(tasks.discard)
+            if fired < 20:
+                loop.call_later(0.002, fire)
+
+        tasks: set[asyncio.Task[None]] = set()  # asyncio holds tasks weakly; dropped when done
+        fire()
+        await asyncio.wait_for(done.wait(), 10)
+        assert len(answers) == 20 and polls == []
 
 
 def test_engine_poll_returns_a_completion_or_nothing_after_the_spin() -> None:

@@ -8,7 +8,8 @@
 // arrivals) and drains completions without blocking; the model's one instance runs on its
 // own engine thread. Latency is from a request's scheduled arrival to the moment the driver
 // takes its completion, so a driver that falls behind counts against the configuration.
-// Configurations alternate over the rounds on the same arrival schedules; medians reported.
+// Both configurations run the same arrival schedules, in alternating order from round to
+// round; medians of the rounds are reported.
 //
 // bench/poisson.py builds and runs it. By hand (one line):
 //   g++ -O2 -std=c++17 -Icsrc/include $(find csrc -name '*.cpp') bench/native/poisson.cpp
@@ -36,6 +37,16 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// A JSON string literal of `text` (the paths go into the backend's JSON config).
+std::string json_string(const std::string& text) {
+  std::string out = "\"";
+  for (char ch : text) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
 [[noreturn]] void die(const char* what, ir_error* e) {
   std::fprintf(stderr, "poisson_native: %s: %s\n", what, e != nullptr ? ir_error_message(e) : "");
   std::exit(1);
@@ -54,7 +65,7 @@ struct Served {
 
   Served(const std::string& library, const std::string& model_path, const Config& c) {
     if (ir_error* e = ir_engine_create(&engine)) die("engine", e);
-    const std::string json = "{\"library\": \"" + library + "\", \"model_path\": \"" + model_path + "\", \"intra_op_threads\": 1}";
+    const std::string json = "{\"library\": " + json_string(library) + ", \"model_path\": " + json_string(model_path) + ", \"intra_op_threads\": 1}";
     ir_backend_options o{};
     o.struct_size = sizeof(o);
     o.kind = "onnxruntime";
@@ -141,6 +152,7 @@ struct RunResult {
   double late_us;  // the driver's own lag: p99 of (submitted - scheduled)
   double rows_per_batch;
   double delay_share;  // batches sent by the delay bound, of all
+  double seconds;      // from the first scheduled arrival to the last completion
 };
 
 double pct(std::vector<double>& v, double q) {
@@ -177,10 +189,11 @@ RunResult open_loop(Served& s, const std::vector<float>& data, const std::vector
       done += k;
     }
   }
+  const double seconds = static_cast<double>(now_ns() - start) / 1e9;
   const ir_model_stats after = s.stats();
   const double batches = static_cast<double>(std::max<uint64_t>(after.batches - before.batches, 1));
   return {pct(latency, 0.5), pct(latency, 0.99), pct(late, 0.99), static_cast<double>(after.batched_rows - before.batched_rows) / batches,
-          static_cast<double>(after.batches_delay - before.batches_delay) / batches};
+          static_cast<double>(after.batches_delay - before.batches_delay) / batches, seconds};
 }
 
 // Poisson arrival times (ns from the start) at `rate` per second.
@@ -212,6 +225,10 @@ int main(int argc, char** argv) {
   const std::string model_path = argv[2];
   const int requests = argc > 3 ? std::atoi(argv[3]) : 200000;
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 3;
+  if (requests < 1 || rounds < 1) {
+    std::fprintf(stderr, "poisson_native: requests and rounds must be >= 1\n");
+    return 2;
+  }
   const Config configs[] = {{"adaptive", true, kDelayUs}, {"fixed", false, kDelayUs}};
 
   std::vector<float> data(static_cast<size_t>(kMaxBatch * kWidth));
@@ -238,13 +255,14 @@ int main(int argc, char** argv) {
   for (int round = 0; round < rounds; ++round) {
     const double closed = closed_loop_rows(probe, data, 1, 256, 100000);
     const std::vector<int64_t> overload = schedule(2 * closed, requests, 99);
-    const int64_t start = now_ns();
-    open_loop(probe, data, overload);
-    const double capacity = static_cast<double>(requests) * 1e9 / static_cast<double>(now_ns() - start);
+    const double capacity = static_cast<double>(requests) / open_loop(probe, data, overload).seconds;
     capacities.push_back(capacity);
     for (int r = 0; r < 3; ++r) {
       const std::vector<int64_t> due = schedule(kRates[r] * capacity, requests, static_cast<uint64_t>(1000 * round + r));
-      for (size_t c = 0; c < served.size(); ++c) results[r][c].push_back(open_loop(*served[c], data, due));
+      for (size_t k = 0; k < served.size(); ++k) {
+        const size_t c = (k + static_cast<size_t>(round)) % served.size();  // alternate who goes first
+        results[r][c].push_back(open_loop(*served[c], data, due));
+      }
     }
   }
   const double capacity = median(capacities);

@@ -163,7 +163,7 @@ void Batcher::observe(int64_t rows, int64_t exec_ns) {
   while (bucket + 1 < kCostBuckets && (rows >> (bucket + 1)) != 0) ++bucket;
   CostCell& cell = cost_[static_cast<size_t>(bucket)];
   ++observed_;
-  if (!cell.seen) {
+  if (!cell.seen || observed_ - cell.fed_at > kFreshBatches) {  // new, or stale: start afresh
     cell = CostCell{true, rows * 256, exec_ns, observed_};
   } else {
     cell.rows_x256 = ewma8(cell.rows_x256, rows * 256);

@@ -21,6 +21,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -355,7 +356,7 @@ class Runtime(_Common):
         self._poll_us = loaded.spec.runtime.idle_spin_us
         self._poll_skip = 0  # lone requests left to the eventfd before the next poll
         self._poll_backoff = 1  # the next skip after a miss (doubles per miss, to a cap)
-        self._answered = 0  # id() of the task that got the last answer (not a reference to it)
+        self._answered: weakref.ref[asyncio.Task[Any]] | None = None  # the task that got the last answer
         self._serving: dict[str, Any] = {}  # model name → EngineModel, for the hot path
         self._watcher: Any = None  # the registry watcher (hot swap), when the spec polls
 
@@ -472,12 +473,13 @@ class Runtime(_Common):
             if self._poll_us:
                 self._catch_lone(waiter)
         try:
-            result: Arrays = await waiter
+            return await waiter  # type: ignore[no-any-return]
         except asyncio.CancelledError:
             self._cancel(model, waiter)  # the caller went away: its queued request need not run
             raise
-        self._answered = id(asyncio.current_task())  # see _catch_lone
-        return result
+        finally:
+            task = asyncio.current_task()  # see _catch_lone; a weak reference: ids are reused
+            self._answered = None if task is None else weakref.ref(task)
 
     async def infer_with_version(self, model: str, inputs: Mapping[str, Any], *, priority: int = 0, timeout_ms: float | None = None) -> tuple[Arrays, str]:
         """Like :meth:`infer`, and also the version of the model that served the request
@@ -579,18 +581,17 @@ class Runtime(_Common):
         awaiting it: no sleep, no wake-up, no extra loop iteration.
 
         Only for a closed loop: the task that got the last answer asking again (a client's
-        loop, a keep-alive connection), so nothing else is waiting on the loop. Requests that
-        arrive on their own (an open loop, new tasks) would queue behind the spinning loop
-        instead: on Poisson arrivals at half the host's capacity, polling every lone request
-        cost the adaptive window 1.5x its end-to-end p99 (bench/README.md). Adaptive, with
-        backoff:
-        after a poll that missed (a model slower than the spin, or an engine still busy with
+        loop), so nothing else is waiting on the loop. Requests from other tasks (open-loop
+        arrivals, the HTTP and gRPC servers' task per request) would queue behind the
+        spinning loop instead: with Poisson arrivals at 50-90% of the host's capacity,
+        polling every lone request made the adaptive window's p99 worse than the fixed
+        window's (bench/README.md). Adaptive, with backoff: after a poll that missed (a model slower than the spin, or an engine still busy with
         a burst), the next 1, 2, 4, ... up to 128 lone requests go the eventfd way before
         one polls again; a hit resets it. A slow model thus costs one wasted spin per 128
         requests, and a fast one is polled again soon after a burst. (Re-arming once a lone
         request's eventfd round trip fitted in the spin never happened on a slow VM: that
         round trip includes the loop's own wake-up.)"""
-        if self._answered != id(asyncio.current_task()):
+        if self._answered is None or self._answered() is not asyncio.current_task():
             return
         if self._poll_skip:
             self._poll_skip -= 1

@@ -58,10 +58,10 @@ class CostModel:
         exec_ns = min(max(exec_ns, 0), 2**40)
         bucket = min(rows.bit_length() - 1, 23)
         self.observed += 1
-        if bucket in self.cells:
+        if bucket in self.cells and self.observed - self.cells[bucket][2] <= 128:
             r, e, _ = self.cells[bucket]
             self.cells[bucket] = (ewma8(r, rows * 256), ewma8(e, exec_ns), self.observed)
-        else:
+        else:  # new, or not fed within the last 128 batches: its old average says nothing
             self.cells[bucket] = (rows * 256, exec_ns, self.observed)
         # only the sizes fed within the last 128 batches: a size seen once (a slow first run) fades
         fresh = [b for b, (_, _, fed) in self.cells.items() if self.observed - fed < 128]

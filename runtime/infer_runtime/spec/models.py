@@ -41,7 +41,7 @@ class RuntimeSection(_Section):
     worker_threads: int = Field(2, ge=1, le=1024, description="Thread budget of the C++ scheduler and native instance workers.")
     python_path: list[str] = Field(default_factory=list, description="Folders, relative to the spec file, put at the front of `sys.path` before any `python` backend's entrypoint is imported, so a spec's own Python steps import without the user editing `sys.path`.", json_schema_extra={"default": []})
     load_timeout_s: float = Field(300.0, gt=0, description="Longest one model may take to load and warm up; a model still loading then fails to load (ModelLoadError) and startup goes on without it or stops, as `server.exit_on_error` says.")
-    idle_spin_us: int = Field(50, ge=0, le=10000, description="An idle instance polls for new work this long before sleeping, and the event loop polls this long for the result of a lone request before sleeping: each saves a thread wake-up per request while it pays (both adapt: they stop polling after polls that missed), at the cost of some CPU; 0 = never poll.")
+    idle_spin_us: int = Field(50, ge=0, le=10000, description="An idle instance polls for new work this long before sleeping, and the event loop polls this long for the result of a lone request from a closed loop (the task that got the previous answer) before sleeping: each saves a thread wake-up per request while it pays (both adapt: they stop polling after polls that missed), at the cost of some CPU; 0 = never poll.")
 
 
 class RegistrySection(_Section):
