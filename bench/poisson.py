@@ -237,22 +237,26 @@ async def main() -> None:
         engine_full = 400 * MAX_BATCH / elapsed
         elapsed, _ = await closed_loop(rt_fixed, one, 128, 6000)
         closed = 6000 / elapsed
-        # What this open-loop path sustains: offered far more than it can take, the queue
-        # stays deep and every batch is full; completions per second is the capacity.
-        offered = np.cumsum(np.random.default_rng(5).exponential(1.0 / (4 * closed), args.requests * 2))
-        start = time.perf_counter()
-        await open_loop(rt_fixed, one, offered)
-        capacity = len(offered) / (time.perf_counter() - start)
         print(f"bare model, full batches:                 {bare_capacity:10,.0f} rows/s  (E(rows) = {a * 1e6:.1f} us + {b * 1e6:.2f} us/row)")
         print(f"engine, 64-row requests (closed, c=2):    {engine_full:10,.0f} rows/s")
         print(f"rt.infer, single rows (closed, c=128):    {closed:10,.0f} req/s")
-        print(f"rt.infer, single rows (open loop, full):  {capacity:10,.0f} req/s   <- the capacity of the open-loop rates")
+
+        async def open_loop_capacity() -> float:
+            """What this open-loop path sustains: offered far more than it can take, the queue
+            stays deep and every batch is full; completions per second. Measured again before
+            every round (this VM's speed drifts by a fifth within a minute)."""
+            offered = np.cumsum(np.random.default_rng(5).exponential(1.0 / (4 * closed), args.requests * 2))
+            start = time.perf_counter()
+            await open_loop(rt_fixed, one, offered)
+            return len(offered) / (time.perf_counter() - start)
 
         results: dict[tuple[float, str], list[tuple[float, float]]] = {}
         c1: dict[str, list[float]] = {"adaptive": [], "delay0": [], "fixed": []}
         c64: dict[str, list[float]] = {"adaptive": [], "fixed": []}
         rng = np.random.default_rng(7)
+        capacities = []
         for _ in range(args.rounds):
+            capacities.append(capacity := await open_loop_capacity())
             for rate in RATES:
                 arrivals = np.cumsum(rng.exponential(1.0 / (rate * capacity), args.requests))
                 for name in ("adaptive", "fixed"):
@@ -269,6 +273,9 @@ async def main() -> None:
                 c64[name].append(6000 / elapsed)
         stats = {name: rt.stats("mlp") for name, rt in runtimes.items()}
 
+    capacity = statistics.median(capacities)
+    print(f"rt.infer, single rows (open loop, full):  {capacity:10,.0f} req/s (median; per round: {', '.join(f'{c:,.0f}' for c in capacities)})"
+          "  <- the capacity: each round's rates are fractions of its own")
     print(f"\nopen-loop Poisson, single-row requests, median of {args.rounds} rounds, us; end to end = from the scheduled")
     print("arrival to the result in Python; engine = submit to completion (ir_model_stats histogram, interpolated)")
     print(f"{'rate':>14s} | {'end to end p50':>14s} {'p99':>15s} | {'engine p50':>14s} {'p99':>15s}")

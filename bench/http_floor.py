@@ -1,0 +1,69 @@
+"""The HTTP stack's own ceiling on this machine: aiohttp on uvloop (what our server runs on)
+answering the v2 calls perf_analyzer makes for the MLP of issue 14 (server and model
+metadata, config, infer)
+with a canned response: no model, no decoding, no engine. Whatever our server does per
+request comes on top of this; what perf_analyzer measures against it bounds every ratio the
+HTTP targets ask for.
+
+    python bench/http_floor.py --port 8300 &
+    perf_analyzer -m mlp -u 127.0.0.1:8300 -i http --shape input:1,64 --concurrency-range 64
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import orjson
+from aiohttp import web
+
+METADATA = {"name": "mlp", "versions": ["1"], "platform": "onnxruntime_onnx",
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],
+            "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, 10]}]}
+CONFIG = {"name": "mlp", "platform": "onnxruntime_onnx", "max_batch_size": 64,
+          "input": [{"name": "input", "data_type": "TYPE_FP32", "dims": [64]}],
+          "output": [{"name": "output", "data_type": "TYPE_FP32", "dims": [10]}],
+          "dynamic_batching": {"max_queue_delay_microseconds": 500}}
+SERVER = {"name": "http-floor", "version": "0", "extensions": []}
+ANSWER = orjson.dumps({"model_name": "mlp", "model_version": "1",
+                       "outputs": [{"name": "output", "datatype": "FP32", "shape": [1, 10], "data": [0.0] * 10}]})
+
+
+async def server(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(SERVER), content_type="application/json")
+
+
+async def metadata(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(METADATA), content_type="application/json")
+
+
+async def config(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(CONFIG), content_type="application/json")
+
+
+async def ready(request: web.Request) -> web.Response:
+    return web.Response(status=200)
+
+
+async def infer(request: web.Request) -> web.Response:
+    await request.read()
+    return web.Response(body=ANSWER, content_type="application/json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    app = web.Application()
+    app.router.add_get("/v2", server)
+    app.router.add_get("/v2/health/ready", ready)
+    app.router.add_get("/v2/models/mlp", metadata)
+    app.router.add_get("/v2/models/mlp/config", config)
+    app.router.add_post("/v2/models/mlp/infer", infer)
+    import uvloop
+
+    uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
