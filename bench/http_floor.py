@@ -61,8 +61,7 @@ def main() -> None:
     app.router.add_post("/v2/models/mlp/infer", infer)
     import uvloop
 
-    uvloop.install()
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=uvloop.new_event_loop())
 
 
 if __name__ == "__main__":

@@ -478,8 +478,11 @@ class Runtime(_Common):
             self._cancel(model, waiter)  # the caller went away: its queued request need not run
             raise
         finally:
-            task = asyncio.current_task()  # see _catch_lone; a weak reference: ids are reused
+            # See _catch_lone; a weak reference, since ids of freed tasks are reused at once.
+            # The explicit loop: a pending call closed after its loop stopped must not raise.
+            task = asyncio.current_task(self._loop)
             self._answered = None if task is None else weakref.ref(task)
+            del task
 
     async def infer_with_version(self, model: str, inputs: Mapping[str, Any], *, priority: int = 0, timeout_ms: float | None = None) -> tuple[Arrays, str]:
         """Like :meth:`infer`, and also the version of the model that served the request
@@ -581,7 +584,7 @@ class Runtime(_Common):
         awaiting it: no sleep, no wake-up, no extra loop iteration.
 
         Only for a closed loop: the task that got the last answer asking again (a client's
-        loop), so nothing else is waiting on the loop. Requests from other tasks (open-loop
+        loop), so the loop most likely has nothing else to do meanwhile. Requests from other tasks (open-loop
         arrivals, the HTTP and gRPC servers' task per request) would queue behind the
         spinning loop instead: with Poisson arrivals at 50-90% of the host's capacity,
         polling every lone request made the adaptive window's p99 worse than the fixed
@@ -591,7 +594,8 @@ class Runtime(_Common):
         requests, and a fast one is polled again soon after a burst. (Re-arming once a lone
         request's eventfd round trip fitted in the spin never happened on a slow VM: that
         round trip includes the loop's own wake-up.)"""
-        if self._answered is None or self._answered() is not asyncio.current_task():
+        task = asyncio.current_task()
+        if task is None or self._answered is None or self._answered() is not task:
             return
         if self._poll_skip:
             self._poll_skip -= 1
