@@ -584,13 +584,15 @@ class Runtime(_Common):
         awaiting it: no sleep, no wake-up, no extra loop iteration.
 
         Only for a closed loop: the task that got the last answer asking again (a client's
-        loop), so the loop most likely has nothing else to do meanwhile. Requests from other tasks (open-loop
-        arrivals, the HTTP and gRPC servers' task per request) would queue behind the
-        spinning loop instead: with Poisson arrivals at 50-90% of the host's capacity,
-        polling every lone request made the adaptive window's p99 worse than the fixed
-        window's (bench/README.md). Adaptive, with backoff: after a poll that missed (a model slower than the spin, or an engine still busy with
-        a burst), the next 1, 2, 4, ... up to 128 lone requests go the eventfd way before
-        one polls again; a hit resets it. A slow model thus costs one wasted spin per 128
+        loop), so the loop most likely has nothing else to do meanwhile. Requests from other
+        tasks (open-loop arrivals, the HTTP and gRPC servers' task per request) would queue
+        behind the spinning loop instead: with Poisson arrivals at 50-90% of the host's
+        capacity, polling every lone request made the adaptive window's p99 worse than the
+        fixed window's (bench/README.md).
+
+        Adaptive, with backoff: after a poll that missed (a model slower than the spin, or an
+        engine still busy with a burst), the next 1, 2, 4, ... up to 128 closed-loop lone
+        requests go the eventfd way before one polls again; a hit resets it. A slow model thus costs one wasted spin per 128
         requests, and a fast one is polled again soon after a burst. (Re-arming once a lone
         request's eventfd round trip fitted in the spin never happened on a slow VM: that
         round trip includes the loop's own wake-up.)"""
