@@ -7,6 +7,10 @@ HTTP targets ask for.
 
     python bench/http_floor.py --port 8300 &
     perf_analyzer -m mlp -u 127.0.0.1:8300 -i http --shape input:1,64 --concurrency-range 64
+
+With ``--httptools`` the same answers come from a bare asyncio protocol over httptools'
+parser (uvicorn's; ``pip install httptools``): the floor of a Python HTTP stack with nothing
+but parsing and one write per response.
 """
 
 from __future__ import annotations
@@ -49,10 +53,54 @@ async def infer(request: web.Request) -> web.Response:
     return web.Response(body=ANSWER, content_type="application/json")
 
 
+def serve_httptools(port: int) -> None:
+    """A bare HTTP/1.1 keep-alive protocol: parse with httptools, answer from a table."""
+    import asyncio
+
+    import httptools  # type: ignore[import-not-found]
+    import uvloop
+
+    def response(body: bytes, status: bytes = b"200 OK") -> bytes:
+        return b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+
+    routes = {b"/v2": response(orjson.dumps(SERVER)), b"/v2/health/ready": response(b""), b"/v2/models/mlp": response(orjson.dumps(METADATA)),
+              b"/v2/models/mlp/config": response(orjson.dumps(CONFIG)), b"/v2/models/mlp/infer": response(ANSWER)}
+    missing = response(b'{"error": "not found"}', b"404 Not Found")
+
+    class Protocol(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.parser = httptools.HttpRequestParser(self)
+            self.url = b""
+
+        def on_url(self, url: bytes) -> None:
+            self.url += url
+
+        def on_message_complete(self) -> None:
+            self.transport.write(routes.get(self.url, missing))  # type: ignore[attr-defined]
+            self.url = b""
+
+        def data_received(self, data: bytes) -> None:
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                self.transport.close()
+
+    async def run() -> None:
+        server = await asyncio.get_running_loop().create_server(Protocol, "127.0.0.1", port)
+        await server.serve_forever()
+
+    uvloop.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--httptools", action="store_true", help="a bare asyncio protocol over httptools instead of aiohttp")
     args = parser.parse_args()
+    if args.httptools:
+        serve_httptools(args.port)
+        return
     app = web.Application()
     app.router.add_get("/v2", server)
     app.router.add_get("/v2/health/ready", ready)
