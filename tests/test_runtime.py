@@ -94,20 +94,19 @@ max_batch_size = 64
 max_queue_delay_us = 200000
 """
     async with Runtime.from_spec(spec(text), environ={}) as rt:
-        await rt.infer("slow_first", {"x": np.zeros((1, 1), np.float32)})
-        x = np.zeros((8, 1), np.float32)
-        latencies = []
-        for _ in range(150):
-            start = time.perf_counter()
-            await rt.infer("slow_first", {"x": x})
-            latencies.append(time.perf_counter() - start)
-        # Single rows again: their bucket starts afresh instead of averaging in the old 20 ms.
-        one = np.zeros((1, 1), np.float32)
-        singles = []
-        for _ in range(10):
-            start = time.perf_counter()
-            await rt.infer("slow_first", {"x": one})
-            singles.append(time.perf_counter() - start)
+
+        async def lone_requests(rows: int, n: int) -> list[float]:
+            """Latencies of n requests of `rows` rows, one at a time."""
+            x, out = np.zeros((rows, 1), np.float32), []
+            for _ in range(n):
+                start = time.perf_counter()
+                await rt.infer("slow_first", {"x": x})
+                out.append(time.perf_counter() - start)
+            return out
+
+        await lone_requests(1, 1)
+        latencies = await lone_requests(8, 150)
+        singles = await lone_requests(1, 10)  # their bucket starts afresh, not from the old 20 ms
         assert tb.CALLS["slow_first"] == [1] + [8] * 150 + [1] * 10  # one request per batch throughout
         held = sum(latency > 0.005 for latency in latencies[:40])
         late = sorted(latencies[-15:])[7]
