@@ -187,13 +187,13 @@ def simulate(adaptive: bool, arrivals_ns: np.ndarray, a_ns: int, b_ns: int) -> l
 def native_driver() -> Path:
     """build/poisson_native, compiled from the driver and the engine's sources when older."""
     binary = ROOT / "build" / "poisson_native"
-    sources = [NATIVE_DRIVER, *sorted((ROOT / "csrc").rglob("*.cpp")), *sorted((ROOT / "csrc").rglob("*.hpp")), *sorted((ROOT / "csrc").rglob("*.h"))]
-    if binary.exists() and binary.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
+    engine = sorted((ROOT / "csrc").rglob("*.cpp"))
+    headers = [*(ROOT / "csrc").rglob("*.hpp"), *(ROOT / "csrc").rglob("*.h")]
+    if binary.exists() and binary.stat().st_mtime >= max(p.stat().st_mtime for p in [NATIVE_DRIVER, *engine, *headers]):
         return binary
     compiler = os.environ.get("CXX") or shutil.which("g++") or "c++"
     binary.parent.mkdir(exist_ok=True)
-    engine = [str(p) for p in sorted((ROOT / "csrc").rglob("*.cpp"))]
-    subprocess.run([compiler, "-O2", "-std=c++17", f"-I{ROOT / 'csrc' / 'include'}", *engine, str(NATIVE_DRIVER), "-o", str(binary), "-pthread", "-ldl"], check=True)
+    subprocess.run([compiler, "-O2", "-std=c++17", f"-I{ROOT / 'csrc' / 'include'}", *map(str, engine), str(NATIVE_DRIVER), "-o", str(binary), "-pthread", "-ldl"], check=True)
     return binary
 
 
