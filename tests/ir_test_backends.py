@@ -195,3 +195,18 @@ class SlowInit:
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in inputs.items()}
+
+
+class ToText:
+    """Float rows in, BYTES out: each row's first value as text, then a byte that is not
+    UTF-8 when the value is negative (the JSON answer must repair it as Python does)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        pass
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["x"]
+        out = np.empty((x.shape[0], 1), dtype=object)
+        for i, v in enumerate(x.reshape(x.shape[0], -1)[:, 0]):
+            out[i, 0] = f"{v:g}".encode() + (b"\xff\xe2\x82" if v < 0 else "é".encode())
+        return {"text": out}

@@ -41,6 +41,13 @@ Value Value::make_object(std::vector<std::pair<std::string, Value>> members) {
   return v;
 }
 
+Value Value::make_int_token(double d, int64_t exact) {
+  Value v = make_number(d);
+  v.int_token_ = true;
+  v.int_ = exact;
+  return v;
+}
+
 bool Value::is_integer() const {
   // 2^63 itself is out of range; -2^63 is in.
   return type_ == Type::kNumber && std::isfinite(number_) && std::floor(number_) == number_ &&
@@ -154,6 +161,7 @@ class Parser {
     } else {
       return error("expected a digit");
     }
+    const size_t integer_end = pos_;
     if (!at_end() && peek() == '.') {
       ++pos_;
       if (at_end() || !digit(peek())) return error("expected a digit after the decimal point");
@@ -176,6 +184,14 @@ class Parser {
       if (!std::isfinite(d)) return error_at(start, "number out of range");
     } else if (res.ec != std::errc() || res.ptr != last) {
       return error_at(start, "invalid number");
+    }
+    int64_t exact = 0;
+    if (pos_ == integer_end) {
+      auto as_int = std::from_chars(first, last, exact);
+      if (as_int.ec == std::errc() && as_int.ptr == last) {
+        *out = Value::make_int_token(d, exact);
+        return Status::Ok();
+      }
     }
     *out = Value::make_number(d);
     return Status::Ok();

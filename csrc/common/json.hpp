@@ -21,6 +21,7 @@ class Value {
   Value() = default;
   static Value make_bool(bool b);
   static Value make_number(double d);
+  static Value make_int_token(double d, int64_t exact);
   static Value make_string(std::string s);
   static Value make_array(std::vector<Value> items);
   static Value make_object(std::vector<std::pair<std::string, Value>> members);
@@ -37,6 +38,10 @@ class Value {
   double as_number() const { return number_; }  // precondition: is_number()
   bool is_integer() const;                      // a whole number within int64 range
   int64_t as_int() const { return static_cast<int64_t>(number_); }  // precondition: is_integer()
+  // Whether the parsed text was an integer literal (no fraction, no exponent) within int64,
+  // as Python's json reads an int rather than a float; int_token() is then its exact value.
+  bool is_int_token() const { return int_token_; }
+  int64_t int_token() const { return int_; }
   const std::string& as_string() const { return string_; }
   const std::vector<Value>& items() const { return items_; }
   const std::vector<std::pair<std::string, Value>>& members() const { return members_; }
@@ -47,6 +52,8 @@ class Value {
   Type type_ = Type::kNull;
   bool bool_ = false;
   double number_ = 0.0;
+  bool int_token_ = false;
+  int64_t int_ = 0;
   std::string string_;
   std::vector<Value> items_;
   std::vector<std::pair<std::string, Value>> members_;

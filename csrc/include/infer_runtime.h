@@ -40,7 +40,7 @@ extern "C" {
 /* IR_CDEF_BEGIN */
 
 #define IR_ABI_VERSION_MAJOR 0
-#define IR_ABI_VERSION_MINOR 11
+#define IR_ABI_VERSION_MINOR 12
 
 /* ---- Versions --------------------------------------------------------------------
  * Threading: safe from any thread.
@@ -659,6 +659,88 @@ void ir_registry_entry_free(ir_registry_entry* entry);
  * requires). `*n_out` gets the length needed, even when larger than `capacity` (then nothing
  * is written). Errors: INVALID_ARGUMENT naming line and column of the first problem. */
 ir_error* ir_selftest_json(const char* text, size_t size, char* out, size_t capacity, size_t* n_out);
+
+/* ---- HTTP front end -----------------------------------------------------------------
+ * The engine answering KServe v2 inference requests (JSON, and Triton's binary tensor
+ * extension) over HTTP/1.1 itself, on connections the host accepts and hands in. It takes only
+ * requests it understands completely, to models routed to it; at the first request it does
+ * not (another endpoint, an error to explain, an unusual header or parameter), it hands the
+ * connection back to the host with the bytes read so far (IR_HTTP_HANDOFF), and the host
+ * serves that connection from then on. See docs/http-front.md.
+ * Threading: every function is safe from any thread, except ir_http_destroy (once, last). */
+
+typedef struct ir_http ir_http;
+
+typedef struct ir_http_options {
+    int64_t max_request_bytes;     /* larger bodies are handed to the host (> 0) */
+    int64_t read_timeout_ms;       /* a request must arrive whole within this (> 0) */
+    int64_t keepalive_timeout_ms;  /* idle connections close after this; 0: after each response */
+} ir_http_options;
+
+typedef enum ir_http_event_kind {
+    IR_HTTP_HANDOFF = 1,    /* `fd` is the host's now; `data`/`size`: the bytes already read from it */
+    IR_HTTP_CLOSED = 2,     /* a connection the front end served was closed */
+    IR_HTTP_FAILED = 3,     /* a request was answered with error `status`; `data`: the full message */
+    IR_HTTP_TIMED_OUT = 4   /* a connection was closed: its request did not arrive in time */
+} ir_http_event_kind;
+
+typedef struct ir_http_event {
+    int32_t kind;            /* one of ir_http_event_kind */
+    int32_t fd;              /* IR_HTTP_HANDOFF only; else -1 */
+    int32_t status;          /* IR_HTTP_FAILED only */
+    const char* model;       /* IR_HTTP_FAILED: the model ("" otherwise) */
+    const char* request_id;  /* IR_HTTP_FAILED: the request id named in the answer */
+    const char* data;        /* see the kinds; not NUL-terminated for IR_HTTP_HANDOFF */
+    uint64_t size;
+} ir_http_event;
+
+/* Starts a front end and its I/O thread. `engine` must outlive it. Caller owns *out; free with
+ * ir_http_destroy. Errors: INVALID_ARGUMENT (options), UNAVAILABLE (no descriptors). */
+ir_error* ir_http_create(ir_engine* engine, const ir_http_options* options, ir_http** out);
+
+/* Stops the I/O thread, closes the connections it serves and any not yet handed back, then
+ * waits for the requests it submitted (call it after ir_engine_stop, which completes them). */
+void ir_http_destroy(ir_http* http);
+
+/* Routes POST /v2/models/{name}[/versions/{version}]/infer to `model` (borrowed for the call;
+ * the front end keeps its own reference), answering with `version`; replaces an earlier
+ * route of `name`. Models without a fixed signature, or with BYTES inputs, stay the host's.
+ * Errors: INVALID_ARGUMENT (NULL arguments). */
+ir_error* ir_http_route(ir_http* http, const char* name, const char* version, ir_model* model);
+
+/* Removes the route of `name` (its requests go to the host). */
+void ir_http_unroute(ir_http* http, const char* name);
+
+/* While 0, every new request is handed to the host (a draining server answers it). */
+void ir_http_set_admitting(ir_http* http, int admitting);
+
+/* Takes a connected stream socket: the front end owns `fd` from now on (until it hands it
+ * back). Errors: INVALID_ARGUMENT (not an open descriptor; `fd` is then still the caller's). */
+ir_error* ir_http_adopt(ir_http* http, int fd);
+
+/* An eventfd that is readable while events wait (watch it; ir_http_poll clears it). */
+int ir_http_event_fd(const ir_http* http);
+
+/* Takes up to `capacity` waiting events; returns how many. Their strings are borrowed until
+ * the next ir_http_poll or ir_http_destroy. */
+int32_t ir_http_poll(ir_http* http, ir_http_event* out, int32_t capacity);
+
+/* Wall-clock milliseconds of the last inference the front end answered for `name` (0: none). */
+int64_t ir_http_last_inference_ms(ir_http* http, const char* name);
+
+/* Requests the front end answered itself, and requests it handed to the host, so far. */
+uint64_t ir_http_served(const ir_http* http);
+uint64_t ir_http_handed_off(const ir_http* http);
+
+/* For tests: parses an HTTP request head as the front end does. Returns 0 (incomplete),
+ * 1 (complete: *head_size, *content_length and *header_length are set; -1 = absent) or
+ * 2 (declined: the host would read it). */
+int32_t ir_selftest_http_head(const char* data, size_t size, uint64_t* head_size, int64_t* content_length, int64_t* header_length);
+
+/* For tests: `size` bytes as UTF-8 with each maximal invalid subsequence replaced by U+FFFD,
+ * as the front end writes BYTES outputs in JSON. Returns the length of the result; writes it
+ * to `out` only when it fits in `capacity`. */
+size_t ir_selftest_utf8_replace(const char* data, size_t size, char* out, size_t capacity);
 
 /* IR_CDEF_END */
 

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
@@ -358,6 +358,8 @@ class Runtime(_Common):
         self._poll_backoff = 1  # the next skip after a miss (doubles per miss, to a cap)
         self._answered: weakref.ref[asyncio.Task[Any]] | None = None  # the task that got the last answer
         self._serving: dict[str, Any] = {}  # model name → EngineModel, for the hot path
+        self._swap_listeners: list[Callable[[str], None]] = []
+        self._close_listeners: list[Callable[[], None]] = []
         self._watcher: Any = None  # the registry watcher (hot swap), when the spec polls
 
     @classmethod
@@ -424,6 +426,10 @@ class Runtime(_Common):
                 self._on_completions()
                 self._loop.remove_reader(self._fd)
                 self._fd = -1
+            if not self._core.stuck:
+                for listener in self._close_listeners:
+                    listener()
+            self._close_listeners.clear()
             self._core.destroy()
             abandoned += self._core.abandon_pending()
             self._state = "stopped"
@@ -575,7 +581,28 @@ class Runtime(_Common):
         self._ring_doorbell()  # requests held for a burst go to the version they were accepted for
         new = self._core.swap(prepared)  # on the loop: no submission sees half a swap
         self._serving[name] = new.engine_model
+        for listener in self._swap_listeners:
+            listener(name)
         return new
+
+    def engine_model_handle(self, name: str) -> Any:
+        """The engine's handle (``ir_model*``) on model ``name`` serving now, or None for a
+        pipeline or an unknown name: what the native HTTP front end routes to."""
+        from infer_runtime._native.engine import EnginePipeline
+
+        engine_model = self._serving.get(name)
+        if engine_model is None or isinstance(engine_model, EnginePipeline):
+            return None
+        return engine_model.handle
+
+    def on_swap(self, listener: Callable[[str], None]) -> None:
+        """Calls ``listener(name)`` on the loop after a new version of ``name`` is swapped in."""
+        self._swap_listeners.append(listener)
+
+    def on_engine_stopped(self, listener: Callable[[], None]) -> None:
+        """Calls ``listener()`` once the engine has stopped (every request completed), just
+        before it is freed; not called when a stuck backend keeps the engine alive."""
+        self._close_listeners.append(listener)
 
     def _catch_lone(self, waiter: asyncio.Future[Any]) -> None:
         """A lone request: nothing else is in flight, so the loop would sleep in epoll until

@@ -20,7 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
 
 ABI_MAJOR = 0
 """The ABI major version this Python package was written for."""
-ABI_MINOR = 11
+ABI_MINOR = 12
 """The ABI minor version this Python package needs (exactly, while the major is 0)."""
 
 

@@ -49,6 +49,7 @@ async def serve(loaded: LoadedSpec, *, on_ready: Any = None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals: list[int] = []
+    native: list[Any] = []  # the engine's HTTP front end, once started
 
     def on_signal(signum: int) -> None:
         signals.append(signum)
@@ -57,6 +58,8 @@ async def serve(loaded: LoadedSpec, *, on_ready: Any = None) -> int:
             os._exit(EXIT_FAILED)
         log.info("shutdown requested", signal=signal.Signals(signum).name)
         state.phase = "draining"  # readiness false and new requests refused from now on
+        for front in native:
+            front.set_admitting(False)  # new requests go to the Python server, which refuses them
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -93,6 +96,16 @@ async def serve(loaded: LoadedSpec, *, on_ready: Any = None) -> int:
     )
     await runner.setup()
     listener = Listener(runner, read_timeout_s=server_spec.read_timeout_s, max_connections=server_spec.max_connections)
+    if server_spec.native_http and not server_spec.access_log:
+        from .native_http import NativeHttp
+
+        front = NativeHttp(runtime, max_request_bytes=state.max_request_bytes, read_timeout_s=server_spec.read_timeout_s,
+                           keepalive_timeout_s=server_spec.keepalive_timeout_s)
+        native.append(front)
+        listener.serve_native(front)
+        state.native_last_inference = front.last_inference_ms
+        if stop.is_set():
+            front.set_admitting(False)
     grpc = None
     try:
         try:
@@ -107,7 +120,7 @@ async def serve(loaded: LoadedSpec, *, on_ready: Any = None) -> int:
             state.phase = "serving"
         log.info("serving", http=f"http://{server_spec.host}:{http_port}", grpc=f"{server_spec.host}:{grpc_port}" if grpc_port else None,
                  models=runtime.model_names, failed=sorted(runtime.failed_models), startup_s=round(time.perf_counter() - started, 3),
-                 event_loop=loop_mod.running_loop_name())
+                 event_loop=loop_mod.running_loop_name(), native_http=bool(native))
         if on_ready is not None:
             on_ready(http_port, grpc_port)
         await stop.wait()
@@ -119,6 +132,8 @@ async def serve(loaded: LoadedSpec, *, on_ready: Any = None) -> int:
 
 async def _shutdown(state: ServingState, runtime: Runtime, runner: Any, listener: Any, grpc: Any, timeout_s: float) -> int:
     state.phase = "draining"
+    if listener.native is not None:
+        listener.native.set_admitting(False)
     if grpc is not None:
         await grpc.begin_drain()
     log.info("draining", timeout_s=timeout_s)

@@ -4,6 +4,7 @@ own state (phase, liveness, statistics baseline, metrics registry)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from infer_runtime.engine import ModelStats
@@ -41,6 +42,7 @@ class ServingState:
         self.view = StatsView(runtime)
         self.registry = make_registry(runtime, view=self.view, model_ready=lambda m: self.model_not_ready_reason(m) is None)
         self.last_inference_ms: dict[str, int] = {}
+        self.native_last_inference: Callable[[str], int] | None = None  # the engine's HTTP front end's
         self._default_timeout_ms = {name: (m.batching.default_timeout_ms if m.batching else 0) for name, m in loaded.spec.models.items()}
 
     def started(self) -> None:
@@ -50,6 +52,10 @@ class ServingState:
     def answered(self, model: str) -> None:
         """Records that an inference for ``model`` was answered now (``last_inference``)."""
         self.last_inference_ms[model] = time.time_ns() // 1_000_000
+
+    def _last_inference(self, model: str) -> int:
+        native = self.native_last_inference(model) if self.native_last_inference is not None else 0
+        return max(self.last_inference_ms.get(model, 0), native)
 
     def default_timeout_ms(self, model: str) -> int:
         """The model's ``default_timeout_ms`` (0 = none)."""
@@ -225,7 +231,7 @@ class ServingState:
             s = self.view.stats(model)
         except InferRuntimeError as exc:
             raise UnavailableError(f"statistics of model '{model}' are not available: the server is {self.phase}") from exc
-        return statistics.model_statistics(model, self.serving_version(model), s, self.last_inference_ms.get(model, 0))
+        return statistics.model_statistics(model, self.serving_version(model), s, self._last_inference(model))
 
     def metrics_text(self) -> tuple[bytes, str]:
         """The Prometheus exposition (engine counters read now)."""

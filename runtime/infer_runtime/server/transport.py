@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -29,16 +29,20 @@ from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+if TYPE_CHECKING:
+    from .native_http import NativeHttp
+
 log = structlog.get_logger("infer_runtime.server.http")
 
 
 class GuardedRequestHandler(RequestHandler):
     """aiohttp's per-connection protocol with a read deadline and JSON parser errors."""
 
-    def __init__(self, manager: web.Server, *, read_timeout_s: float, on_close: Any, **kwargs: Any) -> None:
+    def __init__(self, manager: web.Server, *, read_timeout_s: float, on_close: Any, prefix: bytes = b"", **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._read_timeout_s = read_timeout_s
         self._on_close = on_close
+        self._prefix = prefix  # bytes the engine's front end read before handing the connection over
         self._read_timer: asyncio.TimerHandle | None = None
         self._between_requests = True
 
@@ -48,6 +52,9 @@ class GuardedRequestHandler(RequestHandler):
         # that never sends a byte would otherwise hold a slot of max_connections forever.
         self._between_requests = False
         self._read_timer = self._loop.call_later(self._read_timeout_s, self._read_timed_out)
+        if self._prefix:
+            prefix, self._prefix = self._prefix, b""
+            self.data_received(prefix)
 
     def data_received(self, data: bytes) -> None:
         if self._between_requests and data:  # the first byte of a request starts its clock
@@ -120,7 +127,9 @@ class Listener:
         self.read_timeout_s = read_timeout_s
         self.max_connections = max_connections
         self.open_connections = 0
+        self.native: NativeHttp | None = None  # the engine's front end, which takes each connection first
         self._slots = asyncio.Semaphore(max_connections)
+        self._handoffs: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
         self._sock: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -144,10 +153,39 @@ class Listener:
         self.open_connections -= 1
         self._slots.release()
 
-    def _protocol(self) -> GuardedRequestHandler:
+    def _protocol(self, prefix: bytes = b"") -> GuardedRequestHandler:
         server = self.runner.server
         assert server is not None
-        return GuardedRequestHandler(server, loop=asyncio.get_running_loop(), read_timeout_s=self.read_timeout_s, on_close=self._closed, **server._kwargs)
+        return GuardedRequestHandler(server, loop=asyncio.get_running_loop(), read_timeout_s=self.read_timeout_s, on_close=self._closed, prefix=prefix,
+                                     **server._kwargs)
+
+    def serve_native(self, native: NativeHttp) -> None:
+        """Hands every accepted connection to the engine's front end first; the ones it hands
+        back are served here, from the bytes it had read."""
+        self.native = native
+        native.start(on_handoff=self._take_over, on_closed=self._closed)
+
+    def _take_over(self, fd: int, prefix: bytes) -> None:
+        conn = socket.socket(fileno=fd)
+        task = asyncio.get_running_loop().create_task(self._serve(conn, prefix), name="http-handoff")
+        self._handoffs.add(task)
+        task.add_done_callback(self._handoffs.discard)
+
+    async def _serve(self, conn: socket.socket, prefix: bytes = b"") -> None:
+        """Serves one connection (its slot is taken) with aiohttp until it closes."""
+        made: list[GuardedRequestHandler] = []
+
+        def factory() -> GuardedRequestHandler:
+            made.append(self._protocol(prefix))
+            return made[-1]
+
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(factory, conn)
+        except OSError as exc:  # the client left before we set it up
+            log.debug("connection setup failed", error=str(exc))
+            conn.close()
+            if not made:  # else the protocol's connection_lost frees the slot
+                self._closed()
 
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -164,20 +202,13 @@ class Listener:
                 self._slots.release()
                 raise
             self.open_connections += 1
-            made: list[GuardedRequestHandler] = []
-
-            def factory(made: list[GuardedRequestHandler] = made) -> GuardedRequestHandler:
-                made.append(self._protocol())
-                return made[-1]
-
             try:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.connect_accepted_socket(factory, conn)
-            except OSError as exc:  # the client left before we set it up
-                log.debug("connection setup failed", error=str(exc))
-                conn.close()
-                if not made:  # else the protocol's connection_lost frees the slot
-                    self._closed()
+            except OSError:  # the client already left: setting it up below fails and says so
+                pass
+            if self.native is not None and self.native.adopt(conn):
+                continue  # the engine serves it; its slot frees on IR_HTTP_CLOSED or hand-off
+            await self._serve(conn)
 
     async def stop(self) -> None:
         """Stops accepting (open connections are closed by the runner's cleanup)."""

@@ -74,6 +74,7 @@ class ServerSection(_Section):
     read_timeout_s: float = Field(30.0, gt=0, description="A client must send a whole request (headers and body) within this many seconds, or its connection is closed (slow-client defence).")
     keepalive_timeout_s: float = Field(15.0, ge=0, description="An idle keep-alive connection is closed after this many seconds; 0 closes connections after each response.")
     max_connections: int = Field(1024, ge=1, description="Most client connections open at once over HTTP; further ones wait in the listen backlog.")
+    native_http: bool = Field(True, description="The engine answers v2 inference requests to models over HTTP itself, in C++, without the Python interpreter; any other request, and any it does not fully understand, is served by the Python server (docs/http-front.md). Off while access_log is on.")
 
 
 class TensorSpec(_Section):
