@@ -167,7 +167,7 @@ class Server:
     env: dict[str, str] | None = None
 
 
-def _ours(label: str, model: Path, tmp: Path, **batching: object) -> Server:
+def _ours(label: str, model: Path, tmp: Path, env: dict[str, str] | None = None, **batching: object) -> Server:
     from _common import mlp_spec
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -177,7 +177,7 @@ def _ours(label: str, model: Path, tmp: Path, **batching: object) -> Server:
     spec.write_text(mlp_spec(model, **batching))  # type: ignore[arg-type]
     http, grpc = free_port(), free_port()
     return Server(label, [sys.executable, "-m", "infer_runtime", "run", str(spec), "--http-port", str(http), "--grpc-port", str(grpc)],
-                  http, "/v2/health/ready")
+                  http, "/v2/health/ready", env=env)
 
 
 def perf_analyzer(binary: str, port: int, concurrency: int, interval_ms: int, label: str) -> LoadResult:
@@ -236,6 +236,9 @@ async def compare(duration_s: float, pytriton_python: str | None, concurrency: t
         _ours("ours, adaptive", model, tmp, max_queue_delay_us=500, max_batch_size=64, host="native", adaptive=True),
         _ours("ours, max_queue_delay_us=0", model, tmp, max_queue_delay_us=0, max_batch_size=64, host="native", adaptive=False),
         _ours("ours, fixed window", model, tmp, max_queue_delay_us=500, max_batch_size=64, host="native", adaptive=False),
+        # the same adaptive server with the engine's HTTP front end off: every request through aiohttp
+        _ours("ours, Python front end", model, tmp, env={**env, "INFER_RUNTIME_SERVER__NATIVE_HTTP": "false"}, max_queue_delay_us=500, max_batch_size=64,
+              host="native", adaptive=True),
     ]
     port = free_port()
     servers.append(Server("FastAPI + uvicorn", [sys.executable, "-m", "uvicorn", "bench.fastapi_baseline:app", "--port", str(port), "--log-level", "warning"],

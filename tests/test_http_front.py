@@ -71,6 +71,15 @@ python = {{ entrypoint = "ir_test_backends:ToText" }}
 [models.text.batching]
 max_batch_size = 8
 max_queue_delay_us = 2000
+[models.held]
+backend = "python"
+inputs = [{{ name = "x", dtype = "float32", shape = [-1, 1] }}]
+outputs = [{{ name = "x", dtype = "float32", shape = [-1, 1] }}]
+python = {{ entrypoint = "ir_test_backends:FileGated", config = {{ gate = "{gate}" }} }}
+[models.held.batching]
+max_batch_size = 1
+max_queue_delay_us = 0
+max_queue_size = 256
 [models.gated]
 backend = "python"
 inputs = [{{ name = "x", dtype = "float32", shape = [-1, 1] }}]
@@ -130,20 +139,19 @@ def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 10) -
     """Reads one response (Content-Length framed) from ``sock``; ``buffer`` keeps what is
     left over for the next one."""
     sock.settimeout(timeout)
-    while b"\r\n\r\n" not in buffer:
+    while (end := buffer.find(b"\r\n\r\n")) < 0:
         chunk = sock.recv(65536)
         if not chunk:
-            raise ConnectionError(f"closed before a response (got {bytes(buffer)!r})")
+            raise ConnectionError(f"closed before a response (got {bytes(buffer[:200])!r})")
         buffer += chunk
-    head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+    lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
     headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     size = int(headers.get("content-length", "0"))
-    start = len(head) + 4
+    start = end + 4
     while len(buffer) < start + size:
         chunk = sock.recv(65536)
         if not chunk:
@@ -218,6 +226,8 @@ def test_inference_is_answered_by_the_engine_and_matches_python(servers) -> None
         infer_json("echo", [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": [[1, 2, 3, 4], [5, 6.5, -0.0, 1e-30]]}]),
         infer_json("plain", [{"name": "x", "datatype": "INT32", "shape": [2, 2], "data": [1, -2, 2147483647, -2147483648]}]),
         binary_request("echo", {"x": np.arange(8, dtype=np.float32).reshape(2, 4)}, {"x": "FP32"}, ["x"]),
+        # NaN in a JSON output: Python writes every float of the answer as a double's repr
+        binary_request("echo", {"x": np.array([[0.1, np.nan, 1e-7, 3.4e38]], np.float32)}, {"x": "FP32"}),
         binary_request("multi", {"a": np.array([[1, -(2**62)]], np.int64), "b": np.array([[0.1, 1e300, -2.5]]), "c": np.array([[0, 255]], np.uint8),
                                  "d": np.array([[True]]), "h": np.array([[0.5, -3]], np.float16)},
                        {"a": "INT64", "b": "FP64", "c": "UINT8", "d": "BOOL", "h": "FP16"}),
@@ -229,6 +239,9 @@ def test_inference_is_answered_by_the_engine_and_matches_python(servers) -> None
         a, b = exchange(native, raw), exchange(python, raw)
         assert a.by_engine and not b.by_engine, raw
         assert normalized(a) == normalized(b), raw
+    time.sleep(0.3)
+    logged = [e for e in _log_events(native) if e.get("event") == "request failed" and "unknown output 'nope'" in e.get("error", "")]
+    assert len(logged) == 1 and logged[0]["level"] == "info" and logged[0]["status"] == 400
     # JSON floats: FP32 in shortest form, always a float (never "1", never "-0")
     r = exchange(native, infer_json("echo", [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, -0.0, 0.1, 3.4028234663852886e38]}]))
     text = r.body.decode()
@@ -381,6 +394,23 @@ def test_generated_requests_get_the_same_answer_from_both(servers, body: bytes) 
 # -- connections -------------------------------------------------------------------------------
 
 
+def test_a_request_that_is_not_ours_is_handed_over_before_its_body(servers) -> None:  # type: ignore[no-untyped-def]
+    native, _ = servers
+    for path in ("/v2/models/nope/infer", "/v2/models/echo/versions/7/infer", "/v2/repository/index"):
+        with socket.create_connection(("127.0.0.1", native.http_port)) as sock:
+            started = time.monotonic()
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n".encode())  # the body never comes
+            r = read_response(sock, bytearray(), timeout=5)
+            assert not r.by_engine and r.status in (200, 404) and time.monotonic() - started < 0.5, (path, r.status)
+
+
+def test_zero_size_binary_input_without_its_header_length() -> None:
+    from infer_runtime.server.protocol import decode_inputs
+
+    out = decode_inputs({"inputs": [{"name": "x", "datatype": "FP32", "shape": [0], "parameters": {"binary_data_size": 0}}]}, None)
+    assert out["x"].shape == (0,) and out["x"].dtype == np.float32
+
+
 def test_keep_alive_pipelining_and_split_reads(servers) -> None:  # type: ignore[no-untyped-def]
     native, _ = servers
     with socket.create_connection(("127.0.0.1", native.http_port)) as sock:
@@ -512,6 +542,105 @@ def test_a_full_queue_and_a_deadline_are_answered_at_once(servers, gate: Path) -
     time.sleep(0.3)
     failed = [e for e in _log_events(native) if e.get("event") == "request failed" and e.get("model") == "gated"]
     assert sorted(e["status"] for e in failed) == [503, 503]
+
+
+def test_a_pipelined_flood_of_refusals_is_answered_in_order(servers, gate: Path) -> None:  # type: ignore[no-untyped-def]
+    native, _ = servers
+    entered = gate.with_suffix(".entered")
+    entered.unlink(missing_ok=True)
+    gate.unlink()
+    one = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}]}).encode()
+    held: list[Response] = []
+    threads = [threading.Thread(target=lambda: held.append(exchange(native, request_bytes("/v2/models/gated/infer", one), timeout=60))) for _ in range(3)]
+    try:
+        threads[0].start()
+        deadline = time.monotonic() + 10
+        while not entered.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for t in threads[1:]:  # the queue (2) is full from now on
+            t.start()
+        time.sleep(0.3)
+        count = 20000  # answered one after another: never by recursion (20,000 deep crashed the server)
+        with socket.create_connection(("127.0.0.1", native.http_port)) as sock:
+            sock.sendall(request_bytes("/v2/models/gated/infer", one) * count)
+            buffer = bytearray()
+            statuses = [read_response(sock, buffer, timeout=30).status for _ in range(count)]
+        assert statuses == [503] * count
+    finally:
+        gate.touch()
+        for t in threads:
+            t.join(60)
+    assert [r.status for r in held] == [200, 200, 200]
+    assert native.process.poll() is None
+
+
+def test_a_leaving_client_never_cancels_a_python_served_request(servers, gate: Path) -> None:  # type: ignore[no-untyped-def]
+    native, _ = servers
+    entered = gate.with_suffix(".entered")
+    entered.unlink(missing_ok=True)
+    gate.unlink()
+    one = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}]}).encode()
+    results: list[Response] = []
+
+    def through_python() -> None:  # a health check first: this connection is Python's
+        with socket.create_connection(("127.0.0.1", native.http_port), timeout=60) as sock:
+            buffer = bytearray()
+            sock.sendall(request_bytes("/v2/health/live", b"", method="GET"))
+            read_response(sock, buffer)
+            sock.sendall(request_bytes("/v2/models/held/infer", one))
+            results.append(read_response(sock, buffer, timeout=60))
+
+    threads = [threading.Thread(target=through_python) for _ in range(12)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while not entered.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # one running, the rest queued, under the host's cookies
+        for _ in range(24):  # the engine's own requests to the same model, whose clients leave
+            with socket.create_connection(("127.0.0.1", native.http_port)) as sock:
+                sock.sendall(request_bytes("/v2/models/held/infer", one))
+                time.sleep(0.02)
+        time.sleep(0.3)
+    finally:
+        gate.touch()
+        for t in threads:
+            t.join(60)
+    assert sorted(r.status for r in results) == [200] * 12
+    assert not any(r.by_engine for r in results)
+
+
+def test_a_client_that_leaves_cancels_its_queued_request(servers, gate: Path) -> None:  # type: ignore[no-untyped-def]
+    native, _ = servers
+    entered = gate.with_suffix(".entered")
+    entered.unlink(missing_ok=True)
+    gate.unlink()
+    one = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}]}).encode()
+    results: list[Response] = []
+    first = threading.Thread(target=lambda: results.append(exchange(native, request_bytes("/v2/models/gated/infer", one), timeout=30)))
+    first.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not entered.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        def cancelled() -> int:
+            stats = exchange(native, request_bytes("/v2/models/gated/stats", b"", method="GET")).json()["model_stats"][0]
+            return int(stats["inference_stats"]["fail"]["count"])
+        before = cancelled()
+        with socket.create_connection(("127.0.0.1", native.http_port)) as leaving:
+            leaving.sendall(request_bytes("/v2/models/gated/infer", one, {"X-Request-ID": "gone-1"}))
+            time.sleep(0.3)  # queued behind the held batch
+        deadline = time.monotonic() + 5
+        while cancelled() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cancelled() == before + 1
+    finally:
+        gate.touch()
+        first.join(30)
+    assert results[0].status == 200
+    events = [e for e in _log_events(native) if e.get("request_id") == "gone-1"]
+    assert [e["event"] for e in events] == ["request cancelled: the client disconnected"]
 
 
 def test_draining_hands_new_requests_to_python_and_finishes_the_old(spec: Path, gate: Path) -> None:

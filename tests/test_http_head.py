@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infer_runtime._native import ffi, lib
+from infer_runtime.server.v2 import redact
 
 INCOMPLETE, COMPLETE, DECLINED = 0, 1, 2
 
@@ -134,3 +135,26 @@ UTF8_PIECES = st.sampled_from([b"a", b"\xc3\xa9", b"\xe2\x82\xac", b"\xf0\x9f\x9
 @given(data=st.one_of(st.binary(max_size=40), st.lists(UTF8_PIECES, max_size=12).map(b"".join)))
 def test_bytes_outputs_are_repaired_as_python_decodes_them(data: bytes) -> None:
     assert utf8_replace(data) == data.decode("utf-8", "replace").encode("utf-8")
+
+
+def engine_redact(text: str) -> str:
+    data = text.encode()
+    n = lib.ir_selftest_redact(data, len(data), ffi.NULL, 0)
+    out = ffi.new("char[]", max(n, 1))
+    assert lib.ir_selftest_redact(data, len(data), out, n) == n
+    return bytes(ffi.buffer(out, n)).decode()
+
+
+MESSAGE_CHARS = st.sampled_from(list("ab_Z09/.:'\"(),; \t-x") + ["/tmp/", "/a/b", "//", "model 'm': "])
+
+
+@settings(max_examples=500, deadline=None)
+@given(parts=st.lists(MESSAGE_CHARS, max_size=16))
+def test_error_messages_lose_their_paths_as_in_python(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert engine_redact(text) == redact(text)
+
+
+def test_a_path_in_an_engine_message_is_cut_to_its_last_part() -> None:
+    assert engine_redact("cannot open /var/lib/models/digits.onnx: gone") == "cannot open digits.onnx: gone"
+    assert engine_redact("model 'm': queue full (1024)") == "model 'm': queue full (1024)"

@@ -1,5 +1,7 @@
 // The HTTP front end behind the C ABI.
+#include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,7 @@
 
 struct ir_http {
   std::unique_ptr<ir::http::HttpFront> front;
+  std::mutex poll_mu;
   std::vector<ir::http::Event> polled;  // what the last ir_http_poll lent out
 };
 
@@ -21,8 +24,9 @@ IR_API ir_error* ir_http_create(ir_engine* engine, const ir_http_options* option
       return ir::Status(IR_ERROR_INVALID_ARGUMENT, "max_request_bytes and read_timeout_ms must be > 0, keepalive_timeout_ms >= 0");
     ir::http::FrontOptions o;
     o.max_request_bytes = options->max_request_bytes;
-    o.read_timeout_ns = options->read_timeout_ms * 1000000;
-    o.keepalive_timeout_ns = options->keepalive_timeout_ms * 1000000;
+    constexpr int64_t kLongest = int64_t{1} << 40;  // ms (35 years): no overflow in ns
+    o.read_timeout_ns = std::min(options->read_timeout_ms, kLongest) * 1000000;
+    o.keepalive_timeout_ns = std::min(options->keepalive_timeout_ms, kLongest) * 1000000;
     auto handle = std::make_unique<ir_http>();
     IR_RETURN_IF_ERROR(ir::http::HttpFront::Create(o, &handle->front));
     *out = handle.release();
@@ -63,6 +67,7 @@ IR_API int ir_http_event_fd(const ir_http* http) { return http == nullptr ? -1 :
 
 IR_API int32_t ir_http_poll(ir_http* http, ir_http_event* out, int32_t capacity) {
   if (http == nullptr || out == nullptr || capacity <= 0) return 0;
+  std::lock_guard<std::mutex> lock(http->poll_mu);
   try {
     http->front->poll(&http->polled, static_cast<size_t>(capacity));
   } catch (...) {
@@ -112,6 +117,17 @@ IR_API size_t ir_selftest_utf8_replace(const char* data, size_t size, char* out,
   std::string text;
   try {
     ir::http::append_utf8_replacing(reinterpret_cast<const uint8_t*>(data), size, &text);
+  } catch (...) {
+    return 0;
+  }
+  if (out != nullptr && text.size() <= capacity) std::memcpy(out, text.data(), text.size());
+  return text.size();
+}
+
+IR_API size_t ir_selftest_redact(const char* data, size_t size, char* out, size_t capacity) {
+  std::string text;
+  try {
+    text = ir::http::redact_paths(std::string_view(data, size));
   } catch (...) {
     return 0;
   }

@@ -287,7 +287,9 @@ void ir_model_wake(ir_model* model);
 
 /* Cancels the request submitted with `cookie` if it is still queued: it completes at once with
  * CANCELLED (counted as cancelled) and never runs. Returns 1 if it was cancelled, 0 if it is
- * running, finished or unknown (its completion comes as usual). Threading: any thread. */
+ * running, finished or unknown (its completion comes as usual). Host cookies stay below 2^62:
+ * the HTTP front end's requests carry bit 62, pipeline steps' bit 63, so a cancel reaches only
+ * the submitter's own request. Threading: any thread. */
 int32_t ir_model_cancel(ir_model* model, uint64_t cookie);
 
 /* ---- Completions -------------------------------------------------------------------
@@ -681,15 +683,16 @@ typedef enum ir_http_event_kind {
     IR_HTTP_HANDOFF = 1,    /* `fd` is the host's now; `data`/`size`: the bytes already read from it */
     IR_HTTP_CLOSED = 2,     /* a connection the front end served was closed */
     IR_HTTP_FAILED = 3,     /* a request was answered with error `status`; `data`: the full message */
-    IR_HTTP_TIMED_OUT = 4   /* a connection was closed: its request did not arrive in time */
+    IR_HTTP_TIMED_OUT = 4,  /* a connection was closed: its request did not arrive in time */
+    IR_HTTP_CANCELLED = 5   /* a client left while its request was in flight (model, request_id) */
 } ir_http_event_kind;
 
 typedef struct ir_http_event {
     int32_t kind;            /* one of ir_http_event_kind */
     int32_t fd;              /* IR_HTTP_HANDOFF only; else -1 */
     int32_t status;          /* IR_HTTP_FAILED only */
-    const char* model;       /* IR_HTTP_FAILED: the model ("" otherwise) */
-    const char* request_id;  /* IR_HTTP_FAILED: the request id named in the answer */
+    const char* model;       /* IR_HTTP_FAILED, IR_HTTP_CANCELLED: the model ("" otherwise) */
+    const char* request_id;  /* IR_HTTP_FAILED: the request id named in the answer; may be "" for CANCELLED */
     const char* data;        /* see the kinds; not NUL-terminated for IR_HTTP_HANDOFF */
     uint64_t size;
 } ir_http_event;
@@ -722,7 +725,7 @@ ir_error* ir_http_adopt(ir_http* http, int fd);
 int ir_http_event_fd(const ir_http* http);
 
 /* Takes up to `capacity` waiting events; returns how many. Their strings are borrowed until
- * the next ir_http_poll or ir_http_destroy. */
+ * the next ir_http_poll or ir_http_destroy (one poller at a time, then). */
 int32_t ir_http_poll(ir_http* http, ir_http_event* out, int32_t capacity);
 
 /* Wall-clock milliseconds of the last inference the front end answered for `name` (0: none). */
@@ -741,6 +744,10 @@ int32_t ir_selftest_http_head(const char* data, size_t size, uint64_t* head_size
  * as the front end writes BYTES outputs in JSON. Returns the length of the result; writes it
  * to `out` only when it fits in `capacity`. */
 size_t ir_selftest_utf8_replace(const char* data, size_t size, char* out, size_t capacity);
+
+/* For tests: `size` bytes of an error message with absolute paths cut to their last
+ * component, as the front end shows engine errors to clients; returns and writes as above. */
+size_t ir_selftest_redact(const char* data, size_t size, char* out, size_t capacity);
 
 /* IR_CDEF_END */
 

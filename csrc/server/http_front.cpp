@@ -20,10 +20,14 @@ namespace ir::http {
 namespace {
 
 constexpr size_t kReadChunk = 16384;
+constexpr int kPipelineBudget = 32;        // requests of one connection served per loop turn
 constexpr int64_t kSweepNs = 100'000'000;  // timeouts are checked every 0.1 s
 constexpr uint32_t kReading = EPOLLIN | EPOLLRDHUP;
 constexpr uint32_t kWaiting = EPOLLRDHUP;  // in flight: only a client that goes away matters
-constexpr uint32_t kWriting = EPOLLOUT | EPOLLRDHUP;
+constexpr uint32_t kWriting = EPOLLOUT;    // (EPOLLRDHUP here would fire forever on a half-close)
+// The front end's cookies carry this bit, so a cancel never reaches a request of the host's
+// (whose cookies stay below 2^62) or of a pipeline step (bit 63) under the same model.
+constexpr uint64_t kCookieBit = uint64_t{1} << 62;
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -33,7 +37,11 @@ int64_t wall_ms() {
 // shows it: a capitalised word ending in Error, Exception, Exit or Interrupt.
 std::string exception_kind(const std::string& message) {
   static const char* const kEndings[] = {"Error", "Exception", "Exit", "Interrupt"};
-  auto word = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
+  // Bytes of multi-byte UTF-8 count as word characters, as most of what they encode is \w to
+  // Python: no kind is named where Python would not name one.
+  auto word = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || static_cast<unsigned char>(c) >= 0x80;
+  };
   for (size_t i = 0; i < message.size(); ++i) {
     if (message[i] < 'A' || message[i] > 'Z' || (i > 0 && word(message[i - 1]))) continue;
     size_t j = i;
@@ -61,7 +69,8 @@ bool plain_request_id(std::string_view id) {
 struct Conn {
   uint64_t id = 0;
   int fd = -1;
-  std::vector<uint8_t> in;   // the current request starts at in[0]
+  std::vector<uint8_t> in;   // bytes read: the current request starts at in[start]
+  size_t start = 0;
   size_t len = 0;            // bytes held in `in`
   std::string out;           // the response being written
   size_t sent = 0;
@@ -72,6 +81,7 @@ struct Conn {
   bool close_after = false;
   int64_t request_start_ns = 0;  // first byte of the current request; 0 between requests
   int64_t idle_since_ns = 0;
+  int64_t last_write_ns = 0;     // the last progress of a response being written
   size_t request_bytes = 0;      // head and body of the request being answered
   size_t head_scanned = 0;       // how far the head of the next request has been searched
   size_t need = 0;               // bytes the current request needs in all, once its head is read
@@ -216,8 +226,9 @@ void HttpFront::run() {
   epoll_event events[64];
   int64_t next_sweep = now_ns() + kSweepNs;
   std::vector<uint64_t> dead;
+  std::vector<uint64_t> ready;
   while (!exit_.load(std::memory_order_acquire)) {
-    const int n = epoll_wait(epoll_fd_, events, 64, 100);
+    const int n = epoll_wait(epoll_fd_, events, 64, ready_.empty() ? 100 : 0);
     for (int i = 0; i < n; ++i) {
       const uint64_t id = events[i].data.u64;
       if (id == 0) {
@@ -237,12 +248,23 @@ void HttpFront::run() {
       } else if (c.in_flight) {
         if (got & (EPOLLRDHUP | EPOLLHUP)) close_conn(c, false);  // cancels the queued request
       } else if (c.writing) {
-        if (got & EPOLLOUT) flush(c);
-        else if (got & EPOLLHUP) close_conn(c, false);
+        if (got & EPOLLOUT) {
+          if (flush(c)) ready_.push_back(c.id);
+        } else if (got & EPOLLHUP) {
+          close_conn(c, false);
+        }
       } else if (got & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
         on_readable(c);
       }
     }
+    // Requests already read (pipelined, or after an answer went out) are served here, a
+    // bounded number per connection and turn: never by recursion, and no client starves others.
+    ready.swap(ready_);
+    for (uint64_t id : ready) {
+      auto it = conns_.find(id);
+      if (it != conns_.end() && !it->second->dead) serve_buffered(*it->second);
+    }
+    ready.clear();
     const int64_t now = now_ns();
     if (now >= next_sweep) {
       sweep(now);
@@ -283,7 +305,7 @@ void HttpFront::drain_inbox() {
     conns_.emplace(c->id, std::move(c));
   }
   for (const Completion& done : completed) {
-    auto it = conns_.find(done.cookie);
+    auto it = conns_.find(done.cookie & ~kCookieBit);
     if (it == conns_.end()) continue;
     Conn& c = *it->second;
     c.in_flight = false;
@@ -293,49 +315,74 @@ void HttpFront::drain_inbox() {
 }
 
 void HttpFront::on_readable(Conn& c) {
-  for (;;) {
-    if (c.in.size() - c.len < kReadChunk) c.in.resize(c.len + kReadChunk * 2);
-    const size_t space = c.in.size() - c.len;
-    const ssize_t got = ::recv(c.fd, c.in.data() + c.len, space, 0);
-    if (got > 0) {
-      if (c.len == 0 && c.request_start_ns == 0) c.request_start_ns = now_ns();
-      c.len += static_cast<size_t>(got);
-      if (static_cast<size_t>(got) < space) break;  // the socket is drained
-      continue;
+  // One read per wake-up (level-triggered: more data wakes us again), into room that grows
+  // with what has arrived, never with what a head announces.
+  if (c.in.size() - c.len < kReadChunk) {
+    if (c.start > 0) {  // not in flight (we only read then): the buffer may move
+      std::memmove(c.in.data(), c.in.data() + c.start, c.len - c.start);
+      c.len -= c.start;
+      c.start = 0;
     }
-    if (got == 0) {  // the client closed: whatever it sent is all there will be
-      serve_buffered(c);
-      if (!c.dead && !c.in_flight && !c.writing) close_conn(c, false);
-      return;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    close_conn(c, false);
+    if (c.in.size() - c.len < kReadChunk) c.in.resize(c.len + std::max(c.len, 2 * kReadChunk));
+  }
+  const ssize_t got = ::recv(c.fd, c.in.data() + c.len, c.in.size() - c.len, 0);
+  if (got > 0) {
+    if (c.len == c.start && c.request_start_ns == 0) c.request_start_ns = now_ns();
+    c.len += static_cast<size_t>(got);
+    serve_buffered(c);
     return;
   }
-  serve_buffered(c);
+  if (got == 0) {  // the client closed: whatever it sent is all there will be
+    serve_buffered(c);
+    if (!c.dead && !c.in_flight && !c.writing) close_conn(c, false);
+    return;
+  }
+  if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) return;
+  close_conn(c, false);
 }
 
 void HttpFront::serve_buffered(Conn& c) {
-  if (c.dead || c.in_flight || c.writing || c.len == 0 || c.len < c.need) return;
-  Head head;
-  const HeadResult r = parse_head(reinterpret_cast<const char*>(c.in.data()), c.len, &head, &c.head_scanned);
-  if (r == HeadResult::kIncomplete) return;
-  if (r == HeadResult::kDecline || !admitting_.load(std::memory_order_acquire) || head.method != "POST" || head.content_length < 0 ||
-      head.content_length > options_.max_request_bytes) {
-    hand_off(c);
-    return;
+  for (int budget = kPipelineBudget; budget > 0; --budget) {
+    if (c.dead || c.in_flight || c.writing) return;
+    const size_t held = c.len - c.start;
+    if (held == 0 || held < c.need) return;
+    const char* data = reinterpret_cast<const char*>(c.in.data() + c.start);
+    Head head;
+    const HeadResult r = parse_head(data, held, &head, &c.head_scanned);
+    if (r == HeadResult::kIncomplete) return;
+    if (r == HeadResult::kDecline || !admitting_.load(std::memory_order_acquire) || head.content_length < 0 ||
+        head.content_length > options_.max_request_bytes) {
+      hand_off(c);
+      return;
+    }
+    // Route as soon as the head is in: a request that is not ours goes to Python now (it
+    // may answer without the body, as for an unknown model), not after the body.
+    Route route;
+    std::string_view name;
+    if (!find_route(head, &route, &name)) {
+      hand_off(c);
+      return;
+    }
+    const size_t total = head.size + static_cast<size_t>(head.content_length);
+    if (held < total) {
+      c.need = total;  // the head is read again only once the body is in
+      return;
+    }
+    switch (try_submit(c, head, std::move(route), name)) {
+      case Submitted::kInFlight:
+        return;
+      case Submitted::kDeclined:
+        hand_off(c);
+        return;
+      case Submitted::kAnswered:
+        if (!flush(c)) return;  // still writing, or closed
+        break;                  // answered at once (a full queue): on to the next request
+    }
   }
-  const size_t total = head.size + static_cast<size_t>(head.content_length);
-  if (c.len < total) {
-    if (c.in.size() < total) c.in.resize(total);
-    c.need = total;  // the head is read again only once the body is in
-    return;
-  }
-  if (!try_submit(c, head)) hand_off(c);
+  ready_.push_back(c.id);  // budget spent: the rest on the next turn
 }
 
-bool HttpFront::try_submit(Conn& c, const Head& head) {
+bool HttpFront::find_route(const Head& head, Route* route, std::string_view* name) {
   constexpr std::string_view kPrefix = "/v2/models/";
   constexpr std::string_view kInfer = "/infer";
   constexpr std::string_view kVersions = "/versions/";
@@ -344,31 +391,35 @@ bool HttpFront::try_submit(Conn& c, const Head& head) {
       target.substr(target.size() - kInfer.size()) != kInfer)
     return false;
   const std::string_view rest = target.substr(kPrefix.size(), target.size() - kPrefix.size() - kInfer.size());
-  std::string_view name = rest;
+  *name = rest;
   std::string_view version;
   bool versioned = false;
   if (const size_t slash = rest.find('/'); slash != std::string_view::npos) {
-    name = rest.substr(0, slash);
+    *name = rest.substr(0, slash);
     if (rest.substr(slash, kVersions.size()) != kVersions) return false;
     version = rest.substr(slash + kVersions.size());
     versioned = true;
     if (version.empty() || version.find('/') != std::string_view::npos) return false;
   }
-  Route route;
   {
     std::lock_guard<std::mutex> lock(routes_mu_);
-    auto it = routes_.find(name);
+    auto it = routes_.find(*name);
     if (it == routes_.end()) return false;
-    route = it->second;
+    *route = it->second;
   }
-  if (!route.fast || (versioned && version != route.version)) return false;
+  if (!route->fast || (versioned && version != route->version)) return false;
+  // Replaced, and the host has not routed the new version yet: Python names the version exactly.
+  return route->model->successor() == nullptr;
+}
+
+HttpFront::Submitted HttpFront::try_submit(Conn& c, const Head& head, Route route, std::string_view name) {
   const auto body_size = static_cast<uint64_t>(head.content_length);
   const uint64_t header_size = head.inference_header_length >= 0 ? static_cast<uint64_t>(head.inference_header_length) : body_size;
-  if (header_size == 0 || header_size > body_size) return false;
-  const uint8_t* body = c.in.data() + head.size;
+  if (header_size == 0 || header_size > body_size) return Submitted::kDeclined;
+  const uint8_t* body = c.in.data() + c.start + head.size;
   const ModelConfig& config = route.model->config();
   if (!decode(config, std::string_view(reinterpret_cast<const char*>(body), header_size), body + header_size, body_size - header_size, &c.request))
-    return false;
+    return Submitted::kDeclined;
   c.request_bytes = head.size + body_size;
   c.close_after = head.close || options_.keepalive_timeout_ns == 0;
   c.model_name.assign(name);
@@ -385,7 +436,7 @@ bool HttpFront::try_submit(Conn& c, const Head& head) {
   int32_t admitted = 0;
   Status s;
   try {
-    s = route.model->submit_many(c.id, c.request.refs.data(), static_cast<int32_t>(c.request.refs.size()), nullptr, 1, c.request.priority,
+    s = route.model->submit_many(kCookieBit | c.id, c.request.refs.data(), static_cast<int32_t>(c.request.refs.size()), nullptr, 1, c.request.priority,
                                  c.request.timeout_us, true, &admitted, this);
   } catch (...) {  // out of memory: Python answers it
     s = Status(IR_ERROR_INTERNAL, "submission failed");
@@ -393,17 +444,16 @@ bool HttpFront::try_submit(Conn& c, const Head& head) {
   if (s.ok()) {
     c.model = std::move(route.model);
     set_interest(c, kWaiting);
-    return true;
+    return Submitted::kInFlight;
   }
   c.in_flight = false;
   {
     std::lock_guard<std::mutex> lock(flight_mu_);
     --in_flight_;
   }
-  if (s.code() != IR_ERROR_RESOURCE_EXHAUSTED) return false;  // Python answers, with its own words
-  answer_error(c, 503, s.message(), s.message());  // overload: a fast rejection that keeps the connection here
-  flush(c);
-  return true;
+  if (s.code() != IR_ERROR_RESOURCE_EXHAUSTED) return Submitted::kDeclined;  // Python answers, with its own words
+  answer_error(c, 503, redact_paths(s.message()), s.message());  // overload: a fast rejection that keeps the connection here
+  return Submitted::kAnswered;
 }
 
 void HttpFront::set_interest(Conn& c, uint32_t interest) {
@@ -417,9 +467,13 @@ void HttpFront::set_interest(Conn& c, uint32_t interest) {
 void HttpFront::finish(Conn& c, const Completion& done) {
   c.model.reset();
   if (done.error.ok()) {
-    encode_response(c.model_name, c.version, c.request, done, c.close_after, &c.out);
-    served_.fetch_add(1, std::memory_order_relaxed);
-    c.last_ms->store(wall_ms(), std::memory_order_relaxed);
+    std::string problem;
+    if (encode_response(c.model_name, c.version, c.request, done, c.close_after, &c.out, &problem)) {
+      served_.fetch_add(1, std::memory_order_relaxed);
+      c.last_ms->store(wall_ms(), std::memory_order_relaxed);
+    } else {
+      answer_error(c, 400, problem, problem);
+    }
   } else {
     const std::string& message = done.error.message();
     switch (done.error.code()) {
@@ -427,13 +481,13 @@ void HttpFront::finish(Conn& c, const Completion& done) {
       case IR_ERROR_CANCELLED:
       case IR_ERROR_UNAVAILABLE:
       case IR_ERROR_RESOURCE_EXHAUSTED:
-        answer_error(c, 503, message, message);
+        answer_error(c, 503, redact_paths(message), message);
         break;
       case IR_ERROR_INVALID_ARGUMENT:
-        answer_error(c, 400, message, message);
+        answer_error(c, 400, redact_paths(message), message);
         break;
       case IR_ERROR_NOT_FOUND:
-        answer_error(c, 404, message, message);
+        answer_error(c, 404, redact_paths(message), message);
         break;
       case IR_ERROR_BACKEND: {
         // As Python's client_message: the kind of failure and where the details are.
@@ -451,7 +505,7 @@ void HttpFront::finish(Conn& c, const Completion& done) {
         break;
     }
   }
-  flush(c);
+  if (flush(c)) ready_.push_back(c.id);
 }
 
 void HttpFront::answer_error(Conn& c, int status, const std::string& client_message, const std::string& log_message) {
@@ -460,47 +514,48 @@ void HttpFront::answer_error(Conn& c, int status, const std::string& client_mess
   push_event(Event{EventKind::kFailed, -1, status, c.model_name, c.request_id, log_message});
 }
 
-void HttpFront::flush(Conn& c) {
+bool HttpFront::flush(Conn& c) {
   while (c.sent < c.out.size()) {
     const ssize_t put = ::send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
     if (put > 0) {
       c.sent += static_cast<size_t>(put);
+      c.last_write_ns = now_ns();
       continue;
     }
     if (put < 0 && errno == EINTR) continue;
     if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!c.writing) c.last_write_ns = now_ns();
       c.writing = true;
       set_interest(c, kWriting);
-      return;
+      return false;
     }
     close_conn(c, false);
-    return;
+    return false;
   }
-  // The whole response is out: the next request starts at in[0].
+  // The whole response is out: the next request starts after this one.
   c.out.clear();
   c.sent = 0;
   c.writing = false;
-  const size_t rest = c.len - c.request_bytes;
-  if (rest > 0) std::memmove(c.in.data(), c.in.data() + c.request_bytes, rest);
-  c.len = rest;
+  c.start += c.request_bytes;
+  if (c.start == c.len) c.start = c.len = 0;
   c.request_bytes = 0;
   c.head_scanned = 0;
   c.need = 0;
-  c.request_start_ns = rest > 0 ? now_ns() : 0;
+  c.request_start_ns = c.len > c.start ? now_ns() : 0;
   c.idle_since_ns = now_ns();
   if (c.close_after) {
     close_conn(c, false);
-    return;
+    return false;
   }
   set_interest(c, kReading);
-  serve_buffered(c);  // a pipelined request already read
+  return c.len > c.start;  // a pipelined request is already here
 }
 
 void HttpFront::hand_off(Conn& c) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
   c.dead = true;
   handed_off_.fetch_add(1, std::memory_order_relaxed);
-  push_event(Event{EventKind::kHandoff, c.fd, 0, {}, {}, std::string(reinterpret_cast<const char*>(c.in.data()), c.len)});
+  push_event(Event{EventKind::kHandoff, c.fd, 0, {}, {}, std::string(reinterpret_cast<const char*>(c.in.data() + c.start), c.len - c.start)});
   c.fd = -1;
 }
 
@@ -510,7 +565,10 @@ void HttpFront::close_conn(Conn& c, bool timed_out) {
   ::close(c.fd);
   c.fd = -1;
   c.dead = true;
-  if (c.in_flight && c.model != nullptr) c.model->cancel(c.id);  // still queued: it need not run
+  if (c.in_flight && c.model != nullptr) {
+    c.model->cancel(kCookieBit | c.id);  // still queued: it need not run
+    push_event(Event{EventKind::kCancelled, -1, 0, c.model_name, c.request_id, {}});
+  }
   if (timed_out) push_event(Event{EventKind::kTimedOut, -1, 0, {}, {}, {}});
   push_event(Event{EventKind::kClosed, -1, 0, {}, {}, {}});
 }
@@ -518,7 +576,11 @@ void HttpFront::close_conn(Conn& c, bool timed_out) {
 void HttpFront::sweep(int64_t now) {
   for (auto& [id, conn] : conns_) {
     Conn& c = *conn;
-    if (c.dead || c.in_flight || c.writing) continue;
+    if (c.dead || c.in_flight) continue;
+    if (c.writing) {  // a client that stopped reading its answer
+      if (now - c.last_write_ns > options_.read_timeout_ns) close_conn(c, true);
+      continue;
+    }
     if (c.request_start_ns != 0) {
       if (now - c.request_start_ns > options_.read_timeout_ns) close_conn(c, true);
     } else if (now - c.idle_since_ns > options_.keepalive_timeout_ns) {

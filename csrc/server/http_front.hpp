@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -43,6 +44,7 @@ enum class EventKind : int32_t {
   kClosed = 2,   // a connection the front end served is closed (its slot is free)
   kFailed = 3,   // a request answered with an error: status, model, request id, data = message
   kTimedOut = 4, // a connection closed because its request did not arrive in time
+  kCancelled = 5,  // a client left while its request was in flight (cancelled if still queued)
 };
 
 struct Event {
@@ -99,12 +101,15 @@ class HttpFront final : public CompletionSink {
   void wake();
   void push_event(Event event);
   void on_readable(Conn& c);
+  enum class Submitted { kInFlight, kAnswered, kDeclined };
   void serve_buffered(Conn& c);
-  bool try_submit(Conn& c, const Head& head);
+  bool find_route(const Head& head, Route* route, std::string_view* name);
+  Submitted try_submit(Conn& c, const Head& head, Route route, std::string_view name);
   void set_interest(Conn& c, uint32_t interest);
   void finish(Conn& c, const Completion& done);
   void answer_error(Conn& c, int status, const std::string& client_message, const std::string& log_message);
-  void flush(Conn& c);
+  // Writes what is pending; true when the answer is out and a next request is already read.
+  bool flush(Conn& c);
   void hand_off(Conn& c);
   void close_conn(Conn& c, bool timed_out);
   void sweep(int64_t now_ns);
@@ -141,6 +146,7 @@ class HttpFront final : public CompletionSink {
   // I/O thread only.
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::vector<uint64_t> ready_;  // connections with a request read and not yet served
   std::string id_prefix_;
   uint64_t id_counter_ = 0;
 };

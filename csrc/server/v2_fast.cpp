@@ -202,17 +202,53 @@ void append_bytes_data(const uint8_t* p, uint64_t size, uint64_t elements, std::
   out->push_back(']');
 }
 
-// The JSON data of one output: its elements in C order.
-void append_data(int32_t dtype, const uint8_t* p, uint64_t elements, std::string* out) {
+// Whether a float output's elements are all finite (other types: true).
+bool all_finite(int32_t dtype, const uint8_t* p, uint64_t elements) {
+  for (uint64_t i = 0; i < elements; ++i) {
+    if (dtype == IR_DTYPE_FLOAT32) {
+      float f;
+      std::memcpy(&f, p + 4 * i, 4);
+      if (!std::isfinite(f)) return false;
+    } else if (dtype == IR_DTYPE_FLOAT64) {
+      double d;
+      std::memcpy(&d, p + 8 * i, 8);
+      if (!std::isfinite(d)) return false;
+    } else if (dtype == IR_DTYPE_FLOAT16) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      if ((h & 0x7c00u) == 0x7c00u) return false;
+    } else {
+      return true;
+    }
+  }
+  return true;
+}
+
+// The JSON data of one output: its elements in C order. `wide`: FP32 and FP16 as the
+// shortest double text of their value, as Python's json writes them (the form its server
+// falls back to when an output holds NaN or an infinity, which orjson cannot write).
+void append_data(int32_t dtype, const uint8_t* p, uint64_t elements, bool wide, std::string* out) {
   out->push_back('[');
   const size_t width = dtype_size(dtype);
   for (uint64_t i = 0; i < elements; ++i, p += width) {
     if (i) out->push_back(',');
     switch (dtype) {
       case IR_DTYPE_BOOL: out->append(*p ? "true" : "false"); break;
-      case IR_DTYPE_FLOAT32: { float f; std::memcpy(&f, p, 4); append_float(f, out); break; }
+      case IR_DTYPE_FLOAT32: {
+        float f;
+        std::memcpy(&f, p, 4);
+        if (wide) append_double(f, out);
+        else append_float(f, out);
+        break;
+      }
       case IR_DTYPE_FLOAT64: { double d; std::memcpy(&d, p, 8); append_double(d, out); break; }
-      case IR_DTYPE_FLOAT16: { uint16_t h; std::memcpy(&h, p, 2); append_float(half_to_float(h), out); break; }
+      case IR_DTYPE_FLOAT16: {
+        uint16_t h;
+        std::memcpy(&h, p, 2);
+        if (wide) append_double(half_to_float(h), out);
+        else append_float(half_to_float(h), out);
+        break;
+      }
       case IR_DTYPE_INT8: append_int(static_cast<int8_t>(*p), out); break;
       case IR_DTYPE_UINT8: append_uint(*p, out); break;
       case IR_DTYPE_INT16: { int16_t v; std::memcpy(&v, p, 2); append_int(v, out); break; }
@@ -264,6 +300,40 @@ void append_head(int status, std::string_view content_type, uint64_t body_size, 
 }  // namespace
 
 void append_float(float v, std::string* out) { append_real(v, out); }
+
+std::string redact_paths(std::string_view message) {
+  // Python's: (?<![\w.:/])(?:/SEG)+/(SEG) -> the last SEG, SEG = [^\s/'"():,;]+ (ASCII here;
+  // bytes of multi-byte UTF-8 count as SEG and as \w).
+  auto space = [](unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); };
+  auto seg = [&](unsigned char c) { return !space(c) && std::strchr("/'\"():,;", c) == nullptr; };
+  auto before_ok = [](unsigned char c) {
+    const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
+    return !word && c != '.' && c != ':' && c != '/';
+  };
+  std::string out;
+  out.reserve(message.size());
+  size_t i = 0;
+  while (i < message.size()) {
+    if (message[i] == '/' && (i == 0 || before_ok(static_cast<unsigned char>(message[i - 1])))) {
+      // Segments "/seg" back to back from i; the last one's text replaces them all.
+      size_t j = i, segments = 0, last = i;
+      while (j < message.size() && message[j] == '/' && j + 1 < message.size() && seg(static_cast<unsigned char>(message[j + 1]))) {
+        last = j + 1;
+        j = last;
+        while (j < message.size() && seg(static_cast<unsigned char>(message[j]))) ++j;
+        ++segments;
+      }
+      if (segments >= 2) {
+        out.append(message.substr(last, j - last));
+        i = j;
+        continue;
+      }
+    }
+    out.push_back(message[i]);
+    ++i;
+  }
+  return out;
+}
 void append_double(double v, std::string* out) { append_real(v, out); }
 
 bool model_fast(const ModelConfig& config) {
@@ -477,8 +547,8 @@ void encode_error(int status, std::string_view message, bool closing, std::strin
   out->append(body);
 }
 
-void encode_response(std::string_view model, std::string_view version, const DecodedRequest& request, const Completion& done, bool closing,
-                     std::string* out) {
+bool encode_response(std::string_view model, std::string_view version, const DecodedRequest& request, const Completion& done, bool closing,
+                     std::string* out, std::string* problem) {
   const BatchResult& result = *done.result;
   // (output index, binary) in the order the response lists them.
   struct Pick {
@@ -494,11 +564,11 @@ void encode_response(std::string_view model, std::string_view version, const Dec
       for (size_t i = 0; i < result.outputs.size(); ++i) {
         if (result.outputs[i].name == w.name) found = i;
       }
-      if (found == result.outputs.size()) {  // declared but not produced: Python's message
-        std::string message = "unknown output '" + w.name + "' (the model returns: ";
-        for (size_t i = 0; i < result.outputs.size(); ++i) message += (i ? ", " : "") + result.outputs[i].name;
-        encode_error(400, message + ")", closing, out);
-        return;
+      if (found == result.outputs.size()) {  // not produced: Python's message
+        *problem = "unknown output '" + w.name + "' (the model returns: ";
+        for (size_t i = 0; i < result.outputs.size(); ++i) *problem += (i ? ", " : "") + result.outputs[i].name;
+        *problem += ")";
+        return false;
       }
       picks.push_back({found, w.binary});
     }
@@ -514,35 +584,49 @@ void encode_response(std::string_view model, std::string_view version, const Dec
   };
   std::vector<Chunk> chunks;
   uint64_t binary_bytes = 0;
-  for (size_t k = 0; k < picks.size(); ++k) {
-    const BatchOutput& o = result.outputs[picks[k].index];
-    // This request's rows of the batch output (the whole output when the model does not batch).
-    std::vector<int64_t> shape = o.shape;
-    const uint8_t* data = o.buffer->data();
-    uint64_t size = o.buffer->size();
+  // This request's part of each output (the whole output when the model does not batch).
+  struct Part {
+    std::vector<int64_t> shape;
+    const uint8_t* data;
+    uint64_t size;
+    uint64_t elements;
+  };
+  std::vector<Part> parts;
+  bool wide = false;  // a JSON float output holds NaN or an infinity: every float as Python's repr
+  for (const Pick& pick : picks) {
+    const BatchOutput& o = result.outputs[pick.index];
+    Part part{o.shape, o.buffer->data(), o.buffer->size(), 1};
     if (result.sliced && result.rows > 0) {
       if (!o.row_starts.empty()) {  // BYTES: rows of variable size
         const uint64_t begin = o.row_starts[static_cast<size_t>(done.row_offset)];
-        size = o.row_starts[static_cast<size_t>(done.row_offset + done.rows)] - begin;
-        data += begin;
+        part.size = o.row_starts[static_cast<size_t>(done.row_offset + done.rows)] - begin;
+        part.data += begin;
       } else {
-        const uint64_t row_bytes = size / static_cast<uint64_t>(result.rows);
-        data += row_bytes * static_cast<uint64_t>(done.row_offset);
-        size = row_bytes * static_cast<uint64_t>(done.rows);
+        const uint64_t row_bytes = part.size / static_cast<uint64_t>(result.rows);
+        part.data += row_bytes * static_cast<uint64_t>(done.row_offset);
+        part.size = row_bytes * static_cast<uint64_t>(done.rows);
       }
-      shape[0] = done.rows;
+      part.shape[0] = done.rows;
     }
+    for (int64_t d : part.shape) part.elements *= static_cast<uint64_t>(d);
+    if (!pick.binary && !wide) wide = !all_finite(o.dtype, part.data, part.elements);
+    parts.push_back(std::move(part));
+  }
+  for (size_t k = 0; k < picks.size(); ++k) {
+    const BatchOutput& o = result.outputs[picks[k].index];
+    const std::vector<int64_t>& shape = parts[k].shape;
+    const uint8_t* data = parts[k].data;
+    const uint64_t size = parts[k].size;
     if (k) json.push_back(',');
     json.append("{\"name\":");
     json::dump_string(o.name, &json);
     json.append(",\"datatype\":\"");
     json.append(datatype_name(o.dtype));
     json.append("\",\"shape\":[");
-    uint64_t elements = 1;
+    const uint64_t elements = parts[k].elements;
     for (size_t d = 0; d < shape.size(); ++d) {
       if (d) json.push_back(',');
       append_int(shape[d], &json);
-      elements *= static_cast<uint64_t>(shape[d]);
     }
     json.push_back(']');
     if (picks[k].binary) {
@@ -554,7 +638,7 @@ void encode_response(std::string_view model, std::string_view version, const Dec
     } else {
       json.append(",\"data\":");
       if (is_bytes(o.dtype)) append_bytes_data(data, size, elements, &json);
-      else append_data(o.dtype, data, elements, &json);
+      else append_data(o.dtype, data, elements, wide, &json);
       json.push_back('}');
     }
   }
@@ -567,11 +651,12 @@ void encode_response(std::string_view model, std::string_view version, const Dec
   if (chunks.empty()) {
     append_head(200, "application/json", json.size(), -1, closing, out);
     out->append(json);
-    return;
+    return true;
   }
   append_head(200, "application/octet-stream", json.size() + binary_bytes, static_cast<int64_t>(json.size()), closing, out);
   out->append(json);
   for (const Chunk& c : chunks) out->append(reinterpret_cast<const char*>(c.data), c.size);
+  return true;
 }
 
 }  // namespace ir::http

@@ -50,9 +50,10 @@ bool decode(const ModelConfig& config, std::string_view header, const uint8_t* b
 
 // Appends the whole HTTP response for a successful completion: status line, headers (and
 // `Connection: close` when `closing`) and body, as the Python server would answer it.
-// A requested output the result lacks answers 400, as Python does.
-void encode_response(std::string_view model, std::string_view version, const DecodedRequest& request, const Completion& done, bool closing,
-                     std::string* out);
+// False (nothing appended, *problem set) when a requested output is not among the results:
+// Python's 400, which the caller answers.
+bool encode_response(std::string_view model, std::string_view version, const DecodedRequest& request, const Completion& done, bool closing,
+                     std::string* out, std::string* problem);
 
 // Appends an HTTP error response: {"error": message}.
 void encode_error(int status, std::string_view message, bool closing, std::string* out);
@@ -60,6 +61,10 @@ void encode_error(int status, std::string_view message, bool closing, std::strin
 // Appends `n` bytes as UTF-8, each maximal invalid subsequence replaced by U+FFFD, as
 // Python's bytes.decode("utf-8", "replace") does.
 void append_utf8_replacing(const uint8_t* p, size_t n, std::string* out);
+
+// `message` with each absolute path cut to its last component, as Python's v2.redact does
+// (what a client may see of an error).
+std::string redact_paths(std::string_view message);
 
 // A number as the JSON of a v2 response (shortest round-trip digits; a float always has a
 // '.' or an exponent, as Python writes it; NaN and infinities as Python's json writes them).

@@ -34,6 +34,7 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if [ "$#" -eq 0 ]; then
   set -- tests/test_abi.py tests/test_batching_policy.py tests/test_runtime.py tests/test_bursts.py tests/test_engine_consistency.py \
     tests/test_onnxruntime_native.py tests/test_onnxruntime_backend.py tests/test_server_http.py tests/test_model_table.py \
-    tests/test_reliability_engine.py tests/test_plugins.py tests/test_registry_consistency.py tests/test_rules_consistency.py tests/test_json_reader.py tests/test_pipelines.py tests/test_pipeline_dag.py
+    tests/test_reliability_engine.py tests/test_plugins.py tests/test_registry_consistency.py tests/test_rules_consistency.py tests/test_json_reader.py tests/test_pipelines.py tests/test_pipeline_dag.py \
+    tests/test_http_front.py tests/test_http_head.py
 fi
 python -m pytest -q -p no:cacheprovider "$@"

@@ -136,6 +136,9 @@ class NativeHttp:
                 log.info("request failed", **fields)
             else:
                 log.error("request failed", **fields)
+        elif kind == lib.IR_HTTP_CANCELLED:
+            log.info("request cancelled: the client disconnected", model=ffi.string(event.model).decode("utf-8", "replace"),
+                     request_id=ffi.string(event.request_id).decode("utf-8", "replace") or None)
         elif kind == lib.IR_HTTP_TIMED_OUT:
             log.info("closing a connection that did not send its request in time", timeout_s=self._read_timeout_s)
 

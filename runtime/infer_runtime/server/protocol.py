@@ -218,8 +218,7 @@ def decode_inputs(header: Mapping[str, Any], binary: memoryview | bytes | None) 
             raise ProtocolError(f"input '{name}': binary_data_size must be a non-negative integer")
         if offset + size > available:
             raise ProtocolError(f"input '{name}': binary_data_size {size} runs past the end of the body ({available - offset} bytes left)")
-        assert binary is not None
-        out[name] = tensor_from_bytes(name, dtype, shape, binary, offset, size)
+        out[name] = tensor_from_bytes(name, dtype, shape, binary if binary is not None else b"", offset, size)
         offset += size
     if offset != available:
         raise ProtocolError(f"the body has {available - offset} bytes of binary data that no input claims")
