@@ -684,7 +684,8 @@ typedef enum ir_http_event_kind {
     IR_HTTP_CLOSED = 2,     /* a connection the front end served was closed */
     IR_HTTP_FAILED = 3,     /* a request was answered with error `status`; `data`: the full message */
     IR_HTTP_TIMED_OUT = 4,  /* a connection was closed: its request did not arrive in time */
-    IR_HTTP_CANCELLED = 5   /* a client left while its request was in flight (model, request_id) */
+    IR_HTTP_CANCELLED = 5,  /* a client left while its request was in flight (model, request_id) */
+    IR_HTTP_STALLED = 6     /* a connection was closed: its client stopped reading an answer */
 } ir_http_event_kind;
 
 typedef struct ir_http_event {

@@ -20,7 +20,8 @@ namespace ir::http {
 namespace {
 
 constexpr size_t kReadChunk = 16384;
-constexpr int kPipelineBudget = 32;        // requests of one connection served per loop turn
+constexpr int kPipelineBudget = 32;
+constexpr size_t kKeepBytes = 1 << 20;     // larger buffers are freed between requests        // requests of one connection served per loop turn
 constexpr int64_t kSweepNs = 100'000'000;  // timeouts are checked every 0.1 s
 constexpr uint32_t kReading = EPOLLIN | EPOLLRDHUP;
 constexpr uint32_t kWaiting = EPOLLRDHUP;  // in flight: only a client that goes away matters
@@ -79,6 +80,7 @@ struct Conn {
   bool writing = false;
   bool dead = false;         // closed or handed off; erased once nothing refers to it
   bool close_after = false;
+  bool paused = false;       // in ready_ after using its turn: not read meanwhile
   int64_t request_start_ns = 0;  // first byte of the current request; 0 between requests
   int64_t idle_since_ns = 0;
   int64_t last_write_ns = 0;     // the last progress of a response being written
@@ -227,8 +229,8 @@ void HttpFront::run() {
   int64_t next_sweep = now_ns() + kSweepNs;
   std::vector<uint64_t> dead;
   std::vector<uint64_t> ready;
-  while (!exit_.load(std::memory_order_acquire)) {
-    const int n = epoll_wait(epoll_fd_, events, 64, ready_.empty() ? 100 : 0);
+  while (keep_running()) {
+    const int n = epoll_wait(epoll_fd_, events, 64, ready_.empty() ? (exit_.load(std::memory_order_acquire) ? 10 : 100) : 0);
     for (int i = 0; i < n; ++i) {
       const uint64_t id = events[i].data.u64;
       if (id == 0) {
@@ -270,13 +272,28 @@ void HttpFront::run() {
       sweep(now);
       next_sweep = now + kSweepNs;
     }
-    for (auto& [id, c] : conns_) {
-      if (c->dead && !c->in_flight) dead.push_back(id);
+    dead.swap(dead_);
+    for (uint64_t id : dead) {
+      auto it = conns_.find(id);
+      if (it != conns_.end() && !it->second->in_flight) conns_.erase(it);  // in flight: listed again at its completion
     }
-    for (uint64_t id : dead) conns_.erase(id);
     dead.clear();
   }
-  drain_inbox();  // the last answers (the destructor waited for them) still go out
+}
+
+bool HttpFront::keep_running() {
+  if (!exit_.load(std::memory_order_acquire)) return true;
+  // Stopping: the destructor waited for every answer; the loop runs on (up to a second) only
+  // while answers are still being written, so none is cut short.
+  if (closing_deadline_ == 0) {
+    closing_deadline_ = now_ns() + 1'000'000'000;
+    drain_inbox();
+  }
+  if (now_ns() > closing_deadline_) return false;
+  for (auto& [id, c] : conns_) {
+    if (!c->dead && c->writing) return true;
+  }
+  return false;
 }
 
 void HttpFront::drain_inbox() {
@@ -309,7 +326,10 @@ void HttpFront::drain_inbox() {
     if (it == conns_.end()) continue;
     Conn& c = *it->second;
     c.in_flight = false;
-    if (c.dead) continue;  // the client went away: nothing to answer
+    if (c.dead) {  // the client went away: nothing to answer; its buffer may go now
+      dead_.push_back(c.id);
+      continue;
+    }
     finish(c, done);
   }
 }
@@ -342,6 +362,10 @@ void HttpFront::on_readable(Conn& c) {
 }
 
 void HttpFront::serve_buffered(Conn& c) {
+  if (c.paused && !c.dead) {
+    c.paused = false;
+    set_interest(c, kReading);
+  }
   for (int budget = kPipelineBudget; budget > 0; --budget) {
     if (c.dead || c.in_flight || c.writing) return;
     const size_t held = c.len - c.start;
@@ -379,7 +403,11 @@ void HttpFront::serve_buffered(Conn& c) {
         break;                  // answered at once (a full queue): on to the next request
     }
   }
-  ready_.push_back(c.id);  // budget spent: the rest on the next turn
+  // Budget spent: the rest on the next turn, reading nothing more meanwhile (requests
+  // answered at once, 503s, would otherwise let a client's backlog grow without bound).
+  c.paused = true;
+  set_interest(c, 0);
+  ready_.push_back(c.id);
 }
 
 bool HttpFront::find_route(const Head& head, Route* route, std::string_view* name) {
@@ -472,7 +500,7 @@ void HttpFront::finish(Conn& c, const Completion& done) {
       served_.fetch_add(1, std::memory_order_relaxed);
       c.last_ms->store(wall_ms(), std::memory_order_relaxed);
     } else {
-      answer_error(c, 400, problem, problem);
+      answer_error(c, 400, redact_paths(problem), problem);
     }
   } else {
     const std::string& message = done.error.message();
@@ -537,7 +565,13 @@ bool HttpFront::flush(Conn& c) {
   c.sent = 0;
   c.writing = false;
   c.start += c.request_bytes;
-  if (c.start == c.len) c.start = c.len = 0;
+  if (c.start == c.len) {
+    c.start = c.len = 0;
+    if (c.in.capacity() > kKeepBytes) std::vector<uint8_t>().swap(c.in);  // one big request does not pin its buffer
+  }
+  for (std::vector<uint8_t>& data : c.request.json_data) {
+    if (data.capacity() > kKeepBytes) std::vector<uint8_t>().swap(data);
+  }
   c.request_bytes = 0;
   c.head_scanned = 0;
   c.need = 0;
@@ -554,22 +588,25 @@ bool HttpFront::flush(Conn& c) {
 void HttpFront::hand_off(Conn& c) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
   c.dead = true;
+  dead_.push_back(c.id);
   handed_off_.fetch_add(1, std::memory_order_relaxed);
   push_event(Event{EventKind::kHandoff, c.fd, 0, {}, {}, std::string(reinterpret_cast<const char*>(c.in.data() + c.start), c.len - c.start)});
   c.fd = -1;
 }
 
 void HttpFront::close_conn(Conn& c, bool timed_out) {
+  const bool stalled = timed_out && c.writing;
   if (c.dead) return;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
   ::close(c.fd);
   c.fd = -1;
   c.dead = true;
+  dead_.push_back(c.id);
   if (c.in_flight && c.model != nullptr) {
     c.model->cancel(kCookieBit | c.id);  // still queued: it need not run
     push_event(Event{EventKind::kCancelled, -1, 0, c.model_name, c.request_id, {}});
   }
-  if (timed_out) push_event(Event{EventKind::kTimedOut, -1, 0, {}, {}, {}});
+  if (timed_out) push_event(Event{stalled ? EventKind::kStalled : EventKind::kTimedOut, -1, 0, c.model_name, {}, {}});
   push_event(Event{EventKind::kClosed, -1, 0, {}, {}, {}});
 }
 

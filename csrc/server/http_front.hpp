@@ -45,6 +45,7 @@ enum class EventKind : int32_t {
   kFailed = 3,   // a request answered with an error: status, model, request id, data = message
   kTimedOut = 4, // a connection closed because its request did not arrive in time
   kCancelled = 5,  // a client left while its request was in flight (cancelled if still queued)
+  kStalled = 6,    // a connection closed because its client stopped reading an answer
 };
 
 struct Event {
@@ -97,6 +98,7 @@ class HttpFront final : public CompletionSink {
 
   explicit HttpFront(const FrontOptions& options);
   void run();
+  bool keep_running();
   void drain_inbox();
   void wake();
   void push_event(Event event);
@@ -147,6 +149,8 @@ class HttpFront final : public CompletionSink {
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::vector<uint64_t> ready_;  // connections with a request read and not yet served
+  std::vector<uint64_t> dead_;   // connections closed or handed off, to erase when idle
+  int64_t closing_deadline_ = 0;
   std::string id_prefix_;
   uint64_t id_counter_ = 0;
 };

@@ -119,9 +119,13 @@ HeadResult parse_head(const char* data, size_t n, Head* out, size_t* scanned) {
     const size_t eol = all.find('\n', pos);
     if (eol == std::string_view::npos) {
       std::string_view rest = all.substr(pos);
-      if (!rest.empty() && rest.back() == '\r') rest.remove_suffix(1);
+      // A line whose CR has come is whole but for its LF: judged as complete (parsers
+      // reject a bad line at its CR), unless it is the empty line that ends the head.
+      const bool whole = !rest.empty() && rest.back() == '\r';
+      if (whole) rest.remove_suffix(1);
       if (rest.find('\r') != std::string_view::npos) return HeadResult::kDecline;  // a bare CR
-      const bool ok = pos == 0 ? request_line_ok(rest, true) : header_line_ok(rest, true);
+      const bool ok = (whole && rest.empty() && pos != 0) ||
+                      (pos == 0 ? request_line_ok(rest, !whole) : header_line_ok(rest, !whole));
       if (!ok || n >= kMaxHead) return HeadResult::kDecline;
       if (scanned != nullptr) *scanned = pos;
       return HeadResult::kIncomplete;

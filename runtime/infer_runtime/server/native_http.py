@@ -141,6 +141,8 @@ class NativeHttp:
                      request_id=ffi.string(event.request_id).decode("utf-8", "replace") or None)
         elif kind == lib.IR_HTTP_TIMED_OUT:
             log.info("closing a connection that did not send its request in time", timeout_s=self._read_timeout_s)
+        elif kind == lib.IR_HTTP_STALLED:
+            log.info("closing a connection that stopped reading its answer", timeout_s=self._read_timeout_s)
 
     def close(self) -> None:
         """Stops the front end: its connections close, events still waiting are delivered
