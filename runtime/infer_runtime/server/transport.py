@@ -11,7 +11,9 @@
   headers) are answered in the protocol's JSON error shape, as every other error.
 
 The listener runs its own accept loop (``loop.sock_accept`` + ``connect_accepted_socket``),
-which works alike on asyncio's and uvloop's event loops.
+which works alike on asyncio's and uvloop's event loops. With the engine's HTTP front end on
+(``server.native_http``), each accepted connection goes to the engine first; the ones it hands
+back are served here from the bytes it had read (``native_http.py``, docs/http-front.md).
 """
 
 from __future__ import annotations
