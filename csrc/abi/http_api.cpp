@@ -113,10 +113,15 @@ IR_API int32_t ir_selftest_http_head(const char* data, size_t size, uint64_t* he
   return 1;
 }
 
-IR_API size_t ir_selftest_utf8_replace(const char* data, size_t size, char* out, size_t capacity) {
+namespace {
+
+// The test hooks' text transforms: `transform` of the input, copied out when it fits; its
+// length (0 when it could not be made).
+template <typename Transform>
+size_t selftest_text(const char* data, size_t size, char* out, size_t capacity, Transform transform) {
   std::string text;
   try {
-    ir::http::append_utf8_replacing(reinterpret_cast<const uint8_t*>(data), size, &text);
+    text = transform(std::string_view(data, size));
   } catch (...) {
     return 0;
   }
@@ -124,13 +129,16 @@ IR_API size_t ir_selftest_utf8_replace(const char* data, size_t size, char* out,
   return text.size();
 }
 
+}  // namespace
+
+IR_API size_t ir_selftest_utf8_replace(const char* data, size_t size, char* out, size_t capacity) {
+  return selftest_text(data, size, out, capacity, [](std::string_view in) {
+    std::string text;
+    ir::http::append_utf8_replacing(reinterpret_cast<const uint8_t*>(in.data()), in.size(), &text);
+    return text;
+  });
+}
+
 IR_API size_t ir_selftest_redact(const char* data, size_t size, char* out, size_t capacity) {
-  std::string text;
-  try {
-    text = ir::http::redact_paths(std::string_view(data, size));
-  } catch (...) {
-    return 0;
-  }
-  if (out != nullptr && text.size() <= capacity) std::memcpy(out, text.data(), text.size());
-  return text.size();
+  return selftest_text(data, size, out, capacity, [](std::string_view in) { return ir::http::redact_paths(in); });
 }

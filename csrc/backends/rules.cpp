@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../common/json.hpp"
+#include "../engine/dtype.hpp"
 #include "../rules/ruleset.hpp"
 #include "../rules/session.hpp"
 
@@ -32,19 +33,6 @@ size_t elem_size(int32_t dtype) {
     case IRB_DTYPE_UINT64: case IRB_DTYPE_INT64: case IRB_DTYPE_FLOAT64: return 8;
     default: return 0;
   }
-}
-
-double half_to_double(uint16_t h) {
-  const int sign = (h >> 15) & 1, exp = (h >> 10) & 0x1F, frac = h & 0x3FF;
-  double v;
-  if (exp == 0) {
-    v = std::ldexp(frac, -24);
-  } else if (exp == 31) {
-    v = frac == 0 ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
-  } else {
-    v = std::ldexp(frac + 1024, exp - 25);
-  }
-  return sign ? -v : v;
 }
 
 uint16_t double_to_half(double d) {
@@ -141,12 +129,6 @@ void append_bytes(std::string* blob, std::string_view s) {
                        static_cast<char>((n >> 24) & 0xFF)};
   blob->append(len, 4);
   blob->append(s.data(), s.size());
-}
-
-const char* dtype_name(int32_t dtype) {
-  static const char* const kNames[] = {"?", "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
-                                       "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"};
-  return dtype >= 1 && dtype <= 13 ? kNames[dtype] : "?";
 }
 
 struct Binding {
@@ -314,10 +296,10 @@ Status Instance::configure(const irb_create_args* args) {
       if (o->pred == kNone && d.dtype != IRB_DTYPE_BYTES) return invalid("declared output '" + name + "' must be BYTES");
       if (o->has_default) {
         const bool text = !o->default_text.empty() || o->dtype == IRB_DTYPE_BYTES;
-        if (text && d.dtype != IRB_DTYPE_BYTES) return invalid("output '" + name + "': a string default for a " + dtype_name(d.dtype) + " output");
+        if (text && d.dtype != IRB_DTYPE_BYTES) return invalid("output '" + name + "': a string default for a " + v2_name(d.dtype) + " output");
         uint8_t scratch[8];
         if (!text && (d.dtype == IRB_DTYPE_BYTES || !write_number(o->default_number, d.dtype, scratch))) {
-          return invalid("output '" + name + "': the default does not fit " + dtype_name(d.dtype));
+          return invalid("output '" + name + "': the default does not fit " + v2_name(d.dtype));
         }
       }
       o->dtype = d.dtype;
@@ -385,13 +367,13 @@ Status Instance::read_row_output(Output& o, int64_t row) {
   }
   const Val v = session_->args(fact)[0];
   if ((o.dtype == IRB_DTYPE_BYTES) != (v.kind == Kind::kStr)) {
-    return Status(IR_ERROR_BACKEND, "output '" + o.name + "' (" + dtype_name(o.dtype) + ") cannot hold " +
+    return Status(IR_ERROR_BACKEND, "output '" + o.name + "' (" + v2_name(o.dtype) + ") cannot hold " +
                                                  (v.kind == Kind::kStr ? "the string \"" + std::string(session_->symbols().text(v.id)) + "\""
                                                                        : "the number " + std::to_string(v.num)));
   }
   uint8_t scratch[8];
   if (v.kind == Kind::kNum && !write_number(v.num, o.dtype, scratch)) {
-    return Status(IR_ERROR_BACKEND, "output '" + o.name + "' (" + dtype_name(o.dtype) + ") cannot hold " + std::to_string(v.num));
+    return Status(IR_ERROR_BACKEND, "output '" + o.name + "' (" + v2_name(o.dtype) + ") cannot hold " + std::to_string(v.num));
   }
   o.is_default[row] = 0;
   o.values[row] = v;

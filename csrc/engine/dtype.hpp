@@ -1,8 +1,11 @@
 // Element types of tensors, matching ir_dtype in the C ABI.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <string_view>
 #include <vector>
 
 #include "infer_runtime.h"  // ir_dtype values
@@ -28,6 +31,35 @@ inline const char* dtype_name(int dtype) {
 }
 
 inline bool is_bytes(int dtype) { return dtype == IR_DTYPE_BYTES; }
+
+// The KServe v2 datatype name of a dtype ("FP32"; "?" for none), and the dtype of a v2 name
+// (0 for none).
+inline const char* v2_name(int dtype) {
+  static const char* const kNames[] = {"?", "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
+                                       "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"};
+  return dtype >= 1 && dtype <= 13 ? kNames[dtype] : "?";
+}
+
+inline int v2_dtype(std::string_view name) {
+  for (int dtype = 1; dtype <= 13; ++dtype) {
+    if (name == v2_name(dtype)) return dtype;
+  }
+  return 0;
+}
+
+// The value of an IEEE 754 half (exact as a double).
+inline double half_to_double(uint16_t h) {
+  const int sign = (h >> 15) & 1, exp = (h >> 10) & 0x1F, frac = h & 0x3FF;
+  double v;
+  if (exp == 0) {
+    v = std::ldexp(frac, -24);
+  } else if (exp == 31) {
+    v = frac == 0 ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+  } else {
+    v = std::ldexp(frac + 1024, exp - 25);
+  }
+  return sign ? -v : v;
+}
 
 inline bool dtype_valid(int dtype) { return dtype_size(dtype) != 0 || is_bytes(dtype); }
 

@@ -519,17 +519,15 @@ void HttpFront::finish(Conn& c, const Completion& done) {
         break;
       case IR_ERROR_BACKEND: {
         // As Python's client_message: the kind of failure and where the details are.
-        if (c.request_id.empty()) c.request_id = fresh_request_id();
         const std::string kind = exception_kind(message);
         answer_error(c, 500,
-                     "the model failed to run this request" + (kind.empty() ? std::string() : " (" + kind + ")") + "; request id " + c.request_id +
+                     "the model failed to run this request" + (kind.empty() ? std::string() : " (" + kind + ")") + "; request id " + request_id_of(c) +
                          "; details are in the server log",
                      message);
         break;
       }
       default:
-        if (c.request_id.empty()) c.request_id = fresh_request_id();
-        answer_error(c, 500, "internal server error; request id " + c.request_id + "; details are in the server log", message);
+        answer_error(c, 500, "internal server error; request id " + request_id_of(c) + "; details are in the server log", message);
         break;
     }
   }
@@ -538,8 +536,7 @@ void HttpFront::finish(Conn& c, const Completion& done) {
 
 void HttpFront::answer_error(Conn& c, int status, const std::string& client_message, const std::string& log_message) {
   encode_error(status, client_message, c.close_after, &c.out);
-  if (c.request_id.empty()) c.request_id = fresh_request_id();
-  push_event(Event{EventKind::kFailed, -1, status, c.model_name, c.request_id, log_message});
+  push_event(Event{EventKind::kFailed, -1, status, c.model_name, request_id_of(c), log_message});
 }
 
 bool HttpFront::flush(Conn& c) {
@@ -626,10 +623,13 @@ void HttpFront::sweep(int64_t now) {
   }
 }
 
-std::string HttpFront::fresh_request_id() {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%s-n%llx", id_prefix_.c_str(), static_cast<unsigned long long>(++id_counter_));
-  return buf;
+const std::string& HttpFront::request_id_of(Conn& c) {
+  if (c.request_id.empty()) {  // the client named none: one made up, as Python does
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%s-n%llx", id_prefix_.c_str(), static_cast<unsigned long long>(++id_counter_));
+    c.request_id = buf;
+  }
+  return c.request_id;
 }
 
 }  // namespace ir::http

@@ -115,7 +115,8 @@ class HttpFront final : public CompletionSink {
   void hand_off(Conn& c);
   void close_conn(Conn& c, bool timed_out);
   void sweep(int64_t now_ns);
-  std::string fresh_request_id();
+  // The request's id for logs and 5xx messages, made up on first use when the client sent none.
+  const std::string& request_id_of(Conn& c);
 
   FrontOptions options_;
   int epoll_fd_ = -1;

@@ -15,31 +15,6 @@ namespace {
 constexpr size_t kMaxName = 256;
 constexpr int64_t kMaxTimeoutUs = 1000000000000;  // above this a timeout means "the default" (as Python)
 
-struct DatatypeName {
-  const char* name;
-  int32_t dtype;
-};
-constexpr DatatypeName kDatatypes[] = {
-    {"BOOL", IR_DTYPE_BOOL},     {"UINT8", IR_DTYPE_UINT8},     {"UINT16", IR_DTYPE_UINT16},   {"UINT32", IR_DTYPE_UINT32},
-    {"UINT64", IR_DTYPE_UINT64}, {"INT8", IR_DTYPE_INT8},       {"INT16", IR_DTYPE_INT16},     {"INT32", IR_DTYPE_INT32},
-    {"INT64", IR_DTYPE_INT64},   {"FP16", IR_DTYPE_FLOAT16},    {"FP32", IR_DTYPE_FLOAT32},    {"FP64", IR_DTYPE_FLOAT64},
-    {"BYTES", IR_DTYPE_BYTES},
-};
-
-int32_t dtype_of(std::string_view name) {
-  for (const auto& d : kDatatypes) {
-    if (name == d.name) return d.dtype;
-  }
-  return 0;
-}
-
-const char* datatype_name(int32_t dtype) {
-  for (const auto& d : kDatatypes) {
-    if (d.dtype == dtype) return d.name;
-  }
-  return "?";
-}
-
 // A name Python's check_name would take, restricted further to printable ASCII (the fast
 // path does not judge what Python would say of the rest).
 bool plain_name(const std::string& s) {
@@ -156,32 +131,6 @@ void append_uint(uint64_t v, std::string* out) {
   out->append(buf, res.ptr);
 }
 
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  uint32_t bits = 0;
-  if (exponent == 0) {
-    if (mantissa == 0) {
-      bits = sign;
-    } else {  // subnormal: normalise
-      int e = -1;
-      do {
-        ++e;
-        mantissa <<= 1;
-      } while ((mantissa & 0x400u) == 0);
-      bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((mantissa & 0x3ffu) << 13);
-    }
-  } else if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else {
-    bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-  }
-  float f = 0;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 // The JSON data of a BYTES output: each length-prefixed element as a string, invalid UTF-8
 // replaced as Python's bytes.decode("utf-8", "replace") does.
 void append_bytes_data(const uint8_t* p, uint64_t size, uint64_t elements, std::string* out) {
@@ -245,8 +194,8 @@ void append_data(int32_t dtype, const uint8_t* p, uint64_t elements, bool wide, 
       case IR_DTYPE_FLOAT16: {
         uint16_t h;
         std::memcpy(&h, p, 2);
-        if (wide) append_double(half_to_float(h), out);
-        else append_float(half_to_float(h), out);
+        if (wide) append_double(half_to_double(h), out);
+        else append_float(static_cast<float>(half_to_double(h)), out);
         break;
       }
       case IR_DTYPE_INT8: append_int(static_cast<int8_t>(*p), out); break;
@@ -469,7 +418,7 @@ bool decode(const ModelConfig& config, std::string_view header, const uint8_t* b
       if (config.inputs[i].name == name->as_string()) slot = i;
     }
     if (slot == n || out->refs[slot].name != nullptr) return false;  // unknown, or twice
-    const int32_t dtype = dtype_of(datatype->as_string());
+    const int32_t dtype = v2_dtype(datatype->as_string());
     if (dtype == 0 || is_bytes(dtype) || dtype != config.inputs[slot].dtype) return false;
     std::vector<int64_t>& dims = out->shapes[slot];
     dims.clear();
@@ -621,7 +570,7 @@ bool encode_response(std::string_view model, std::string_view version, const Dec
     json.append("{\"name\":");
     json::dump_string(o.name, &json);
     json.append(",\"datatype\":\"");
-    json.append(datatype_name(o.dtype));
+    json.append(v2_name(o.dtype));
     json.append("\",\"shape\":[");
     const uint64_t elements = parts[k].elements;
     for (size_t d = 0; d < shape.size(); ++d) {
