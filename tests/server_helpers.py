@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -103,3 +105,18 @@ def running(spec: Path, **kwargs) -> Iterator[Server]:  # type: ignore[no-untype
         yield server
     finally:
         stop_server(server)
+
+
+def log_events(server: Server) -> list[dict[str, Any]]:
+    """The server's JSON log events so far (``log_format = "json"``)."""
+    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+
+
+def wait_for(predicate: Any, timeout: float = 20) -> None:
+    """Polls ``predicate`` until it holds; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")

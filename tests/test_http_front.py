@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server_helpers import Server, start_server, stop_server
+from server_helpers import Server, log_events, start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -196,6 +196,19 @@ def binary_request(model: str, arrays: dict[str, np.ndarray], datatypes: dict[st
     return request_bytes(f"/v2/models/{model}/infer", body, {"Inference-Header-Content-Length": str(len(head))})
 
 
+ONE_ROW = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}]}).encode()
+"""A request of one row for the gated models (``gated``, ``held``)."""
+
+
+def close_gate(gate: Path) -> Path:
+    """Closes the gated models' gate (their batches hold until it reopens); returns the file
+    their backend touches when a batch starts."""
+    entered = gate.with_suffix(".entered")
+    entered.unlink(missing_ok=True)
+    gate.unlink()
+    return entered
+
+
 def normalized(r: Response) -> tuple[int, Any]:
     """What both servers must agree on: the status and the decoded body (binary outputs as
     bytes; a 5xx's request id, which each server makes up, blanked)."""
@@ -244,7 +257,7 @@ def test_inference_is_answered_by_the_engine_and_matches_python(servers) -> None
     time.sleep(0.3)
     r = exchange(native, echo_request(1, outputs=[{"name": "/etc/secret/out"}]))
     assert r.by_engine and r.json()["error"] == "unknown output 'out' (the model returns: x)"
-    logged = [e for e in _log_events(native) if e.get("event") == "request failed" and "unknown output 'nope'" in e.get("error", "")]
+    logged = [e for e in log_events(native) if e.get("event") == "request failed" and "unknown output 'nope'" in e.get("error", "")]
     assert len(logged) == 1 and logged[0]["level"] == "info" and logged[0]["status"] == 400
     # JSON floats: FP32 in shortest form, always a float (never "1", never "-0")
     r = exchange(native, infer_json("echo", [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, -0.0, 0.1, 3.4028234663852886e38]}]))
@@ -483,16 +496,6 @@ def test_connections_the_engine_closes_free_their_slots(servers) -> None:  # typ
 # -- the engine's own answers --------------------------------------------------------------------
 
 
-def _log_events(server: Server) -> list[dict[str, Any]]:
-    events = []
-    for line in server.log().splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
-
-
 def test_a_backend_failure_answers_500_and_logs_once(servers) -> None:  # type: ignore[no-untyped-def]
     native, python = servers
     raw = request_bytes("/v2/models/failing/infer", json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [-1, 2]}]}).encode(),
@@ -502,16 +505,14 @@ def test_a_backend_failure_answers_500_and_logs_once(servers) -> None:  # type: 
     assert normalized(a) == normalized(b)
     assert a.json()["error"] == "the model failed to run this request (ValueError); request id fail-7; details are in the server log"
     time.sleep(0.3)
-    events = [e for e in _log_events(native) if e.get("request_id") == "fail-7"]
+    events = [e for e in log_events(native) if e.get("request_id") == "fail-7"]
     assert len(events) == 1 and events[0]["level"] == "error" and "negative input is not allowed" in events[0]["error"]
     assert events[0]["status"] == 500 and events[0]["model"] == "failing"
 
 
 def test_a_full_queue_and_a_deadline_are_answered_at_once(servers, gate: Path) -> None:  # type: ignore[no-untyped-def]
     native, _ = servers
-    entered = gate.with_suffix(".entered")
-    entered.unlink(missing_ok=True)
-    gate.unlink()  # hold the gated model's batch: one runs, two queue (max_queue_size = 2)
+    entered = close_gate(gate)  # hold the gated model's batch: one runs, two queue (max_queue_size = 2)
     results: dict[int, Response] = {}
 
     def call(k: int, body: dict[str, Any]) -> None:
@@ -520,10 +521,7 @@ def test_a_full_queue_and_a_deadline_are_answered_at_once(servers, gate: Path) -
     one = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}]}
     threads = [threading.Thread(target=call, args=(0, one))]
     threads[0].start()
-    deadline = time.monotonic() + 10
-    while not entered.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert entered.exists()
+    wait_for(entered.exists, timeout=10)
     try:
         # a deadline of 200 ms in the queue: fails after 0.2 s, not when the batch ends
         started = time.monotonic()
@@ -544,29 +542,24 @@ def test_a_full_queue_and_a_deadline_are_answered_at_once(servers, gate: Path) -
             t.join(30)
     assert [results[k].status for k in (0, 1, 2)] == [200, 200, 200]
     time.sleep(0.3)
-    failed = [e for e in _log_events(native) if e.get("event") == "request failed" and e.get("model") == "gated"]
+    failed = [e for e in log_events(native) if e.get("event") == "request failed" and e.get("model") == "gated"]
     assert sorted(e["status"] for e in failed) == [503, 503]
 
 
 def test_a_pipelined_flood_of_refusals_is_answered_in_order(servers, gate: Path) -> None:  # type: ignore[no-untyped-def]
     native, _ = servers
-    entered = gate.with_suffix(".entered")
-    entered.unlink(missing_ok=True)
-    gate.unlink()
-    one = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}]}).encode()
+    entered = close_gate(gate)
     held: list[Response] = []
-    threads = [threading.Thread(target=lambda: held.append(exchange(native, request_bytes("/v2/models/gated/infer", one), timeout=60))) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: held.append(exchange(native, request_bytes("/v2/models/gated/infer", ONE_ROW), timeout=60))) for _ in range(3)]
     try:
         threads[0].start()
-        deadline = time.monotonic() + 10
-        while not entered.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(entered.exists, timeout=10)
         for t in threads[1:]:  # the queue (2) is full from now on
             t.start()
         time.sleep(0.3)
         count = 20000  # answered one after another: never by recursion (20,000 deep crashed the server)
         with socket.create_connection(("127.0.0.1", native.http_port)) as sock:
-            sock.sendall(request_bytes("/v2/models/gated/infer", one) * count)
+            sock.sendall(request_bytes("/v2/models/gated/infer", ONE_ROW) * count)
             buffer = bytearray()
             statuses = [read_response(sock, buffer, timeout=30).status for _ in range(count)]
         assert statuses == [503] * count
@@ -580,10 +573,7 @@ def test_a_pipelined_flood_of_refusals_is_answered_in_order(servers, gate: Path)
 
 def test_a_leaving_client_never_cancels_a_python_served_request(servers, gate: Path) -> None:  # type: ignore[no-untyped-def]
     native, _ = servers
-    entered = gate.with_suffix(".entered")
-    entered.unlink(missing_ok=True)
-    gate.unlink()
-    one = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}]}).encode()
+    entered = close_gate(gate)
     results: list[Response] = []
 
     def through_python() -> None:  # a health check first: this connection is Python's
@@ -591,20 +581,18 @@ def test_a_leaving_client_never_cancels_a_python_served_request(servers, gate: P
             buffer = bytearray()
             sock.sendall(request_bytes("/v2/health/live", b"", method="GET"))
             read_response(sock, buffer)
-            sock.sendall(request_bytes("/v2/models/held/infer", one))
+            sock.sendall(request_bytes("/v2/models/held/infer", ONE_ROW))
             results.append(read_response(sock, buffer, timeout=60))
 
     threads = [threading.Thread(target=through_python) for _ in range(12)]
     try:
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 10
-        while not entered.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(entered.exists, timeout=10)
         time.sleep(0.5)  # one running, the rest queued, under the host's cookies
         for _ in range(24):  # the engine's own requests to the same model, whose clients leave
             with socket.create_connection(("127.0.0.1", native.http_port)) as sock:
-                sock.sendall(request_bytes("/v2/models/held/infer", one))
+                sock.sendall(request_bytes("/v2/models/held/infer", ONE_ROW))
                 time.sleep(0.02)
         time.sleep(0.3)
     finally:
@@ -617,49 +605,38 @@ def test_a_leaving_client_never_cancels_a_python_served_request(servers, gate: P
 
 def test_a_client_that_leaves_cancels_its_queued_request(servers, gate: Path) -> None:  # type: ignore[no-untyped-def]
     native, _ = servers
-    entered = gate.with_suffix(".entered")
-    entered.unlink(missing_ok=True)
-    gate.unlink()
-    one = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}]}).encode()
+    entered = close_gate(gate)
     results: list[Response] = []
-    first = threading.Thread(target=lambda: results.append(exchange(native, request_bytes("/v2/models/gated/infer", one), timeout=30)))
+    first = threading.Thread(target=lambda: results.append(exchange(native, request_bytes("/v2/models/gated/infer", ONE_ROW), timeout=30)))
     first.start()
     try:
-        deadline = time.monotonic() + 10
-        while not entered.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(entered.exists, timeout=10)
         def cancelled() -> int:
             stats = exchange(native, request_bytes("/v2/models/gated/stats", b"", method="GET")).json()["model_stats"][0]
             return int(stats["inference_stats"]["fail"]["count"])
         before = cancelled()
         with socket.create_connection(("127.0.0.1", native.http_port)) as leaving:
-            leaving.sendall(request_bytes("/v2/models/gated/infer", one, {"X-Request-ID": "gone-1"}))
+            leaving.sendall(request_bytes("/v2/models/gated/infer", ONE_ROW, {"X-Request-ID": "gone-1"}))
             time.sleep(0.3)  # queued behind the held batch
-        deadline = time.monotonic() + 5
-        while cancelled() == before and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: cancelled() != before, timeout=5)
         assert cancelled() == before + 1
     finally:
         gate.touch()
         first.join(30)
     assert results[0].status == 200
-    events = [e for e in _log_events(native) if e.get("request_id") == "gone-1"]
+    events = [e for e in log_events(native) if e.get("request_id") == "gone-1"]
     assert [e["event"] for e in events] == ["request cancelled: the client disconnected"]
 
 
 def test_draining_hands_new_requests_to_python_and_finishes_the_old(spec: Path, gate: Path) -> None:
     server = start_server(spec)
     try:
-        entered = gate.with_suffix(".entered")
-        entered.unlink(missing_ok=True)
-        gate.unlink()
+        entered = close_gate(gate)
         results: list[Response] = []
         body = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [3]}]}).encode()
         t = threading.Thread(target=lambda: results.append(exchange(server, request_bytes("/v2/models/gated/infer", body), timeout=30)))
         t.start()
-        deadline = time.monotonic() + 10
-        while not entered.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(entered.exists, timeout=10)
         with socket.create_connection(("127.0.0.1", server.http_port)) as idle:
             idle.sendall(echo_request(1))
             buffer = bytearray()

@@ -23,7 +23,15 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from server_helpers import Server, http_status, running, start_server, stop_server
+from server_helpers import (
+    Server,
+    http_status,
+    log_events,
+    running,
+    start_server,
+    stop_server,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -105,19 +113,6 @@ def split_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     return int(lines[0].split()[1]), headers, body
-
-
-def log_events(server: Server) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-
-
-def wait_for(predicate: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 # -- item 4: client input that reached unhandled exceptions ------------------------------------

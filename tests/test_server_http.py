@@ -15,7 +15,7 @@ import tritonclient.http as httpclient
 import tritonclient.http.aio as aio_httpclient
 from tritonclient.utils import InferenceServerException
 
-from server_helpers import http_status, running
+from server_helpers import http_status, log_events, running
 
 pytestmark = pytest.mark.slow
 
@@ -323,8 +323,7 @@ def test_backend_exception_is_500_and_the_model_keeps_serving(server) -> None:  
     # paths or data) stays in the log, under that id, logged once and without a traceback.
     assert status == 500 and "negative input" not in payload["error"]
     assert "ValueError" in payload["error"] and "request id rid-500" in payload["error"]
-    events = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    failures = [e for e in events if e.get("request_id") == "rid-500" and e.get("level") in ("error", "warning")]
+    failures = [e for e in log_events(server) if e.get("request_id") == "rid-500" and e.get("level") in ("error", "warning")]
     assert len(failures) == 1 and failures[0]["status"] == 500 and failures[0]["model"] == "picky"
     assert "negative input is not allowed" in failures[0]["error"] and "exception" not in failures[0]
     status, payload = post(server, req(tensor(shape=[1, 2], data=[1.0, 0.0])), model="picky")
