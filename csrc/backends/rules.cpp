@@ -25,16 +25,6 @@ using rules::Val;
 
 bool numeric(int32_t dtype) { return dtype >= IRB_DTYPE_BOOL && dtype <= IRB_DTYPE_FLOAT64; }
 
-size_t elem_size(int32_t dtype) {
-  switch (dtype) {
-    case IRB_DTYPE_BOOL: case IRB_DTYPE_UINT8: case IRB_DTYPE_INT8: return 1;
-    case IRB_DTYPE_UINT16: case IRB_DTYPE_INT16: case IRB_DTYPE_FLOAT16: return 2;
-    case IRB_DTYPE_UINT32: case IRB_DTYPE_INT32: case IRB_DTYPE_FLOAT32: return 4;
-    case IRB_DTYPE_UINT64: case IRB_DTYPE_INT64: case IRB_DTYPE_FLOAT64: return 8;
-    default: return 0;
-  }
-}
-
 uint16_t double_to_half(double d) {
   // Round to nearest even through float, the usual route; exact for every half value.
   const float f = static_cast<float>(d);
@@ -417,7 +407,7 @@ Status Instance::run_rows(const irb_batch* batch) {
         if (t.byte_size - off < len) return invalid("input '" + bindings_[b].input + "': truncated BYTES data");
         off += len;
       }
-    } else if (t.byte_size != elements * elem_size(t.dtype)) {
+    } else if (t.byte_size != elements * dtype_size(t.dtype)) {
       return invalid("input '" + bindings_[b].input + "': byte size does not match its shape");
     }
   }
@@ -451,7 +441,7 @@ Status Instance::run_rows(const irb_batch* batch) {
                                (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
           args_[j] = Val::symbol(session_->intern(std::string_view(reinterpret_cast<const char*>(p + 4), len)));
         } else {
-          args_[j] = Val::number(read_number(static_cast<const uint8_t*>(t.data) + e * elem_size(t.dtype), t.dtype));
+          args_[j] = Val::number(read_number(static_cast<const uint8_t*>(t.data) + e * dtype_size(t.dtype), t.dtype));
         }
       }
       session_->assert_fact(s.pred, args_.data(), static_cast<uint32_t>(args_.size()));
@@ -525,7 +515,7 @@ irb_error* Instance::execute(const irb_batch* batch) {
       if (!o.blob.empty()) std::memcpy(data, o.blob.data(), o.blob.size());
       continue;
     }
-    const size_t es = elem_size(o.dtype);
+    const size_t es = dtype_size(o.dtype);
     if (irb_error* err = host_->output_alloc(batch->sink, o.name.c_str(), o.dtype, 1, shape, static_cast<uint64_t>(rows) * es, &data)) {
       return err;
     }
