@@ -585,6 +585,11 @@ class Runtime(_Common):
             listener(name)
         return new
 
+    def engine_handle(self) -> Any:
+        """The engine's handle (``ir_engine*``) while the runtime runs, else None: what the
+        native HTTP front end is created on."""
+        return None if self._core.engine is None else self._core.engine.handle
+
     def engine_model_handle(self, name: str) -> Any:
         """The engine's handle (``ir_model*``) on model ``name`` serving now, or None for a
         pipeline or an unknown name: what the native HTTP front end routes to."""

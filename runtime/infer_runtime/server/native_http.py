@@ -32,7 +32,7 @@ class NativeHttp:
 
     def __init__(self, runtime: Runtime, *, max_request_bytes: int, read_timeout_s: float, keepalive_timeout_s: float) -> None:
         self.runtime = runtime
-        engine = runtime._core.engine
+        engine = runtime.engine_handle()
         if engine is None:
             raise RuntimeError("the runtime is not running")
         options = ffi.new("ir_http_options*")
@@ -40,7 +40,7 @@ class NativeHttp:
         options.read_timeout_ms = max(1, int(read_timeout_s * 1000))
         options.keepalive_timeout_ms = int(keepalive_timeout_s * 1000)
         out = ffi.new("ir_http**")
-        err = take_error(lib.ir_http_create(engine.handle, options, out))
+        err = take_error(lib.ir_http_create(engine, options, out))
         if err is not None:
             raise err
         self._handle: Any = out[0]
